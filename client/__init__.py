@@ -1,0 +1,1 @@
+"""The per-developer side: daemon, CLI, transport to the team server."""

@@ -1,0 +1,126 @@
+"""Effective configuration: defaults < user TOML < project ``.codeassist.toml`` < environment.
+
+Every value remembers where it came from so ``codeassist config`` can explain it. Secrets (the API
+token) are not config: they live in ``client/auth.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from codeassist.client import paths
+
+__all__ = ["DEFAULT_SERVER_URL", "Config", "ConfigError", "load_config"]
+
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000/v1"
+PROJECT_FILE = ".codeassist.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Config:
+    server_url: str = DEFAULT_SERVER_URL
+    # Served model id; empty means "ask /v1/models and take the first".
+    model: str = ""
+    # FIM family: auto | qwen | starcoder2 | deepseek | codellama | plain
+    family: str = "auto"
+    max_tokens: int = 64
+    temperature: float = 0.0
+    connect_timeout: float = 1.0
+    first_token_timeout: float = 5.0
+    total_timeout: float = 15.0
+    # Prompt budget in tokens for the context engine (1024..4096).
+    budget: int = 2048
+    # Daemon exits after this many seconds with no editor connected.
+    idle_timeout: float = 1800.0
+    # Adaptive debounce bounds (ms).
+    debounce_min_ms: float = 10.0
+    debounce_max_ms: float = 400.0
+    # Endpoints tried in order: names of [endpoints.*] tables, or "default" for server_url.
+    fallback: list[str] = field(default_factory=lambda: ["default"])
+    tunnel_host: str = ""
+    tunnel_remote_port: int = 8000
+    tunnel_local_port: int = 18000
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+
+
+def _coerce(name: str, raw: Any, typ: Any) -> Any:
+    try:
+        if typ in ("int", int):
+            return int(raw)
+        if typ in ("float", float):
+            return float(raw)
+        if str(typ).startswith("list"):
+            if isinstance(raw, str):
+                return [p.strip() for p in raw.split(",") if p.strip()]
+            return list(raw)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config key {name!r}: cannot use {raw!r} ({exc})") from None
+
+
+def user_config_file() -> Path:
+    override = os.environ.get("CODEASSIST_CONFIG")
+    return Path(override) if override else paths.config_dir() / "config.toml"
+
+
+def find_project_file(start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        candidate = d / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_config(project_dir: Path | None = None, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ) if env is None else env
+    cfg = Config()
+    known = {f.name: f for f in fields(Config) if f.name != "sources"}
+    cfg.sources = {name: "default" for name in known}
+
+    def apply(values: dict[str, Any], origin: str) -> None:
+        for key, raw in values.items():
+            if key not in known:
+                continue  # other tables (endpoints, keys) belong to other modules
+            setattr(cfg, key, _coerce(key, raw, known[key].type))
+            cfg.sources[key] = origin
+
+    ufile = user_config_file()
+    if ufile.is_file():
+        apply(_read_toml(ufile), str(ufile))
+    pfile = find_project_file((project_dir or Path.cwd()).resolve())
+    if pfile is not None:
+        apply(_read_toml(pfile), str(pfile))
+    apply(
+        {k: env[f"CODEASSIST_{k.upper()}"] for k in known if f"CODEASSIST_{k.upper()}" in env},
+        "environment",
+    )
+    if not 1024 <= cfg.budget <= 4096:
+        raise ConfigError(f"budget must be within 1024..4096 tokens, got {cfg.budget}")
+    cfg.server_url = cfg.server_url.rstrip("/")
+    return cfg
+
+
+def replace(cfg: Config, **changes: Any) -> Config:
+    new = dataclasses.replace(cfg, **changes)
+    new.sources = {**cfg.sources, **{k: "override" for k in changes}}
+    return new

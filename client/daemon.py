@@ -1,0 +1,297 @@
+"""The per-user daemon: one per user, shared by every editor through a unix socket.
+
+It owns the document mirror, the completion engine (and with it the cache, the index and the pooled
+HTTP connection), so several editors share all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from codeassist.client import paths
+from codeassist.client.config import Config, load_config
+from codeassist.client.documents import DocumentStore
+from codeassist.client.engine import CompletionEngine
+from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
+from codeassist.client.transport.http import HttpTransport
+
+__all__ = ["Daemon", "main"]
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+Handler = Callable[["Connection", dict[str, Any]], Awaitable[Any]]
+
+
+class Connection:
+    _ids = itertools.count(1)
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.id = next(self._ids)
+        self.reader = reader
+        self.writer = writer
+        self.tasks: dict[Any, asyncio.Task[None]] = {}
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if not self.writer.is_closing():
+            write_message(self.writer, msg)
+
+
+class Daemon:
+    def __init__(self, config: Config, engine: CompletionEngine | None = None) -> None:
+        self.config = config
+        self.documents = DocumentStore()
+        self.transport = HttpTransport(
+            config.server_url,
+            connect_timeout=config.connect_timeout,
+            first_token_timeout=config.first_token_timeout,
+            total_timeout=config.total_timeout,
+        )
+        self.engine = engine or CompletionEngine(config, self.transport)
+        self.connections: dict[int, Connection] = {}
+        self.started = time.monotonic()
+        self.last_activity = time.monotonic()
+        self.counters: dict[str, int] = {"requests": 0, "completions": 0, "errors": 0, "cancelled": 0}
+        self._stop = asyncio.Event()
+        self.handlers: dict[str, Handler] = {
+            "hello": self._hello,
+            "status": self._status,
+            "stop": self._stop_request,
+            "doc/open": self._doc_open,
+            "doc/change": self._doc_change,
+            "doc/close": self._doc_close,
+            "complete": self._complete,
+            "accept": self._accept,
+            "workspace/roots": self._roots,
+        }
+        self.roots: list[str] = []
+
+    # -- connection handling -------------------------------------------------------------------
+    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(reader, writer)
+        self.connections[conn.id] = conn
+        log.info("client %d connected (%d total)", conn.id, len(self.connections))
+        try:
+            while True:
+                try:
+                    msg = await read_message(reader)
+                except DaemonError as exc:
+                    conn.send({"id": None, "error": {"code": exc.code, "message": str(exc)}})
+                    continue
+                except ValueError:  # line longer than the stream limit
+                    conn.send({"id": None, "error": {"code": -32600, "message": "message too large"}})
+                    break
+                if msg is None:
+                    break
+                self.last_activity = time.monotonic()
+                self._dispatch(conn, msg)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for task in conn.tasks.values():
+                task.cancel()
+            self.documents.drop_owner(conn.id)
+            self.connections.pop(conn.id, None)
+            self.last_activity = time.monotonic()
+            with contextlib.suppress(Exception):
+                writer.close()
+            log.info("client %d gone (%d left)", conn.id, len(self.connections))
+
+    def _dispatch(self, conn: Connection, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        params = msg.get("params") or {}
+        req_id = msg.get("id")
+        if method == "cancel":
+            task = conn.tasks.get(params.get("id"))
+            if task is not None:
+                task.cancel()
+            return
+        handler = self.handlers.get(method) if isinstance(method, str) else None
+        if handler is None:
+            if req_id is not None:
+                conn.send({"id": req_id, "error": {"code": -32601, "message": f"unknown method {method!r}"}})
+            return
+        task = asyncio.create_task(self._run(conn, handler, req_id, params))
+        if req_id is not None:
+            conn.tasks[req_id] = task
+
+    async def _run(self, conn: Connection, handler: Handler, req_id: Any, params: dict[str, Any]) -> None:
+        try:
+            result = await handler(conn, params)
+            if req_id is not None:
+                conn.send({"id": req_id, "result": result})
+        except asyncio.CancelledError:
+            self.counters["cancelled"] += 1
+            if req_id is not None:
+                conn.send({"id": req_id, "error": {"code": -32800, "message": "request cancelled"}})
+        except (KeyError, TypeError, ValueError) as exc:
+            if req_id is not None:
+                conn.send({"id": req_id, "error": {"code": -32602, "message": f"invalid params: {exc}"}})
+        except Exception as exc:  # never let one request kill the daemon
+            log.exception("handler failed")
+            if req_id is not None:
+                conn.send({"id": req_id, "error": {"code": -32603, "message": f"internal error: {exc!r}"}})
+        finally:
+            if req_id is not None:
+                conn.tasks.pop(req_id, None)
+
+    # -- handlers --------------------------------------------------------------------------------
+    async def _hello(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return {"version": VERSION, "pid": os.getpid(), "client": conn.id}
+
+    async def _status(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "clients": len(self.connections),
+            "documents": len(self.documents.all()),
+            "server_url": self.config.server_url,
+            "model": self.engine._model,
+            "family": self.engine._family,
+            "idle_timeout_s": self.config.idle_timeout,
+            "socket": str(paths.socket_path()),
+            "log": str(paths.log_dir() / "daemon.log"),
+            "counters": dict(self.counters),
+        }
+
+    async def _stop_request(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        asyncio.get_running_loop().call_later(0.05, self._stop.set)
+        return {"stopping": True}
+
+    async def _doc_open(self, conn: Connection, params: dict[str, Any]) -> None:
+        self.documents.open(params["uri"], params["text"], params.get("language", ""),
+                            params.get("version", 0), conn.id)
+
+    async def _doc_change(self, conn: Connection, params: dict[str, Any]) -> None:
+        doc = self.documents.get(params["uri"])
+        if doc is None:
+            raise ValueError(f"document not open: {params['uri']}")
+        for start, end, text in params["edits"]:
+            doc.apply(int(start), int(end), str(text))
+        doc.version = params.get("version", doc.version)
+
+    async def _doc_close(self, conn: Connection, params: dict[str, Any]) -> None:
+        self.documents.close(params["uri"], conn.id)
+
+    async def _complete(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        self.counters["requests"] += 1
+        doc = self.documents.get(params["uri"])
+        if doc is None:
+            raise ValueError(f"document not open: {params['uri']}")
+        offset = int(params["offset"])
+        if not 0 <= offset <= len(doc.text):
+            raise ValueError(f"offset {offset} outside the document (length {len(doc.text)})")
+        result = await self.engine.complete(doc, offset, priority=params.get("priority", "interactive"))
+        if result.error:
+            self.counters["errors"] += 1
+        elif result.text:
+            self.counters["completions"] += 1
+        return result.as_dict()
+
+    async def _accept(self, conn: Connection, params: dict[str, Any]) -> None:
+        self.counters["accepted"] = self.counters.get("accepted", 0) + 1
+
+    async def _roots(self, conn: Connection, params: dict[str, Any]) -> None:
+        for root in params.get("roots", []):
+            if root not in self.roots:
+                self.roots.append(root)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def _idle_watch(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(min(5.0, max(0.2, self.config.idle_timeout / 4)))
+            idle = time.monotonic() - self.last_activity
+            if not self.connections and idle >= self.config.idle_timeout:
+                log.info("idle for %.0fs with no editor connected: exiting", idle)
+                self._stop.set()
+
+    async def serve(self) -> None:
+        sock = paths.socket_path()
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()  # stale: we hold the run lock, so nobody else serves it
+        old_umask = os.umask(0o177)
+        try:
+            server = await asyncio.start_unix_server(self.handle_connection, path=str(sock), limit=MAX_LINE)
+        finally:
+            os.umask(old_umask)
+        os.chmod(sock, 0o600)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        log.info("daemon %d listening on %s (server %s)", os.getpid(), sock, self.config.server_url)
+        watcher = asyncio.create_task(self._idle_watch())
+        try:
+            await self._stop.wait()
+        finally:
+            watcher.cancel()
+            server.close()
+            for conn in list(self.connections.values()):
+                with contextlib.suppress(Exception):
+                    conn.writer.close()
+            with contextlib.suppress(FileNotFoundError):
+                sock.unlink()
+            await self.transport.aclose()
+            log.info("daemon %d stopped", os.getpid())
+
+
+def setup_logging(foreground: bool = False) -> None:
+    handler: logging.Handler
+    if foreground:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.handlers.RotatingFileHandler(
+            paths.log_dir() / "daemon.log", maxBytes=2_000_000, backupCount=3
+        )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("CODEASSIST_LOG_LEVEL", "INFO"))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def run_lock_path() -> str:
+    return str(paths.runtime_dir() / "daemon.run.lock")
+
+
+def main(foreground: bool = False) -> int:
+    setup_logging(foreground)
+    # Held for the daemon's whole life: a second daemon cannot start while this one runs.
+    fd = os.open(run_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another daemon is running; exiting")
+        return 0
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    try:
+        config = load_config()
+    except ValueError as exc:
+        log.error("bad configuration: %s", exc)
+        print(f"codeassist daemon: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    with runner:
+        runner.run(Daemon(config).serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(foreground="--foreground" in sys.argv))

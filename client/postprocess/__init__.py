@@ -1,0 +1,1 @@
+"""Post-processing filters for raw model completions."""

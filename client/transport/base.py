@@ -1,0 +1,44 @@
+"""The seam between the completion pipeline and a model server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["CompletionParams", "StreamChunk", "Transport", "TransportError"]
+
+
+class TransportError(Exception):
+    """A request to the model server failed; ``kind`` says how (for doctor and stats)."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind  # connect | first_token_timeout | total_timeout | http | protocol | auth
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CompletionParams:
+    prompt: str
+    model: str
+    max_tokens: int = 64
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+    # Gateway priority class: interactive | prefetch | batch
+    priority: str = "interactive"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    text: str
+    finish_reason: str | None = None
+
+
+class Transport(Protocol):
+    async def stream(self, params: CompletionParams) -> AsyncIterator[StreamChunk]: ...
+
+    async def models(self) -> list[str]: ...
+
+    async def aclose(self) -> None: ...

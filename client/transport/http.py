@@ -1,0 +1,147 @@
+"""Streaming ``/v1/completions`` over one pooled httpx client (keep-alive)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+from codeassist.client.transport.base import CompletionParams, StreamChunk, TransportError
+
+__all__ = ["HttpTransport"]
+
+log = logging.getLogger(__name__)
+
+_PRIORITY_VALUE = {"interactive": 0, "chat": 5, "prefetch": 10, "batch": 20}
+
+
+class HttpTransport:
+    """One ``httpx.AsyncClient`` shared by every editor the daemon serves.
+
+    Cancelling the task that iterates :meth:`stream` leaves the ``async with`` block, which closes the
+    response and its connection, so the server (and through the gateway, vLLM) sees the disconnect and
+    frees the slot.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        connect_timeout: float = 1.0,
+        first_token_timeout: float = 5.0,
+        total_timeout: float = 15.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.first_token_timeout = first_token_timeout
+        self.total_timeout = total_timeout
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(connect=connect_timeout, read=total_timeout, write=5.0, pool=5.0),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=60),
+            verify=verify,
+        )
+        # Filled per request so callers can report a latency breakdown.
+        self.last_timing: dict[str, float] = {}
+
+    async def models(self) -> list[str]:
+        try:
+            resp = await self._client.get("/models")
+        except httpx.HTTPError as exc:
+            raise TransportError("connect", f"cannot reach {self.base_url}: {exc!r}") from None
+        if resp.status_code in (401, 403):
+            raise TransportError("auth", "the server refused the API token", resp.status_code)
+        if resp.status_code != 200:
+            raise TransportError("http", f"/models answered {resp.status_code}", resp.status_code)
+        try:
+            return [m["id"] for m in resp.json().get("data", [])]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TransportError("protocol", f"unexpected /models body: {exc}") from None
+
+    def _body(self, params: CompletionParams) -> dict[str, object]:
+        body: dict[str, object] = {
+            "model": params.model,
+            "prompt": params.prompt,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "stream": True,
+            # vLLM honours it with --scheduling-policy priority (lower runs first).
+            "priority": _PRIORITY_VALUE.get(params.priority, 0),
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        body.update(params.extra)
+        return body
+
+    async def stream(self, params: CompletionParams) -> AsyncIterator[StreamChunk]:
+        start = time.perf_counter()
+        timing = self.last_timing = {}
+        deadline = start + self.total_timeout
+        headers = {"x-priority": params.priority}
+        try:
+            async with self._client.stream(
+                "POST", "/completions", json=self._body(params), headers=headers
+            ) as resp:
+                timing["headers_ms"] = (time.perf_counter() - start) * 1000
+                if resp.status_code != 200:
+                    detail = (await resp.aread())[:300].decode("utf-8", "replace")
+                    kind = "auth" if resp.status_code in (401, 403) else "http"
+                    raise TransportError(kind, f"server answered {resp.status_code}: {detail}", resp.status_code)
+                lines = resp.aiter_lines()
+                first = True
+                while True:
+                    budget = deadline - time.perf_counter()
+                    if first:
+                        budget = min(budget, start + self.first_token_timeout - time.perf_counter())
+                    if budget <= 0:
+                        raise TimeoutError
+                    line = await asyncio.wait_for(anext(lines), timeout=budget)
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = _parse_event(data)
+                    if chunk is None:
+                        continue
+                    if first:
+                        timing["ttft_ms"] = (time.perf_counter() - start) * 1000
+                        first = False
+                    yield chunk
+                    if chunk.finish_reason:
+                        break
+        except StopAsyncIteration:
+            pass
+        except TimeoutError:
+            kind = "first_token_timeout" if "ttft_ms" not in timing else "total_timeout"
+            raise TransportError(kind, f"{kind.replace('_', ' ')} from {self.base_url}") from None
+        except httpx.TimeoutException as exc:
+            raise TransportError("total_timeout", f"timeout talking to {self.base_url}: {exc!r}") from None
+        except httpx.TransportError as exc:
+            raise TransportError("connect", f"cannot reach {self.base_url}: {exc!r}") from None
+        finally:
+            timing["total_ms"] = (time.perf_counter() - start) * 1000
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _parse_event(data: str) -> StreamChunk | None:
+    try:
+        event = json.loads(data)
+    except ValueError:
+        raise TransportError("protocol", f"bad SSE event: {data[:80]!r}") from None
+    if "error" in event:
+        err = event["error"]
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        raise TransportError("http", f"server error in stream: {msg}")
+    choices = event.get("choices") or []
+    if not choices:
+        return None
+    choice = choices[0]
+    return StreamChunk(text=choice.get("text") or "", finish_reason=choice.get("finish_reason"))

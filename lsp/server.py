@@ -1,0 +1,284 @@
+"""The LSP bridge: a pygls server on stdio that mirrors documents to the daemon and asks it for completions.
+
+It keeps its own copy of each open document so incremental edits can be forwarded as code-point
+offsets (the daemon never sees LSP positions) and so a restarted daemon can be re-primed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from codeassist.client.daemon_client import DaemonUnavailable, connect
+from codeassist.client.protocol import DaemonError, RpcConnection
+from codeassist.lsp.positions import PositionError, position_to_offset
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+__all__ = ["BridgeServer", "create_server"]
+
+log = logging.getLogger(__name__)
+
+ACCEPT_COMMAND = "codeassist.accept"
+# The bridge gives up on the daemon after this long; the editor must never hang.
+REQUEST_TIMEOUT = float(os.environ.get("CODEASSIST_BRIDGE_TIMEOUT", "20"))
+
+
+@dataclass
+class _BadRequest:
+    id: Any
+    error: JsonRpcException
+
+
+class BridgeProtocol(LanguageServerProtocol):
+    """Answers malformed requests with a JSON-RPC error instead of only logging them."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                return _BadRequest(data["id"], exc)
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _BadRequest):
+            self._send_response(message.id, error=message.error.to_response_error())
+            return
+        super().handle_message(message)
+
+
+@dataclass
+class _Doc:
+    text: str
+    language: str
+    version: int
+
+
+class BridgeServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("codeassist", "0.1.0", protocol_cls=BridgeProtocol)
+        self.docs: dict[str, _Doc] = {}
+        self.roots: list[str] = []
+        self._daemon: RpcConnection | None = None
+        self._daemon_lock = asyncio.Lock()
+        self._warned: set[str] = set()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if isinstance(error, json.JSONDecodeError):
+            # Unparseable frame: the id is unknown, so JSON-RPC says answer with id null.
+            self.protocol._send_data(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"parse error: {error}"}}
+            )
+            return
+        log.error("server error: %r", error)
+
+    @property
+    def encoding(self) -> str:
+        enc = self.workspace.position_encoding if self.protocol._workspace else "utf-16"
+        return str(getattr(enc, "value", enc) or "utf-16")
+
+    # -- daemon connection ----------------------------------------------------------------------
+    async def daemon(self) -> RpcConnection:
+        async with self._daemon_lock:
+            if self._daemon is None or self._daemon.closed.is_set():
+                self._daemon = await connect(on_notification=self._on_daemon_notification)
+                # A fresh daemon knows nothing: replay roots and open documents.
+                self._daemon.notify("workspace/roots", {"roots": self.roots})
+                for uri, doc in self.docs.items():
+                    self._daemon.notify(
+                        "doc/open", {"uri": uri, "text": doc.text, "language": doc.language, "version": doc.version}
+                    )
+            return self._daemon
+
+    async def notify_daemon(self, method: str, params: dict[str, Any]) -> None:
+        try:
+            (await self.daemon()).notify(method, params)
+        except (DaemonUnavailable, ConnectionError) as exc:
+            self.warn_once("daemon", f"codeassist: daemon unavailable ({exc})")
+
+    async def request_daemon(self, method: str, params: dict[str, Any]) -> Any:
+        for attempt in (1, 2):
+            conn = await self.daemon()
+            try:
+                return await asyncio.wait_for(conn.request(method, params), REQUEST_TIMEOUT)
+            except ConnectionError:
+                if attempt == 2:
+                    raise
+        return None
+
+    async def _on_daemon_notification(self, method: str, params: dict[str, Any]) -> None:
+        if method == "window/showMessage":
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType(params.get("type", 3)), message=params["message"])
+            )
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        with contextlib.suppress(Exception):
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    # -- completion ----------------------------------------------------------------------------
+    def offset_of(self, uri: str, position: types.Position) -> tuple[_Doc, int]:
+        doc = self.docs.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"document not open: {uri}")
+        try:
+            return doc, position_to_offset(doc.text, position.line, position.character, self.encoding)
+        except PositionError as exc:
+            raise JsonRpcInvalidParams(f"bad position {position.line}:{position.character}: {exc}") from None
+
+    async def complete(self, uri: str, offset: int) -> dict[str, Any] | None:
+        try:
+            result = await self.request_daemon("complete", {"uri": uri, "offset": offset})
+        except (TimeoutError, DaemonUnavailable, ConnectionError, DaemonError) as exc:
+            log.warning("completion failed: %r", exc)
+            self.warn_once("complete", f"codeassist: no completion ({exc or type(exc).__name__})")
+            return None
+        if result and result.get("error"):
+            self.warn_once("server", f"codeassist: model server problem: {result['error']}")
+        return result
+
+
+def create_server() -> BridgeServer:
+    server = BridgeServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: BridgeServer, params: types.InitializeParams) -> None:
+        folders = params.workspace_folders or []
+        ls.roots = [f.uri for f in folders] or ([params.root_uri] if params.root_uri else [])
+        inline = params.capabilities.text_document and params.capabilities.text_document.inline_completion
+        if inline is not None and os.environ.get("CODEASSIST_LSP_COMPLETION") != "always":
+            # Editors with ghost text should not also get the suggestion in their popup.
+            ls.protocol.fm.features.pop(types.TEXT_DOCUMENT_COMPLETION, None)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: BridgeServer, params: types.InitializedParams) -> None:
+        await ls.notify_daemon("workspace/roots", {"roots": ls.roots})
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def folders_changed(ls: BridgeServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        removed = {f.uri for f in params.event.removed}
+        ls.roots = [r for r in ls.roots if r not in removed] + [f.uri for f in params.event.added]
+        await ls.notify_daemon("workspace/roots", {"roots": ls.roots})
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    async def did_open(ls: BridgeServer, params: types.DidOpenTextDocumentParams) -> None:
+        td = params.text_document
+        ls.docs[td.uri] = _Doc(td.text, td.language_id, td.version)
+        await ls.notify_daemon(
+            "doc/open", {"uri": td.uri, "text": td.text, "language": td.language_id, "version": td.version}
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    async def did_change(ls: BridgeServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        doc = ls.docs.get(uri)
+        if doc is None:
+            log.warning("change for unopened document %s", uri)
+            return
+        edits: list[tuple[int, int, str]] = []
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                r = change.range
+                try:
+                    start = position_to_offset(doc.text, r.start.line, r.start.character, ls.encoding, strict=False)
+                    end = position_to_offset(doc.text, r.end.line, r.end.character, ls.encoding, strict=False)
+                except PositionError:
+                    # A line past the end: resync the whole document rather than lose the edit.
+                    log.warning("edit outside %s; resyncing", uri)
+                    start, end = len(doc.text), len(doc.text)
+                doc.text = doc.text[:start] + change.text + doc.text[end:]
+                edits.append((start, end, change.text))
+            else:
+                edits.append((0, len(doc.text), change.text))
+                doc.text = change.text
+        doc.version = params.text_document.version
+        await ls.notify_daemon("doc/change", {"uri": uri, "version": doc.version, "edits": edits})
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    async def did_close(ls: BridgeServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.docs.pop(params.text_document.uri, None)
+        await ls.notify_daemon("doc/close", {"uri": params.text_document.uri})
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: BridgeServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        uri = params.text_document.uri
+        _, offset = ls.offset_of(uri, params.position)
+        result = await ls.complete(uri, offset)
+        if not result or not result.get("text"):
+            return types.InlineCompletionList(items=[])
+        pos = params.position
+        item = types.InlineCompletionItem(
+            insert_text=result["text"],
+            range=types.Range(start=pos, end=pos),
+            command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[result["id"]]),
+        )
+        return types.InlineCompletionList(items=[item])
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "])
+    )
+    async def completion(ls: BridgeServer, params: types.CompletionParams) -> types.CompletionList:
+        uri = params.text_document.uri
+        doc, offset = ls.offset_of(uri, params.position)
+        result = await ls.complete(uri, offset)
+        if not result or not result.get("text"):
+            return types.CompletionList(is_incomplete=True, items=[])
+        return types.CompletionList(is_incomplete=True, items=[completion_item(doc.text, offset, params.position,
+                                                                               result, ls.encoding)])
+
+    @server.command(ACCEPT_COMMAND)
+    async def accept(ls: BridgeServer, args: list[Any]) -> None:
+        completion_id = args[0] if args else None
+        accepted_chars = args[1] if len(args) > 1 else None
+        await ls.notify_daemon("accept", {"id": completion_id, "chars": accepted_chars})
+
+    return server
+
+
+def completion_item(
+    text: str, offset: int, position: types.Position, result: dict[str, Any], encoding: str
+) -> types.CompletionItem:
+    """The whole suggestion as one popup item (Helix): the edit starts at the word being typed so the
+    editor's fuzzy filter keeps the item."""
+    start = offset
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    word = text[start:offset]
+    from codeassist.lsp.positions import offset_to_position
+
+    line, char = offset_to_position(text, start, encoding)
+    suggestion = result["text"]
+    first_line = suggestion.split("\n", 1)[0].strip() or suggestion.strip()
+    label = (word + first_line)[:60]
+    return types.CompletionItem(
+        label=label,
+        kind=types.CompletionItemKind.Text,
+        detail="codeassist",
+        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{word}{suggestion}\n```"),
+        filter_text=word + suggestion,
+        sort_text="0",
+        text_edit=types.TextEdit(
+            range=types.Range(start=types.Position(line=line, character=char), end=position),
+            new_text=word + suggestion,
+        ),
+        command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[result["id"]]),
+    )
+
+
+def main() -> int:
+    logging.basicConfig(level=os.environ.get("CODEASSIST_LOG_LEVEL", "WARNING"), format="%(levelname)s %(message)s")
+    create_server().start_io()
+    return 0

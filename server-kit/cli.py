@@ -1,0 +1,53 @@
+"""`server-kit`: launch the model server (and later the gateway), keys, load test, sizing."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, LocalModelError, LocalModelServer
+
+__all__ = ["main"]
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    if args.model_server != "local":
+        print("server-kit: only --model-server local is implemented so far", file=sys.stderr)
+        return 2
+    server = LocalModelServer(host=args.host, port=args.port, parallel=args.parallel)
+    try:
+        server.start()
+    except LocalModelError as exc:
+        print(f"server-kit: {exc}", file=sys.stderr)
+        return 1
+    print(f"local model server ready: {server.base_url}/v1 (model {LOCAL_MODEL_ALIAS}); Ctrl-C stops it", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        assert server.proc is not None
+        return server.proc.wait() or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="server-kit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    launch = sub.add_parser("launch", help="start the model server")
+    launch.add_argument("--model-server", choices=["local", "vllm"], default="vllm")
+    launch.add_argument("--host", default="127.0.0.1")
+    launch.add_argument("--port", type=int, default=8000)
+    launch.add_argument("--parallel", type=int, default=4)
+    launch.set_defaults(func=cmd_launch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The enforcing gateway in front of vLLM."""

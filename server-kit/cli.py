@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 
+from codeassist.serverkit.cli_gateway import add_gateway_parser, add_keys_parser
 from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, LocalModelError, LocalModelServer
 
 __all__ = ["main"]
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--port", type=int, default=8000)
     launch.add_argument("--parallel", type=int, default=4)
     launch.set_defaults(func=cmd_launch)
+    add_gateway_parser(sub)
+    add_keys_parser(sub)
     return parser
 
 

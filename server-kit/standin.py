@@ -110,13 +110,19 @@ class StandinServer:
 
     async def _stream(self, req: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         b = self.behaviour
-        # The client sends nothing more on this connection while streaming: EOF means it hung up.
-        eof = asyncio.ensure_future(reader.read(1))
+        loop = asyncio.get_running_loop()
 
         async def sleep(seconds: float) -> None:
-            done, _ = await asyncio.wait({eof}, timeout=seconds)
-            if done:
-                raise ConnectionResetError
+            # Poll for the client hanging up (EOF) without reading, so keep-alive stays intact.
+            deadline = loop.time() + seconds
+            while True:
+                if reader.at_eof() or writer.transport.is_closing():
+                    raise ConnectionResetError
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                await asyncio.sleep(min(remaining, 0.01))
+
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
                      b"transfer-encoding: chunked\r\n\r\n")
 
@@ -149,8 +155,6 @@ class StandinServer:
         except (ConnectionError, asyncio.CancelledError):
             self.stats.disconnected += 1
             return False
-        finally:
-            eof.cancel()
 
     def start(self) -> StandinServer:
         def run() -> None:

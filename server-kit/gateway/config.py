@@ -1,0 +1,50 @@
+"""Gateway settings: one frozen dataclass with named defaults, filled from the CLI or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["CLASSES", "CLASS_FLOOR", "GatewayConfig"]
+
+# Priority classes, most urgent first. The floor is the vLLM `priority` value (lower runs first).
+CLASSES: tuple[str, ...] = ("interactive", "chat", "prefetch", "batch")
+CLASS_FLOOR: dict[str, int] = {"interactive": 0, "chat": 5, "prefetch": 10, "batch": 20}
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    upstreams: tuple[str, ...] = ("http://127.0.0.1:8000/v1",)
+    keys_file: Path | None = None          # None: no auth (only for tests of other parts)
+    pepper: bytes = b""                    # server secret mixed into key and user hashes
+    # Scheduling: requests in flight to the upstreams together (≈ vLLM --max-num-seqs per replica).
+    max_inflight: int = 64
+    max_queue: int = 512                   # waiting requests, all users -> 503 when full
+    max_queue_per_user: int = 32           # waiting requests of one user -> 429 when full
+    queue_timeout_s: float = 10.0          # waited this long -> 503 Retry-After, never a hang
+    drr_quantum: int = 1024                # tokens credited per round to each waiting user
+    # Per-user token buckets (defaults; a key may override them).
+    requests_per_minute: float = 600.0
+    request_burst: float = 60.0
+    tokens_per_minute: float = 1_000_000.0
+    # Limits and timeouts.
+    max_body_bytes: int = 256 * 1024
+    connect_timeout_s: float = 2.0
+    first_token_timeout_s: float = 30.0    # no status + first chunk by then -> 504
+    read_timeout_s: float = 60.0           # silence mid-stream -> SSE error event
+    # Replicas.
+    affinity_slack: int = 4                # stay on the affine replica while within this many of the least loaded
+    eject_after_failures: int = 2
+    eject_base_s: float = 5.0
+    eject_max_s: float = 120.0
+    # Observability.
+    audit_file: Path | None = None
+    audit_max_bytes: int = 20 * 1024 * 1024
+    audit_backups: int = 5
+    upstream_metrics_ttl_s: float = 2.0
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def upstream_roots(self) -> tuple[str, ...]:
+        """Upstream base URLs without the trailing ``/v1`` (for ``/health`` and ``/metrics``)."""
+        return tuple(u.rstrip("/").removesuffix("/v1") for u in self.upstreams)

@@ -1,0 +1,88 @@
+"""Everything the gateway holds between requests, built once from a :class:`GatewayConfig`."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import httpx
+from codeassist.serverkit.gateway.audit import AuditLog
+from codeassist.serverkit.gateway.config import CLASSES, GatewayConfig
+from codeassist.serverkit.gateway.keys import KeyStore
+from codeassist.serverkit.gateway.metrics import Registry, UpstreamMetrics
+from codeassist.serverkit.gateway.queue import Scheduler
+from codeassist.serverkit.gateway.ratelimit import RateLimiter
+from codeassist.serverkit.gateway.replicas import ReplicaPool
+
+__all__ = ["UPSTREAM_KEY_ENV", "GatewayState", "UserStats"]
+
+UPSTREAM_KEY_ENV = "CODEASSIST_UPSTREAM_KEY"  # vLLM's own --api-key, if it has one
+
+
+@dataclass
+class UserStats:
+    requests: int = 0
+    completed: int = 0
+    rejected: int = 0
+    errors: int = 0
+    disconnected: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms_sum: float = 0.0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+class GatewayState:
+    def __init__(self, cfg: GatewayConfig, upstream: httpx.AsyncClient | None = None) -> None:
+        self.cfg = cfg
+        self.keys = KeyStore(cfg.keys_file, cfg.pepper) if cfg.keys_file else None
+        self.limiter = RateLimiter(cfg.requests_per_minute, cfg.request_burst, cfg.tokens_per_minute)
+        self.scheduler = Scheduler(len(CLASSES), cfg.max_inflight, cfg.max_queue, cfg.max_queue_per_user,
+                                   cfg.drr_quantum, cfg.queue_timeout_s)
+        self.pool = ReplicaPool(cfg.upstreams, cfg.affinity_slack, cfg.eject_after_failures, cfg.eject_base_s,
+                                cfg.eject_max_s)
+        if upstream is None:
+            headers = {**cfg.extra_headers}
+            if os.environ.get(UPSTREAM_KEY_ENV):
+                headers["authorization"] = f"Bearer {os.environ[UPSTREAM_KEY_ENV]}"
+            upstream = httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(connect=cfg.connect_timeout_s, read=cfg.read_timeout_s, write=10.0,
+                                      pool=cfg.queue_timeout_s),
+                limits=httpx.Limits(max_connections=cfg.max_inflight + 16,
+                                    max_keepalive_connections=cfg.max_inflight + 16, keepalive_expiry=60),
+            )
+        self.client = upstream
+        self.audit = AuditLog(cfg.audit_file, cfg.audit_max_bytes, cfg.audit_backups)
+        self.users: dict[str, UserStats] = defaultdict(UserStats)
+        self.registry = self._registry()
+        self.upstream_metrics = UpstreamMetrics(self.client, cfg.upstream_roots, cfg.upstream_metrics_ttl_s)
+
+    def _registry(self) -> Registry:
+        reg = Registry()
+        reg.counter("codeassist_gateway_requests_total", "Requests by class and status", ("class", "status"))
+        reg.counter("codeassist_gateway_rejections_total", "Requests refused before the upstream", ("reason",))
+        reg.counter("codeassist_gateway_upstream_errors_total", "Upstream failures", ("replica", "kind"))
+        reg.counter("codeassist_gateway_completion_tokens_total", "Streamed completion events", ())
+        reg.histogram("codeassist_gateway_request_seconds", "End-to-end latency at the gateway", ("class",))
+        reg.histogram("codeassist_gateway_ttft_seconds", "Time to first upstream byte", ("class",))
+        reg.histogram("codeassist_gateway_queue_wait_seconds", "Time waiting for an upstream slot", ("class",))
+        s = self.scheduler
+        reg.gauge("codeassist_gateway_queue_depth", "Requests waiting for a slot, by class",
+                  lambda: [(f'{{class="{c}"}}', s.depth(i)) for i, c in enumerate(CLASSES)])
+        reg.gauge("codeassist_gateway_inflight", "Requests with the upstreams", lambda: [("", s.inflight)])
+        reg.gauge("codeassist_gateway_replica_outstanding", "Outstanding requests per replica",
+                  lambda: [(f'{{replica="{r.url}"}}', r.outstanding) for r in self.pool.replicas])
+        reg.gauge("codeassist_gateway_replica_up", "1 unless the replica is ejected",
+                  lambda: [(f'{{replica="{r.url}"}}', int(r.available(self.pool.now()))) for r in self.pool.replicas])
+        return reg
+
+    def reject(self, reason: str, user: str | None = None) -> None:
+        self.registry.inc("codeassist_gateway_rejections_total", reason)
+        if user is not None:
+            self.users[user].rejected += 1
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        self.audit.close()

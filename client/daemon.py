@@ -22,9 +22,10 @@ from typing import Any
 from codeassist.client import paths
 from codeassist.client.config import Config, load_config
 from codeassist.client.documents import DocumentStore
+from codeassist.client.endpoints import FallbackTransport
 from codeassist.client.engine import CompletionEngine
 from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
-from codeassist.client.transport.http import HttpTransport
+from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor
 
 __all__ = ["Daemon", "main"]
 
@@ -52,11 +53,13 @@ class Daemon:
     def __init__(self, config: Config, engine: CompletionEngine | None = None) -> None:
         self.config = config
         self.documents = DocumentStore()
-        self.transport = HttpTransport(
-            config.server_url,
-            connect_timeout=config.connect_timeout,
-            first_token_timeout=config.first_token_timeout,
-            total_timeout=config.total_timeout,
+        # Endpoints in fallback order (gateway, SSH tunnel, ...): one Transport that picks the working one.
+        self.tunnel = TunnelSupervisor(on_change=lambda state: self.transport.tunnel_changed(state))
+        self.transport = FallbackTransport(
+            config,
+            tunnel_url=lambda: self.tunnel.local_url if self.tunnel.state != "stopped" else None,
+            tunnel_up=lambda: self.tunnel.state == "up",
+            notify=self._connectivity_event,
         )
         self.engine = engine or CompletionEngine(config, self.transport)
         self.connections: dict[int, Connection] = {}
@@ -73,7 +76,13 @@ class Daemon:
             "doc/close": self._doc_close,
             "complete": self._complete,
             "accept": self._accept,
+            "stats": self._stats,
             "workspace/roots": self._roots,
+            "tunnel/start": self._tunnel_start,
+            "tunnel/stop": self._tunnel_stop,
+            "tunnel/status": self._tunnel_status,
+            "connectivity/status": self._connectivity_status,
+            "auth/reload": self._auth_reload,
         }
         self.roots: list[str] = []
 
@@ -155,7 +164,7 @@ class Daemon:
             "version": VERSION,
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self.started, 1),
-            "clients": len(self.connections),
+            "clients": len(self.connections) - 1,  # not counting the connection asking
             "documents": len(self.documents.all()),
             "server_url": self.config.server_url,
             "model": self.engine._model,
@@ -181,6 +190,7 @@ class Daemon:
         for start, end, text in params["edits"]:
             doc.apply(int(start), int(end), str(text))
         doc.version = params.get("version", doc.version)
+        self.engine.on_change(doc)  # rhythm, cancel the pending request, check the speculation
 
     async def _doc_close(self, conn: Connection, params: dict[str, Any]) -> None:
         self.documents.close(params["uri"], conn.id)
@@ -202,11 +212,48 @@ class Daemon:
 
     async def _accept(self, conn: Connection, params: dict[str, Any]) -> None:
         self.counters["accepted"] = self.counters.get("accepted", 0) + 1
+        chars = params.get("chars")
+        self.engine.accept(params.get("id"), int(chars) if isinstance(chars, int | float) else None)
+
+    async def _stats(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return {"uptime_s": round(time.monotonic() - self.started, 1), "mode": self.config.engine_mode,
+                **self.engine.stats.snapshot(), "cache": {"entries": len(self.engine.cache),
+                                                          "bytes": self.engine.cache.bytes}}
 
     async def _roots(self, conn: Connection, params: dict[str, Any]) -> None:
         for root in params.get("roots", []):
             if root not in self.roots:
                 self.roots.append(root)
+
+    # -- connectivity: tunnel, endpoint fallback, key reload --------------------------------------------
+    def _connectivity_event(self, event: str, params: dict[str, Any]) -> None:
+        if event == "down":  # once per outage; the bridge shows it in the editor
+            self.broadcast("window/showMessage", {"type": 2, "message": params["message"]})
+        self.broadcast("codeassist/status", {"event": event, **self.transport.status()})
+
+    def broadcast(self, method: str, params: dict[str, Any]) -> None:
+        for conn in list(self.connections.values()):
+            with contextlib.suppress(Exception):
+                conn.send({"method": method, "params": params})
+
+    async def _tunnel_start(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        await self.tunnel.start(TunnelSpec.from_dict(params))
+        return self.tunnel.status()
+
+    async def _tunnel_stop(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        await self.tunnel.stop()
+        return self.tunnel.status()
+
+    async def _tunnel_status(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return self.tunnel.status()
+
+    async def _connectivity_status(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return {**self.transport.status(), "tunnel": self.tunnel.status()}
+
+    async def _auth_reload(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        await self.transport.reload()
+        await self.transport.probe()
+        return self.transport.status()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _idle_watch(self) -> None:
@@ -232,6 +279,13 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         log.info("daemon %d listening on %s (server %s)", os.getpid(), sock, self.config.server_url)
         watcher = asyncio.create_task(self._idle_watch())
+        self.transport.start()
+        if self.config.tunnel_host:
+            with contextlib.suppress(ValueError):
+                await self.tunnel.start(TunnelSpec(
+                    self.config.tunnel_host, self.config.tunnel_remote_port, self.config.tunnel_local_port,
+                    ssh_port=self.config.tunnel_ssh_port, identity=self.config.tunnel_identity,
+                    options=tuple(self.config.tunnel_ssh_options)))
         try:
             await self._stop.wait()
         finally:
@@ -242,6 +296,7 @@ class Daemon:
                     conn.writer.close()
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
+            await self.tunnel.stop()
             await self.transport.aclose()
             log.info("daemon %d stopped", os.getpid())
 

@@ -94,6 +94,7 @@ class HttpTransport:
                     raise TransportError(kind, f"server answered {resp.status_code}: {detail}", resp.status_code)
                 lines = resp.aiter_lines()
                 first = True
+                done = False
                 while True:
                     budget = deadline - time.perf_counter()
                     if first:
@@ -105,7 +106,11 @@ class HttpTransport:
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        break
+                        # Read on to the end of the body so the connection goes back to the pool.
+                        done = True
+                        continue
+                    if done:
+                        continue
                     chunk = _parse_event(data)
                     if chunk is None:
                         continue
@@ -113,8 +118,6 @@ class HttpTransport:
                         timing["ttft_ms"] = (time.perf_counter() - start) * 1000
                         first = False
                     yield chunk
-                    if chunk.finish_reason:
-                        break
         except StopAsyncIteration:
             pass
         except TimeoutError:

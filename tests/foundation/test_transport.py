@@ -1,0 +1,93 @@
+"""The HTTP transport against the scripted stand-in server (exact timings and faults)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from codeassist.client.transport import HttpTransport, TransportError
+from codeassist.client.transport.base import CompletionParams
+from codeassist.serverkit.standin import StandinBehaviour
+
+PARAMS = CompletionParams(prompt="x", model="m", max_tokens=16, stop=("\n\n",), priority="prefetch")
+
+
+async def _collect(t: HttpTransport) -> str:
+    return "".join([c.text async for c in t.stream(PARAMS)])
+
+
+async def test_streams_text_and_sends_fim_fields(standin) -> None:
+    standin.behaviour = StandinBehaviour(tokens=["a", "b", "c"])
+    t = HttpTransport(standin.base_url)
+    try:
+        assert await _collect(t) == "abc"
+        req = standin.stats.requests[-1]
+        assert req["stream"] is True and req["stop"] == ["\n\n"] and "suffix" not in req
+        assert standin.stats.headers[-1]["x-priority"] == "prefetch"
+        assert t.last_timing["ttft_ms"] <= t.last_timing["total_ms"]
+        assert await t.models() == ["standin-model"]
+    finally:
+        await t.aclose()
+
+
+@pytest.mark.parametrize(("fault", "kind"), [("500", "http"), ("401", "auth"), ("hang", "first_token_timeout")])
+async def test_faults_become_typed_errors(standin, fault: str, kind: str) -> None:
+    standin.behaviour = StandinBehaviour(fault=fault)
+    t = HttpTransport(standin.base_url, first_token_timeout=0.3, total_timeout=2)
+    try:
+        with pytest.raises(TransportError) as exc:
+            await _collect(t)
+        assert exc.value.kind == kind
+    finally:
+        await t.aclose()
+
+
+async def test_total_timeout_while_streaming(standin) -> None:
+    standin.behaviour = StandinBehaviour(tokens=["a"] * 50, gap_s=0.1)
+    t = HttpTransport(standin.base_url, first_token_timeout=1, total_timeout=0.5)
+    try:
+        with pytest.raises(TransportError) as exc:
+            await _collect(t)
+        assert exc.value.kind == "total_timeout"
+    finally:
+        await t.aclose()
+
+
+async def test_dropped_stream_is_a_connect_error(standin) -> None:
+    standin.behaviour = StandinBehaviour(tokens=["a"] * 6, fault="drop")
+    t = HttpTransport(standin.base_url)
+    try:
+        with pytest.raises(TransportError):
+            await _collect(t)
+    finally:
+        await t.aclose()
+
+
+async def test_cancellation_closes_the_upstream_stream(standin) -> None:
+    standin.behaviour = StandinBehaviour(tokens=["a"] * 100, gap_s=0.05)
+    t = HttpTransport(standin.base_url)
+    try:
+        task = asyncio.create_task(_collect(t))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(40):
+            if standin.stats.disconnected:
+                break
+            await asyncio.sleep(0.05)
+        assert standin.stats.disconnected == 1 and standin.stats.completed == 0
+    finally:
+        await t.aclose()
+
+
+async def test_connection_is_reused(standin) -> None:
+    standin.behaviour = StandinBehaviour(tokens=["a"])
+    t = HttpTransport(standin.base_url)
+    try:
+        for _ in range(3):
+            await _collect(t)
+        pool = t._client._transport._pool  # type: ignore[attr-defined]
+        assert len(pool.connections) == 1
+    finally:
+        await t.aclose()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tests.conftest import free_port
 
@@ -31,7 +32,7 @@ def test_concurrent_starts_make_one_daemon_with_a_private_socket(daemon_env_fact
     pid = env.daemon_pid()
     assert pid
     out = subprocess.run(["pgrep", "-f", "codeassist.client.daemon"], capture_output=True, text=True).stdout.split()
-    mine = [p for p in out if open(f"/proc/{p}/environ", "rb").read().find(str(env.root).encode()) >= 0]
+    mine = [p for p in out if str(env.root).encode() in Path(f"/proc/{p}/environ").read_bytes()]
     assert mine == [str(pid)]
 
 

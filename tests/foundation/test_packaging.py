@@ -28,7 +28,8 @@ def test_wheel_installs_and_imports_outside_the_repo(tmp_path: Path) -> None:
     assert not any(n.startswith(("client/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "codeassist = codeassist.client.cli:main" in scripts and "server-kit = codeassist.serverkit.cli:main" in scripts
+    assert "codeassist = codeassist.client.cli:main" in scripts
+    assert "server-kit = codeassist.serverkit.cli:main" in scripts
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

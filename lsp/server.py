@@ -240,7 +240,9 @@ def create_server() -> BridgeServer:
                                                                                result, ls.encoding)])
 
     @server.command(ACCEPT_COMMAND)
-    async def accept(ls: BridgeServer, args: list[Any]) -> None:
+    async def accept(ls: BridgeServer, *args: Any) -> None:
+        # pygls 2 spreads the command's arguments over the handler's parameters: [completion_id] or
+        # [completion_id, accepted_chars] (partial accept).
         completion_id = args[0] if args else None
         accepted_chars = args[1] if len(args) > 1 else None
         await ls.notify_daemon("accept", {"id": completion_id, "chars": accepted_chars})

@@ -1,4 +1,9 @@
-"""The completion pipeline inside the daemon: document -> prompt -> model server -> clean text."""
+"""The completion pipeline inside the daemon: document -> prompt -> model server -> clean text.
+
+The orchestrator only wires the stages; each lives in its own module:
+``debounce`` (when to ask), ``cache`` (typing-through and prompt hits), ``prefetch`` (speculation),
+``linemode`` (single vs multi-line), ``postprocess`` (filters), ``stats`` (acceptance signals).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,18 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeassist.client import linemode, postprocess
+from codeassist.client.cache import CompletionCache, prompt_key
 from codeassist.client.config import Config
+from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
+from codeassist.client.latency import LatencyTracker
+from codeassist.client.prefetch import Prefetcher
+from codeassist.client.stats import SessionStats
 from codeassist.client.transport.base import CompletionParams, Transport, TransportError
 from codeassist.context.templates import detect_family, template_for
 from codeassist.context.window import PromptParts, simple_window
@@ -19,12 +31,16 @@ __all__ = ["CompletionEngine", "CompletionResult"]
 
 log = logging.getLogger(__name__)
 
+FILTER_PREFIX_CHARS = 4000
+FILTER_SUFFIX_CHARS = 2000
+SINGLE_LINE_MAX_TOKENS = 32
+
 
 @dataclass
 class CompletionResult:
     text: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    source: str = "model"  # model | cache | prefetch | none
+    source: str = "model"  # model | cache | prefetch | none | cancelled
     multiline: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -41,12 +57,21 @@ class CompletionResult:
 
 
 class CompletionEngine:
-    def __init__(self, config: Config, transport: Transport) -> None:
+    def __init__(self, config: Config, transport: Transport, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.transport = transport
         self._model: str | None = config.model or None
         self._family: str | None = None if config.family == "auto" else config.family
         self._resolve_lock = asyncio.Lock()
+        self.context: Any = None  # the context engine, set by the daemon
+        self.smart = config.engine_mode != "fixed"
+        self.latency = LatencyTracker()
+        self.debouncer = Debouncer(config.debounce_min_ms, config.debounce_max_ms, self.latency, clock,
+                                   fixed_ms=None if self.smart else config.debounce_fixed_ms)
+        self.cache = CompletionCache(config.cache_entries, config.cache_bytes)
+        self.prefetcher = Prefetcher()
+        self.stats = SessionStats()
+        self._inflight: dict[str, asyncio.Task[CompletionResult]] = {}
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -66,60 +91,171 @@ class CompletionEngine:
     def build_prompt(self, doc: Document, offset: int, family: str) -> PromptParts:
         return simple_window(doc.text, offset, template_for(family))
 
-    @staticmethod
-    def wants_multiline(text: str, offset: int) -> bool:
-        """Multi-line only when the rest of the line is blank (not mid-line)."""
-        eol = text.find("\n", offset)
-        rest = text[offset : eol if eol >= 0 else len(text)]
-        return rest.strip() == ""
+    # -- document events ----------------------------------------------------------------------
+    def on_change(self, doc: Document) -> None:
+        """A keystroke: feeds the rhythm, cancels the pending/in-flight request, checks the speculation."""
+        self.debouncer.keystroke(doc.uri)
+        task = self._inflight.pop(doc.uri, None)
+        if task is not None and not task.done():
+            task.cancel()
+        if self.prefetcher.on_change(doc.uri, doc.text):
+            self.stats.bump("prefetch_cancelled")
 
+    def on_close(self, uri: str) -> None:
+        task = self._inflight.pop(uri, None)
+        if task is not None:
+            task.cancel()
+        self.prefetcher.cancel(uri)
+        self.debouncer.forget(uri)
+
+    def accept(self, completion_id: str | None, chars: int | None) -> str:
+        return self.stats.record_accept(completion_id, chars)
+
+    # -- completion -----------------------------------------------------------------------------
     async def complete(self, doc: Document, offset: int, priority: str = "interactive") -> CompletionResult:
         t0 = time.perf_counter()
-        timings: dict[str, float] = {}
+        self.stats.bump("requests")
+        prev = self._inflight.pop(doc.uri, None)
+        if prev is not None and not prev.done():
+            prev.cancel()
+        result = self._from_cache(doc.text, offset) if self.smart else None
+        if result is None and self.smart and (spec := self.prefetcher.joinable(doc.uri, doc.text, offset)):
+            await asyncio.wait({spec})  # joining the speculation: no second request
+            result = self._from_cache(doc.text, offset)
+        if result is None:
+            task = asyncio.create_task(self._request(doc, offset, priority))
+            self._inflight[doc.uri] = task
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                self.stats.bump("cancelled")
+                if current is not None and current.cancelling():
+                    task.cancel()
+                    raise
+                return CompletionResult(text="", source="cancelled", timings={"total_ms": _ms(t0)})
+            finally:
+                if self._inflight.get(doc.uri) is task:
+                    del self._inflight[doc.uri]
+        result.timings["total_ms"] = _ms(t0)
+        if result.text:
+            self.stats.record_shown(result.id, len(result.text), result.source, result.timings["total_ms"])
+            if self.smart:
+                self._speculate(doc, offset, result.text)
+        elif result.error:
+            self.stats.bump("errors")
+        else:
+            self.stats.bump("empty")
+        return result
+
+    def _from_cache(self, text: str, offset: int) -> CompletionResult | None:
+        hit = self.cache.typed_through(text, offset)
+        if hit is None:
+            return None
+        if hit.typed:
+            self.stats.bump("typed_through")
+        return CompletionResult(text=hit.text, source="prefetch" if hit.source == "prefetch" else "cache",
+                                multiline="\n" in hit.text)
+
+    async def _request(self, doc: Document, offset: int, priority: str) -> CompletionResult:
+        t0 = time.perf_counter()
+        text = doc.text
+        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset])
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+        timings = {"debounce_ms": _ms(t0)}
+        self.stats.latency["debounce"].add(timings["debounce_ms"])
         try:
-            model, family = await self.resolve_model()
+            completion, multiline, source = await self._generate(doc, offset, priority, timings)
         except TransportError as exc:
-            return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}",
-                                    timings={"total_ms": (time.perf_counter() - t0) * 1000})
+            log.warning("completion failed: %s", exc)
+            return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}", timings=timings)
+        return CompletionResult(text=completion, source=source if completion else "none", multiline=multiline,
+                                timings=timings)
+
+    async def _generate(self, doc: Document, offset: int, priority: str,
+                        timings: dict[str, float]) -> tuple[str, bool, str]:
+        """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations."""
+        t0 = time.perf_counter()
+        text = doc.text
+        model, family = await self.resolve_model()
+        mode = linemode.decide(text, offset, doc.language)
         parts = self.build_prompt(doc, offset, family)
-        multiline = self.wants_multiline(doc.text, offset)
         template = template_for(family)
-        stop = list(template.stop)
-        if not multiline:
-            stop.append("\n")
+        key = prompt_key(model, "m" if mode.multiline else "s", parts.prompt)
+        cached = self.cache.get(key) if self.smart else None
+        timings["context_ms"] = _ms(t0)
+        if cached is not None:
+            self.cache.put_position(text, offset, cached)
+            return cached, mode.multiline, "cache"
         params = CompletionParams(
             prompt=parts.prompt,
             model=model,
-            max_tokens=self.config.max_tokens if multiline else min(self.config.max_tokens, 32),
+            max_tokens=self.config.max_tokens if mode.multiline else min(self.config.max_tokens,
+                                                                         SINGLE_LINE_MAX_TOKENS),
             temperature=self.config.temperature,
-            stop=tuple(stop),
+            stop=linemode.stops_for(mode, template.stop),
             priority=priority,
         )
-        timings["context_ms"] = (time.perf_counter() - t0) * 1000
-        t_send = time.perf_counter()
-        pieces: list[str] = []
-        error = None
-        try:
-            async for chunk in self.transport.stream(params):
-                if "ttft_ms" not in timings:
-                    timings["ttft_ms"] = (time.perf_counter() - t_send) * 1000
-                pieces.append(chunk.text)
-        except TransportError as exc:
-            error = f"{exc.kind}: {exc}"
-            log.warning("completion failed: %s", error)
-        timings["model_ms"] = (time.perf_counter() - t_send) * 1000
-        text = self.clean("".join(pieces), doc.text, offset, multiline, template.stop)
-        timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        timings["daemon_ms"] = timings["total_ms"] - timings["model_ms"]
-        return CompletionResult(text=text, source="model" if text else "none", multiline=multiline,
-                                timings=timings, error=error)
+        raw = await self._fetch(params, timings)
+        ctx = postprocess.FilterContext(prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
+                                        suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
+                                        multiline=mode.multiline, language=doc.language)
+        completion = postprocess.run(cut_at_stops(raw, params.stop), ctx)
+        if completion and self.smart:
+            source = "prefetch" if priority == "prefetch" else "model"
+            self.cache.put(key, completion, source)
+            self.cache.put_position(text, offset, completion, source)
+        return completion, mode.multiline, "model"
 
-    @staticmethod
-    def clean(raw: str, text: str, offset: int, multiline: bool, stops: tuple[str, ...]) -> str:
-        for s in stops:
-            cut = raw.find(s)
-            if cut >= 0:
-                raw = raw[:cut]
-        if not multiline:
-            raw = raw.split("\n", 1)[0]
-        return raw.rstrip()
+    async def _fetch(self, params: CompletionParams, timings: dict[str, float]) -> str:
+        t_send = time.perf_counter()
+        self.stats.bump("upstream_requests")
+        if params.priority == "prefetch":
+            self.stats.bump("prefetch_requests")
+        self.on_wire(params)
+        pieces: list[str] = []
+        async for chunk in self.transport.stream(params):
+            if "ttft_ms" not in timings:
+                timings["ttft_ms"] = _ms(t_send)
+            pieces.append(chunk.text)
+        timings["model_ms"] = _ms(t_send)
+        self.latency.add(timings["model_ms"])
+        self.stats.latency["model"].add(timings["model_ms"])
+        return "".join(pieces)
+
+    def on_wire(self, params: CompletionParams) -> None:
+        """Hook called just before a request goes to the transport (benchmarks time it)."""
+
+    def _speculate(self, doc: Document, offset: int, guess: str) -> None:
+        text = doc.text
+        new_text = text[:offset] + guess + text[offset:]
+        new_offset = offset + len(guess)
+        if self.cache.typed_through(new_text, new_offset) is not None:
+            return
+        hypo = Document(uri=doc.uri, text=new_text, language=doc.language, version=doc.version)
+        self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset))
+
+    async def _prefetch(self, hypo: Document, offset: int) -> None:
+        try:
+            await self._generate(hypo, offset, "prefetch", {})
+        except TransportError as exc:
+            log.debug("prefetch failed: %s", exc)
+
+    async def aclose(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await self.prefetcher.aclose()
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+def cut_at_stops(raw: str, stops: tuple[str, ...]) -> str:
+    """The server honours ``stop`` too; this keeps a server that ignores it from leaking sentinels."""
+    for s in stops:
+        cut = raw.find(s)
+        if cut >= 0:
+            raw = raw[:cut]
+    return raw

@@ -1,0 +1,119 @@
+"""Single-line or multi-line? Decided from the syntax at the cursor.
+
+* text after the cursor on the same line (other than closing brackets/quotes) → single-line;
+* the cursor right after a block header (tree-sitter: a ``:``/``{`` whose block is still empty) →
+  multi-line, with a larger ``max_tokens``;
+* an empty line → multi-line; otherwise (end of a statement) → single-line.
+
+Only a window of text before the cursor is parsed, so the cost stays flat in the file size. A
+``codeassist.context.parse`` module, when present, supplies the parser; otherwise a small local
+loader is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["LineMode", "decide", "stops_for"]
+
+log = logging.getLogger(__name__)
+
+WINDOW_CHARS = 2000
+CLOSERS = frozenset(")]}\"'`;:,")
+
+_GRAMMARS: dict[str, tuple[str, str]] = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "javascriptreact": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "typescriptreact": ("tree_sitter_typescript", "language_tsx"),
+    "go": ("tree_sitter_go", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+}
+_ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "tsx": "typescriptreact", "rs": "rust",
+            "h": "c", "cc": "cpp", "hpp": "cpp", "jsx": "javascriptreact"}
+BLOCK_TYPES = frozenset({"block", "compound_statement", "statement_block", "declaration_list", "field_declaration_list",
+                         "class_body", "enum_body", "interface_body", "body_statement"})
+
+
+@dataclass(frozen=True)
+class LineMode:
+    multiline: bool
+    reason: str
+
+
+@functools.cache
+def _parser(language: str) -> Any | None:
+    language = _ALIASES.get(language, language)
+    try:
+        parse = importlib.import_module("codeassist.context.parse")
+        get = getattr(parse, "parser_for", None)
+        if get is not None:
+            return get(language)
+    except ImportError:
+        pass
+    spec = _GRAMMARS.get(language)
+    if spec is None:
+        return None
+    try:
+        import tree_sitter
+
+        mod = importlib.import_module(spec[0])
+        return tree_sitter.Parser(tree_sitter.Language(getattr(mod, spec[1])()))
+    except Exception as exc:  # a missing grammar wheel must not break completion
+        log.debug("no tree-sitter parser for %s: %r", language, exc)
+        return None
+
+
+def _after_block_header(before: str, language: str) -> bool:
+    stripped = before.rstrip()
+    if not stripped or stripped[-1] not in ":{":
+        return False
+    parser = _parser(language)
+    if parser is None:
+        # No grammar: the textual rule (a line ending in ':' or '{').
+        return True
+    src = stripped.encode("utf-8", "surrogatepass")
+    tree = parser.parse(src)
+    node = tree.root_node.descendant_for_byte_range(len(src) - 1, len(src))
+    if node is None:
+        return False
+    parent = node.parent
+    if parent is None:
+        return False
+    if node.type == "{" and parent.type in BLOCK_TYPES:
+        return parent.named_child_count == 0
+    if node.type == ":":
+        body = parent.child_by_field_name("body") or parent.child_by_field_name("consequence")
+        return body is not None and body.named_child_count == 0 and body.end_byte <= len(src)
+    return parent.type == "ERROR" and stripped[-1] == "{"
+
+
+def decide(text: str, offset: int, language: str = "") -> LineMode:
+    line_start = text.rfind("\n", 0, offset) + 1
+    eol = text.find("\n", offset)
+    after = text[offset : eol if eol >= 0 else len(text)]
+    if any(ch not in CLOSERS for ch in after.strip()):
+        return LineMode(False, "mid-line")
+    before_line = text[line_start:offset]
+    window = text[max(0, offset - WINDOW_CHARS) : offset]
+    if before_line.strip() == "":
+        if _after_block_header(window, language):
+            return LineMode(True, "block-header")
+        return LineMode(True, "blank-line")
+    if _after_block_header(window, language):
+        return LineMode(True, "block-header")
+    return LineMode(False, "end-of-statement")
+
+
+def stops_for(mode: LineMode, template_stops: tuple[str, ...]) -> tuple[str, ...]:
+    if mode.multiline:
+        return (*template_stops, "\n\n\n")
+    return (*template_stops, "\n")

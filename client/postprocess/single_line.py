@@ -1,0 +1,38 @@
+"""Single-line mode: keep one line and trim it at the end of the syntactic unit.
+
+The unit ends where the completion closes a bracket that was opened before the cursor and that the
+suffix closes too (the completion ran past the unit: what follows belongs after the suffix's closer),
+or after a top-level ``;``.
+"""
+
+from __future__ import annotations
+
+from codeassist.client.postprocess.base import BRACKETS, OPENERS, FilterContext, line_after, line_before, scan_brackets
+
+__all__ = ["apply"]
+
+
+def apply(text: str, ctx: FilterContext) -> str:
+    if ctx.multiline:
+        return text
+    out = text.split("\n", 1)[0] if text.strip() else text
+    rest = line_after(ctx).lstrip()
+    over_closed = bool(rest) and bool(scan_brackets(line_before(ctx) + out + rest)[1])
+    depth = 0
+    quote: str | None = None
+    for i, ch in enumerate(out):
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'`":
+            quote = ch
+        elif ch in OPENERS:
+            depth += 1
+        elif ch in BRACKETS:
+            depth -= 1
+            if depth < 0 and over_closed and rest.startswith(ch):
+                return out[:i].rstrip()
+        elif ch == ";" and depth == 0 and ctx.language not in ("python", "py"):
+            return out[: i + 1]
+    return out.rstrip() if out != text else text

@@ -1,0 +1,100 @@
+"""Speculative prefetch: after a completion is shown, ask for the next one as if it were accepted.
+
+At most one speculation per document. It stays alive while the document is consistent with the
+hypothesis (the original text, plus a prefix of the guess typed or accepted, plus the original
+suffix); the first divergent keystroke cancels it, which closes its HTTP stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Prefetcher", "Speculation"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Speculation:
+    base: str  # text before the cursor when the completion was shown
+    guess: str  # the shown completion
+    suffix: str  # text after the cursor
+    task: asyncio.Task[Any]
+
+    @property
+    def target_offset(self) -> int:
+        return len(self.base) + len(self.guess)
+
+    def is_target(self, text: str, offset: int) -> bool:
+        return offset == self.target_offset and len(text) == len(self.base) + len(self.guess) + len(self.suffix) \
+            and text.startswith(self.base) and text.endswith(self.suffix) and text[len(self.base):offset] == self.guess
+
+    def consistent(self, text: str) -> bool:
+        extra = len(text) - len(self.base) - len(self.suffix)
+        if not 0 <= extra <= len(self.guess):
+            return False
+        return text.startswith(self.base) and text.endswith(self.suffix) and \
+            self.guess.startswith(text[len(self.base) : len(self.base) + extra])
+
+
+class Prefetcher:
+    def __init__(self) -> None:
+        self._specs: dict[str, Speculation] = {}
+        self.started = 0
+        self.cancelled = 0
+
+    def start(self, uri: str, text: str, offset: int, guess: str, work: Coroutine[Any, Any, Any]) -> bool:
+        """Start ``work`` as the speculation for ``uri``; False (and ``work`` closed) if already running."""
+        base, suffix = text[:offset], text[offset:]
+        old = self._specs.get(uri)
+        if old is not None and not old.task.done() and old.base + old.guess == base + guess and old.suffix == suffix:
+            work.close()
+            return False
+        self.cancel(uri)
+        task = asyncio.create_task(work)
+        self._specs[uri] = Speculation(base, guess, suffix, task)
+        self.started += 1
+        return True
+
+    def in_flight(self, uri: str) -> bool:
+        spec = self._specs.get(uri)
+        return spec is not None and not spec.task.done()
+
+    def joinable(self, uri: str, text: str, offset: int) -> asyncio.Task[Any] | None:
+        spec = self._specs.get(uri)
+        if spec is not None and not spec.task.done() and spec.is_target(text, offset):
+            return spec.task
+        return None
+
+    def on_change(self, uri: str, text: str) -> bool:
+        """Cancel the speculation if the edit diverged from it; True when one was cancelled."""
+        spec = self._specs.get(uri)
+        if spec is None:
+            return False
+        if spec.task.done():
+            if not spec.consistent(text):
+                del self._specs[uri]
+            return False
+        if spec.consistent(text):
+            return False
+        return self.cancel(uri)
+
+    def cancel(self, uri: str) -> bool:
+        spec = self._specs.pop(uri, None)
+        if spec is None or spec.task.done():
+            return False
+        spec.task.cancel()
+        self.cancelled += 1
+        return True
+
+    async def aclose(self) -> None:
+        for uri in list(self._specs):
+            spec = self._specs[uri]
+            self.cancel(uri)
+            with contextlib.suppress(BaseException):
+                await spec.task

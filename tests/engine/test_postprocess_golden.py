@@ -1,0 +1,59 @@
+"""Golden cases for every post-processing filter (Tabby-style TOML, completion marked ├…┤)."""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from pathlib import Path
+
+import pytest
+from codeassist.client import postprocess
+from codeassist.client.postprocess import FilterContext
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "postprocess"
+CASES = sorted(FIXTURES.glob("*/*.toml"))
+
+
+def split(marked: str) -> tuple[str, str, str]:
+    prefix, _, rest = marked.partition("├")
+    middle, sep, suffix = rest.partition("┤")
+    assert sep, "a golden text needs ├ and ┤"
+    return prefix, middle, suffix
+
+
+@pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
+def test_golden(path: Path) -> None:
+    case = tomllib.loads(path.read_text(encoding="utf-8"))
+    prefix, completion, suffix = split(case["case"]["text"])
+    ctx = FilterContext(prefix=prefix, suffix=suffix, multiline=case.get("multiline", False),
+                        language=case.get("language", ""))
+    name = path.parent.name
+    if name == "pipeline":
+        out = postprocess.run(completion, ctx)
+    else:
+        out = importlib.import_module(f"codeassist.client.postprocess.{name}").apply(completion, ctx)
+    expected = case["expected"]
+    if expected.get("unchanged"):
+        assert out == completion, case["description"]
+    elif expected.get("discard"):
+        assert out == "", case["description"]
+    else:
+        e_prefix, e_middle, e_suffix = split(expected["text"])
+        assert (e_prefix, e_suffix) == (prefix, suffix), "expected text must keep the document around the marks"
+        assert out == e_middle, case["description"]
+
+
+def test_every_filter_has_golden_cases() -> None:
+    names = [name for name, _ in postprocess.FILTERS]
+    for name in names:
+        assert len(list((FIXTURES / name).glob("*.toml"))) >= 3, name
+    # the issue's named failure cases are covered
+    have = {f"{p.parent.name}/{p.stem}" for p in CASES}
+    assert {"balance/duplicated_closing_bracket", "suffix_overlap/repeats_next_line",
+            "indentation/body_at_header_level"} <= have
+
+
+def test_fixed_order() -> None:
+    assert [n for n, _ in postprocess.FILTERS] == [
+        "suffix_overlap", "balance", "indentation", "repetition", "single_line", "drop_blank"]
+    assert postprocess.__all__ == ["FILTERS", "FilterContext", "run"]

@@ -147,7 +147,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 # Other modules add their subcommands here (one registrar each).
-REGISTRARS: list[str] = []
+REGISTRARS: list[str] = ["codeassist.client.cli_stats:register"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,13 @@ class Config:
     # Adaptive debounce bounds (ms).
     debounce_min_ms: float = 10.0
     debounce_max_ms: float = 400.0
+    # Completion engine: "adaptive" (adaptive debounce, cache, typing-through, prefetch) or "fixed"
+    # (a plain fixed debounce of debounce_fixed_ms, no cache or prefetch: the comparison baseline).
+    engine_mode: str = "adaptive"
+    debounce_fixed_ms: float = 350.0
+    # Completion cache bounds (shared by every editor on the daemon).
+    cache_entries: int = 1000
+    cache_bytes: int = 4 * 1024 * 1024
     # Endpoints tried in order: names of [endpoints.*] tables, or "default" for server_url.
     fallback: list[str] = field(default_factory=lambda: ["default"])
     tunnel_host: str = ""

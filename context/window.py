@@ -22,6 +22,7 @@ class PromptParts:
     tokens: int = 0
     budget: int = 0
     token_counter: str = "chars/4"
+    ms: float = 0.0
 
 
 def simple_window(

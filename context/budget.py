@@ -1,0 +1,55 @@
+"""Token-budget arithmetic: the split between prefix, suffix and cross-file snippets, and greedy packing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from codeassist.context.retrieve import Snippet
+from codeassist.context.tokens import TokenCounter
+
+__all__ = ["DEFAULT_BUDGET", "MAX_BUDGET", "MIN_BUDGET", "Split", "check_budget", "pack"]
+
+DEFAULT_BUDGET = 2048
+MIN_BUDGET, MAX_BUDGET = 1024, 4096
+_TIER = {"recent": 0, "definition": 1, "open": 2, "similar": 3}
+
+
+@dataclass(frozen=True)
+class Split:
+    prefix: float = 0.55
+    suffix: float = 0.15
+    snippets: float = 0.30
+
+    def __post_init__(self) -> None:
+        total = self.prefix + self.suffix + self.snippets
+        if min(self.prefix, self.suffix, self.snippets) < 0 or abs(total - 1) > 1e-6:
+            raise ValueError(f"budget split must be non-negative and sum to 1, got {self}")
+
+
+def check_budget(budget: int) -> int:
+    if not MIN_BUDGET <= budget <= MAX_BUDGET:
+        raise ValueError(f"budget must be within {MIN_BUDGET}..{MAX_BUDGET} tokens, got {budget}")
+    return budget
+
+
+def pack(candidates: list[Snippet], render: Callable[[Snippet], str], counter: TokenCounter,
+         budget: int, max_recent: int = 2) -> tuple[list[Snippet], list[int]]:
+    """Best candidates first (recent edits, then definitions, then similar chunks) until ``budget`` is used."""
+    chosen: list[Snippet] = []
+    costs: list[int] = []
+    used = misses = recent = 0
+    for s in sorted(candidates, key=lambda s: (_TIER.get(s.kind, 9), -s.score)):
+        if s.kind == "recent" and recent >= max_recent:
+            continue
+        cost = counter.count(render(s))
+        if used + cost > budget:
+            misses += 1
+            if misses > 8:
+                break
+            continue
+        recent += s.kind == "recent"
+        chosen.append(s)
+        costs.append(cost)
+        used += cost
+    return chosen, costs

@@ -1,0 +1,218 @@
+"""ContextEngine: open documents + repo indexes -> PromptParts within a token budget.
+
+Sync and pure apart from the background index/watch threads it owns; the daemon feeds it document events
+and calls ``build`` from ``CompletionEngine.build_prompt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from codeassist.context.budget import DEFAULT_BUDGET, Split, check_budget, pack
+from codeassist.context.errors import ContextError, PositionError
+from codeassist.context.imports import extract_imports
+from codeassist.context.index import RepoIndex
+from codeassist.context.langs import comment_prefix, language_for_path
+from codeassist.context.parse import ParsedDoc
+from codeassist.context.retrieve import Snippet, dedup, definition_snippets, similar_snippets
+from codeassist.context.syntax_window import syntax_window
+from codeassist.context.templates import Template
+from codeassist.context.tokens import TokenCounter, default_counter
+from codeassist.context.watch import IndexWatcher
+from codeassist.context.window import PromptParts
+
+__all__ = ["ContextEngine"]
+
+log = logging.getLogger(__name__)
+
+
+def _path_of(uri_or_path: str) -> Path | None:
+    if uri_or_path.startswith("file://"):
+        return Path(unquote(urlparse(uri_or_path).path))
+    return Path(uri_or_path) if "://" not in uri_or_path else None
+
+
+class ContextEngine:
+    def __init__(self, budget: int = DEFAULT_BUDGET, split: Split | None = None,
+                 counter: TokenCounter | None = None, max_files: int = 20_000, sources: tuple[str, ...] = (
+                     "imports", "symbols", "recent", "similar")) -> None:
+        self.budget = check_budget(budget)
+        self.split = split or Split()
+        self.counter = counter or default_counter()
+        self.max_files = max_files
+        self.sources = sources
+        self.indexes: dict[Path, RepoIndex] = {}
+        self.watchers: list[IndexWatcher] = []
+        self.docs: dict[str, ParsedDoc] = {}
+        self.recent: deque[tuple[str, int, float]] = deque(maxlen=32)  # (uri, line, when)
+        self._resolve_cache: dict[tuple[str, str], list[str]] = {}
+        self._cache_gen: dict[Path, int] = {}
+        self._parsed: dict[str, ParsedDoc] = {}
+
+    # -- roots -------------------------------------------------------------------------------------
+    def add_root(self, root: str | Path, background: bool = True, watch: bool = True) -> RepoIndex:
+        path = _path_of(str(root)) or Path(root)
+        path = path.resolve()
+        index = self.indexes.get(path)
+        if index is None:
+            index = self.indexes[path] = RepoIndex(path, max_files=self.max_files)
+            if background:
+                index.start()
+            else:
+                index.index_all()
+            if watch:
+                self.watchers.append(IndexWatcher(index).start())
+        return index
+
+    def index_for(self, path: Path | None) -> tuple[RepoIndex | None, str | None]:
+        if path is None:
+            return None, None
+        best: tuple[RepoIndex | None, str | None] = (None, None)
+        for index in self.indexes.values():
+            rel = index.rel_path(path)
+            if rel is not None and (best[0] is None or len(str(index.root)) > len(str(best[0].root))):
+                best = (index, rel)
+        return best
+
+    def close(self) -> None:
+        for w in self.watchers:
+            w.stop()
+        for index in self.indexes.values():
+            index.stop()
+
+    # -- documents -------------------------------------------------------------------------------
+    def open_document(self, uri: str, text: str, language: str = "") -> None:
+        self.docs[uri] = ParsedDoc(text, language_for_path(_path_of(uri), language))
+
+    def change_document(self, uri: str, edits: list[tuple[int, int, str]]) -> None:
+        doc = self.docs.get(uri)
+        if doc is None:
+            return
+        for start, end, new_text in edits:
+            doc.edit(int(start), int(end), str(new_text))
+            self.recent.append((uri, doc.text.count("\n", 0, min(int(start), len(doc.text))), time.monotonic()))
+
+    def close_document(self, uri: str) -> None:
+        self.docs.pop(uri, None)
+
+    def _doc(self, uri: str | None, text: str, lang: str | None) -> ParsedDoc:
+        doc = self.docs.get(uri) if uri else None
+        if doc is None:  # not open in an editor (CLI, benchmarks): keep a few parsed files around
+            key = f"{lang}:{uri}"
+            doc = self._parsed.get(key)
+            if doc is None or doc.text != text:
+                doc = ParsedDoc(text, lang)
+            self._parsed.pop(key, None)
+            self._parsed[key] = doc
+            while len(self._parsed) > 8:
+                self._parsed.pop(next(iter(self._parsed)))
+            return doc
+        if doc.text != text:  # out of step with the daemon's mirror: trust the mirror
+            doc.set_text(text)
+        return doc
+
+    # -- building --------------------------------------------------------------------------------
+    def build(self, text: str, offset: int, template: Template, path: str | Path | None = None,
+              uri: str | None = None, language: str = "", budget: int | None = None) -> PromptParts:
+        t0 = time.perf_counter()
+        budget = check_budget(budget or self.budget)
+        if not 0 <= offset <= len(text):
+            raise PositionError(f"offset {offset} is outside the document (length {len(text)})")
+        if 0 < offset < len(text) and "\udc00" <= text[offset] <= "\udfff" and "\ud800" <= text[offset - 1] <= "\udbff":
+            raise PositionError(f"offset {offset} falls inside a surrogate pair")
+        fpath = Path(path) if path is not None else (_path_of(uri) if uri else None)
+        lang = language_for_path(fpath, language)
+        doc = self._doc(uri or (str(fpath) if fpath else None), text, lang)
+        index, rel = self.index_for(fpath.resolve() if fpath else None)
+        rel_name = rel or (fpath.name if fpath else "untitled")
+        c = self.counter
+        overhead = c.count(template.render("", "")) + (c.count(f"{template.file_sep}{rel_name}\n")
+                                                       if template.file_sep else 0)
+        room = budget - overhead
+        snip_budget = int(room * self.split.snippets)
+        suffix_budget = int(room * self.split.suffix) if template.fim else 0
+        cursor_line = text.count("\n", 0, offset)
+        lines = text.split("\n")
+
+        def render(s: Snippet) -> str:
+            if template.file_sep:
+                return f"{template.file_sep}{s.path}\n{s.text}\n"
+            return f"{comment_prefix(lang)} Path: {s.path}\n{s.text}\n"
+
+        cands = self._candidates(doc, index, rel, lang, lines, cursor_line, uri)
+        chosen, costs = pack(cands, render, c, snip_budget)
+        prefix_budget = room - suffix_budget - sum(costs)
+        for _ in range(100):
+            window = syntax_window(doc, offset, c, max(0, prefix_budget), suffix_budget)
+            prefix = "".join(window.headers) + window.prefix
+            # Snippets overlapping the window of the current file would repeat it.
+            keep = [(s, k) for s, k in zip(chosen, costs, strict=True)
+                    if not (s.path == rel and s.start <= window.end_line and window.start_line <= s.end)]
+            order = list(reversed(keep))  # best snippet nearest the cursor
+            block = "".join(render(s) for s, _ in order)
+            if template.file_sep:
+                prompt = block + f"{template.file_sep}{rel_name}\n" + template.render(prefix, window.suffix)
+            elif template.fim:
+                prompt = template.render(block + prefix, window.suffix)
+            else:
+                prompt = block + prefix
+            tokens = c.count(prompt)
+            if tokens <= budget:
+                break
+            over = tokens - budget
+            if chosen:
+                chosen, costs = chosen[:-1], costs[:-1]
+            else:
+                prefix_budget -= max(over, prefix_budget // 10 + 1)
+                if prefix_budget <= 0 and suffix_budget > 0:
+                    suffix_budget = max(0, suffix_budget - over)
+        else:
+            raise ContextError(f"cannot fit the prompt into {budget} tokens")
+        snippets: list[dict[str, object]] = [
+            {"path": s.path, "text": s.text, "tokens": k, "reason": s.reason, "kind": s.kind,
+             "lines": [s.start + 1, s.end]} for s, k in order]
+        return PromptParts(prompt=prompt, prefix=prefix, suffix=window.suffix if template.fim else "",
+                           snippets=snippets, tokens=tokens, budget=budget, token_counter=c.name,
+                           ms=(time.perf_counter() - t0) * 1000)
+
+    def _candidates(self, doc: ParsedDoc, index: RepoIndex | None, rel: str | None, lang: str | None,
+                    lines: list[str], cursor_line: int, uri: str | None) -> list[Snippet]:
+        out: list[Snippet] = []
+        if index is not None:
+            if self._cache_gen.get(index.root) != index.generation:
+                self._resolve_cache.clear()
+                self._cache_gen[index.root] = index.generation
+            root = doc.root
+            imports = extract_imports(root, lang) if root is not None and lang else []
+            out += definition_snippets(index, rel, lang, imports, lines, cursor_line, self._resolve_cache,
+                                       use_imports="imports" in self.sources, use_symbols="symbols" in self.sources)
+            if "similar" in self.sources:
+                query = "\n".join(lines[max(0, cursor_line - 25):cursor_line + 6])
+                out += similar_snippets(index, query, rel, k=4)
+        if "recent" in self.sources:
+            out += self._recent(uri)
+        return dedup(out)
+
+    def _recent(self, current: str | None) -> list[Snippet]:
+        out: list[Snippet] = []
+        seen: set[tuple[str, int]] = set()
+        for uri, line, when in reversed(self.recent):
+            doc = self.docs.get(uri)
+            if doc is None or uri == current or (uri, line // 10) in seen:
+                continue
+            seen.add((uri, line // 10))
+            lines = doc.text.split("\n")
+            lo, hi = max(0, line - 5), min(len(lines), line + 6)
+            p = _path_of(uri)
+            _, rel = self.index_for(p.resolve() if p else None)
+            name = rel or (p.name if p else uri)
+            age = time.monotonic() - when
+            out.append(Snippet(name, "\n".join(lines[lo:hi]), f"recently edited ({age:.0f}s ago)",
+                               1.0 / (1 + age), lo, hi, "recent"))
+            if len(out) >= 4:
+                break
+        return out

@@ -1,0 +1,213 @@
+"""The repo index: per-file definitions and imports, a symbol table (name -> definitions) and a chunk index
+(~60-line windows as identifier sets, an inverted index for BM25/Jaccard).
+
+Cold indexing runs on a background thread; readers use whatever is indexed so far under a short lock.
+Memory is bounded by ``max_files`` and by storing summaries and identifier sets, never whole files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codeassist.context.ignore import IgnoreRules, _record, skip_reason, walk_repo
+from codeassist.context.imports import ImportRef, extract_imports
+from codeassist.context.langs import language_for_path, parser_for
+from codeassist.context.symbols import Definition, extract_definitions
+
+__all__ = ["CHUNK_LINES", "Chunk", "FileEntry", "RepoIndex", "identifiers"]
+
+log = logging.getLogger(__name__)
+
+CHUNK_LINES = 60
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+STOPWORDS = frozenset({
+    "def", "class", "return", "import", "from", "self", "None", "True", "False", "and", "not", "for", "while",
+    "with", "else", "elif", "try", "except", "finally", "pass", "raise", "lambda", "yield", "async", "await",
+    "const", "let", "var", "function", "new", "this", "null", "undefined", "void", "int", "char", "long", "float",
+    "double", "bool", "boolean", "string", "public", "private", "protected", "static", "final", "struct", "enum",
+    "impl", "pub", "use", "mut", "fn", "func", "package", "type", "interface", "include", "define", "ifdef", "endif",
+})
+
+
+def identifiers(text: str) -> set[str]:
+    return {sys.intern(w) for w in _IDENT.findall(text) if w not in STOPWORDS}
+
+
+@dataclass(slots=True)
+class Chunk:
+    rel: str
+    start: int  # 0-based first line
+    end: int  # exclusive
+    idents: frozenset[str]
+
+
+@dataclass(slots=True)
+class FileEntry:
+    rel: str
+    lang: str | None
+    mtime: float
+    defs: list[Definition] = field(default_factory=list)
+    imports: list[ImportRef] = field(default_factory=list)
+    chunk_ids: list[int] = field(default_factory=list)
+
+
+class RepoIndex:
+    def __init__(self, root: str | Path, max_files: int = 20_000) -> None:
+        self.root = Path(root).resolve()
+        self.max_files = max_files
+        self.rules = IgnoreRules(self.root)
+        self.files: dict[str, FileEntry] = {}
+        self.symbols: dict[str, list[Definition]] = defaultdict(list)
+        self.basenames: dict[str, list[str]] = defaultdict(list)
+        self.chunks: dict[int, Chunk] = {}
+        self.postings: dict[str, list[int]] = defaultdict(list)
+        self.skipped: dict[str, str] = {}
+        self.generation = 0  # bumped on every change; caches key on it
+        self.state = "empty"  # empty | indexing | ready | stopped
+        self.index_seconds = 0.0
+        self.lock = threading.RLock()
+        self._next_chunk = 0
+        self._dead_postings = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._parsers: dict[str | None, object] = {}
+
+    # -- building ----------------------------------------------------------------------------------
+    def start(self) -> threading.Thread:
+        """Cold-index in the background; returns the thread (join it to wait)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.index_all, name=f"index:{self.root.name}", daemon=True)
+            self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self.state = "stopped"
+
+    def index_all(self) -> None:
+        self.state = "indexing"
+        t0 = time.perf_counter()
+        for rel in walk_repo(self.root, self.rules, self.skipped):
+            if self._stop.is_set():
+                return
+            if len(self.files) >= self.max_files:
+                _record(self.skipped, rel, f"index full ({self.max_files} files)")
+                continue
+            self.index_file(rel)
+        self.index_seconds = time.perf_counter() - t0
+        self.state = "ready"
+        log.info("indexed %s: %d files, %d definitions, %d chunks in %.2fs (%d skipped)", self.root,
+                 len(self.files), sum(len(v) for v in self.symbols.values()), len(self.chunks),
+                 self.index_seconds, len(self.skipped))
+
+    def index_file(self, rel: str, text: str | None = None) -> bool:
+        """(Re)index one file from disk (or from ``text``, an open document's contents)."""
+        path = self.root / rel
+        if text is None:
+            reason = skip_reason(path, rel, self.rules)
+            if reason is not None:
+                self.remove_file(rel)
+                if path.exists():
+                    _record(self.skipped, rel, reason)
+                return False
+            try:
+                data = path.read_bytes()
+                mtime = path.stat().st_mtime
+            except OSError:
+                self.remove_file(rel)
+                return False
+            text = data.decode("utf-8", errors="replace")
+        else:
+            data, mtime = text.encode("utf-8", errors="surrogatepass"), time.time()
+        lang = language_for_path(rel)
+        entry = FileEntry(rel, lang, mtime)
+        parser = self._parsers.get(lang)
+        if parser is None and lang is not None:
+            parser = self._parsers[lang] = parser_for(lang)
+        if parser is not None:
+            root = parser.parse(data).root_node  # type: ignore[attr-defined]
+            entry.defs = extract_definitions(root, data, rel)
+            entry.imports = extract_imports(root, lang or "")
+        lines = text.split("\n")
+        chunks = [Chunk(rel, s, min(s + CHUNK_LINES, len(lines)),
+                        frozenset(identifiers("\n".join(lines[s:s + CHUNK_LINES]))))
+                  for s in range(0, len(lines), CHUNK_LINES)]
+        with self.lock:
+            self._remove_locked(rel)
+            self.files[rel] = entry
+            self.basenames[rel.rsplit("/", 1)[-1]].append(rel)
+            for d in entry.defs:
+                self.symbols[d.name].append(d)
+            for chunk in chunks:
+                cid = self._next_chunk
+                self._next_chunk += 1
+                self.chunks[cid] = chunk
+                entry.chunk_ids.append(cid)
+                for ident in chunk.idents:
+                    self.postings[ident].append(cid)
+            self.generation += 1
+        return True
+
+    def remove_file(self, rel: str) -> None:
+        with self.lock:
+            if self._remove_locked(rel):
+                self.generation += 1
+
+    def _remove_locked(self, rel: str) -> bool:
+        old = self.files.pop(rel, None)
+        if old is None:
+            return False
+        names = self.basenames.get(rel.rsplit("/", 1)[-1])
+        if names and rel in names:
+            names.remove(rel)
+        for d in old.defs:
+            defs = self.symbols.get(d.name)
+            if defs is not None:
+                defs[:] = [x for x in defs if x.path != rel]
+                if not defs:
+                    del self.symbols[d.name]
+        for cid in old.chunk_ids:
+            chunk = self.chunks.pop(cid, None)
+            self._dead_postings += len(chunk.idents) if chunk else 0
+        if self._dead_postings > 200_000 and self._dead_postings > len(self.chunks) * 20:
+            self._compact_locked()
+        return True
+
+    def _compact_locked(self) -> None:
+        for ident in list(self.postings):
+            live = [c for c in self.postings[ident] if c in self.chunks]
+            if live:
+                self.postings[ident] = live
+            else:
+                del self.postings[ident]
+        self._dead_postings = 0
+
+    # -- reading -----------------------------------------------------------------------------------
+    def rel_path(self, path: str | Path) -> str | None:
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(self.root)
+        except ValueError:
+            return None
+        return rel.as_posix()
+
+    def read_lines(self, rel: str, start: int, end: int) -> str:
+        try:
+            with (self.root / rel).open("r", encoding="utf-8", errors="replace") as fh:
+                return "".join(itertools.islice(fh, start, end))
+        except OSError:
+            return ""
+
+    def stats(self) -> dict[str, object]:
+        return {"root": str(self.root), "state": self.state, "files": len(self.files), "chunks": len(self.chunks),
+                "symbols": len(self.symbols), "skipped": len(self.skipped), "index_s": round(self.index_seconds, 3)}

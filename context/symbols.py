@@ -1,0 +1,156 @@
+"""Definitions in a parsed file: name, kind, line, and a compact summary (signature + docstring head, member
+signatures for classes) — what a cross-file snippet shows, never a whole body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codeassist.context.syntax_window import DEFINITIONS
+from tree_sitter import Node
+
+__all__ = ["Definition", "extract_definitions"]
+
+TYPES = frozenset({
+    "class_definition", "class_declaration", "abstract_class_declaration", "interface_declaration",
+    "impl_item", "trait_item", "struct_specifier", "class_specifier", "namespace_definition", "enum_declaration",
+    "record_declaration", "mod_item",
+})
+WHOLE = frozenset({
+    "struct_item", "enum_item", "type_item", "type_spec", "type_alias_declaration", "enum_specifier",
+    "union_specifier", "const_item", "static_item", "preproc_def", "preproc_function_def", "type_definition",
+})
+WRAPPERS = frozenset({"decorated_definition", "export_statement", "template_declaration", "type_declaration",
+                      "declaration_list", "linkage_specification"})
+COMMENTS = frozenset({"comment", "line_comment", "block_comment"})
+MAX_SIG_LINES = 6
+MAX_WHOLE_LINES = 15
+MAX_MEMBERS = 12
+
+
+@dataclass(slots=True)
+class Definition:
+    name: str
+    kind: str
+    path: str
+    line: int  # 0-based line of the definition's first line
+    text: str  # the summary shown as a snippet
+    owner: str = ""  # enclosing class/impl/namespace name, "" at top level
+
+
+def _name(node: Node) -> str | None:
+    n = node.child_by_field_name("name")
+    if n is None:
+        d = node.child_by_field_name("declarator")
+        while d is not None and d.type not in ("identifier", "field_identifier", "qualified_identifier",
+                                                "type_identifier", "destructor_name", "operator_name"):
+            d = d.child_by_field_name("declarator") or d.child_by_field_name("name")
+        n = d
+    if n is None and node.type == "impl_item":
+        n = node.child_by_field_name("type")
+    return n.text.decode("utf-8", "replace") if n is not None and n.text else None
+
+
+def _lines(data: bytes, a: int, b: int, limit: int) -> str:
+    start = data.rfind(b"\n", 0, a) + 1
+    text = data[start:b].decode("utf-8", "replace").rstrip()
+    lines = text.split("\n")
+    return "\n".join(lines[:limit])
+
+
+def _signature(data: bytes, node: Node) -> str:
+    body = node.child_by_field_name("body")
+    if body is None:
+        return _lines(data, node.start_byte, node.end_byte, MAX_SIG_LINES)
+    end = body.start_byte + (1 if data[body.start_byte:body.start_byte + 1] == b"{" else 0)
+    return _lines(data, node.start_byte, end, MAX_SIG_LINES)
+
+
+def _doc_head(data: bytes, node: Node) -> tuple[str, str]:
+    """(comment lines before the node, docstring lines after the signature), 3 lines at most each."""
+    before: list[str] = []
+    prev = node.prev_sibling
+    while prev is not None and prev.type in COMMENTS and len(before) < 3:
+        before.insert(0, _lines(data, prev.start_byte, prev.end_byte, 3))
+        prev = prev.prev_sibling
+    after = ""
+    body = node.child_by_field_name("body")
+    if body is not None and body.named_child_count:
+        first = body.named_children[0]
+        is_string = first.named_child_count and first.named_children[0].type == "string"
+        if first.type == "expression_statement" and is_string:
+            after = _lines(data, first.start_byte, first.end_byte, 3)
+    return "\n".join(before[-3:]), after
+
+
+def _summary(data: bytes, node: Node, members: list[str] | None = None) -> str:
+    if node.type in WHOLE:
+        return _lines(data, node.start_byte, node.end_byte, MAX_WHOLE_LINES)
+    before, after = _doc_head(data, node)
+    parts = [p for p in (before, _signature(data, node), after) if p]
+    parts.extend(members or [])
+    return "\n".join(parts)
+
+
+def _variable(node: Node) -> str | None:
+    """Module-level constant/variable names (Python assignments, JS/TS const/let, Go const/var)."""
+    if node.type == "expression_statement" and node.named_child_count:
+        a = node.named_children[0]
+        if a.type == "assignment":
+            left = a.child_by_field_name("left")
+            if left is not None and left.type == "identifier" and left.text:
+                return left.text.decode()
+    if node.type in ("lexical_declaration", "variable_declaration", "const_declaration", "var_declaration"):
+        for d in node.named_children:
+            n = d.child_by_field_name("name")
+            if n is not None and n.type == "identifier" and n.text:
+                return n.text.decode()
+    return None
+
+
+def _is_prototype(node: Node) -> bool:
+    if node.type not in ("declaration", "field_declaration"):
+        return False
+    d = node.child_by_field_name("declarator")
+    while d is not None and d.type in ("pointer_declarator", "reference_declarator"):
+        d = d.child_by_field_name("declarator")
+    return d is not None and d.type == "function_declarator"
+
+
+def extract_definitions(root: Node, data: bytes, path: str) -> list[Definition]:
+    out: list[Definition] = []
+
+    def visit(container: Node, owner: str | None, depth: int, owner_line: str = "") -> list[str]:
+        member_sigs: list[str] = []
+        for child in container.named_children:
+            node = child
+            while node.type in WRAPPERS and node.named_child_count:
+                if node.type in ("type_declaration", "declaration_list"):
+                    visit(node, owner, depth, owner_line)
+                    break
+                inner = node.child_by_field_name("definition") or node.child_by_field_name("declaration")
+                node = inner if inner is not None else node.named_children[-1]
+            kind = node.type
+            if kind in DEFINITIONS or kind in WHOLE or _is_prototype(node):
+                name = _name(node)
+                if not name:
+                    continue
+                members: list[str] = []
+                if kind in TYPES and depth < 2:
+                    body = node.child_by_field_name("body")
+                    if body is not None:
+                        first = _signature(data, node).split("\n", 1)[0]
+                        members = visit(body, name, depth + 1, first)[:MAX_MEMBERS]
+                text = _summary(data, node, members)
+                if owner is not None and kind not in TYPES:
+                    member_sigs.append(_signature(data, node))
+                    text = f"{owner_line}\n{text}" if owner_line else text
+                out.append(Definition(name, kind, path, node.start_point[0], text, owner or ""))
+            elif owner is None and depth == 0:
+                var = _variable(node)
+                if var:
+                    out.append(Definition(var, "variable", path, node.start_point[0],
+                                          _lines(data, node.start_byte, node.end_byte, 3)))
+        return member_sigs
+
+    visit(root, None, 0)
+    return out

@@ -147,7 +147,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 # Other modules add their subcommands here (one registrar each).
-REGISTRARS: list[str] = ["codeassist.client.cli_stats:register"]
+REGISTRARS: list[str] = ["codeassist.client.cli_stats:register", "codeassist.client.cli_connect:register"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Any
 
 from codeassist.client import paths
 
-__all__ = ["DEFAULT_SERVER_URL", "Config", "ConfigError", "load_config"]
+__all__ = ["DEFAULT_SERVER_URL", "Config", "ConfigError", "load_config", "set_user_value", "user_config_file"]
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000/v1"
 PROJECT_FILE = ".codeassist.toml"
@@ -56,6 +56,16 @@ class Config:
     tunnel_host: str = ""
     tunnel_remote_port: int = 8000
     tunnel_local_port: int = 18000
+    # Extra ssh settings for the tunnel: port (0 = ssh's default), identity file, `-o Key=Value` options.
+    tunnel_ssh_port: int = 0
+    tunnel_identity: str = ""
+    tunnel_ssh_options: list[str] = field(default_factory=list)
+    # Named endpoints for `fallback` (name -> base URL); "default" is server_url, "tunnel" the SSH tunnel.
+    endpoints: dict[str, str] = field(default_factory=dict)
+    # CA bundle (PEM) to trust for HTTPS endpoints besides the system/certifi roots; empty = certifi.
+    ca_bundle: str = ""
+    # Seconds between background re-probes while no endpoint works (x5 to return to a preferred one).
+    probe_interval: float = 2.0
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,6 +78,10 @@ def _coerce(name: str, raw: Any, typ: Any) -> Any:
             return int(raw)
         if typ in ("float", float):
             return float(raw)
+        if str(typ).startswith("dict"):
+            if isinstance(raw, str):  # environment: "name=url,name2=url2"
+                return dict(p.strip().split("=", 1) for p in raw.split(",") if "=" in p)
+            return {str(k): str(v) for k, v in dict(raw).items()}
         if str(typ).startswith("list"):
             if isinstance(raw, str):
                 return [p.strip() for p in raw.split(",") if p.strip()]
@@ -131,3 +145,36 @@ def replace(cfg: Config, **changes: Any) -> Config:
     new = dataclasses.replace(cfg, **changes)
     new.sources = {**cfg.sources, **{k: "override" for k in changes}}
     return new
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def set_user_value(key: str, value: Any) -> Path:
+    """Set one top-level key in the user config file, keeping the rest of the file as it is."""
+    known = {f.name for f in fields(Config) if f.name != "sources"}
+    if key not in known:
+        raise ConfigError(f"unknown config key {key!r}")
+    path = user_config_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    new_line = f"{key} = {_toml_value(value)}"
+    first_table = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("[")), len(lines))
+    for i, ln in enumerate(lines[:first_table]):
+        if ln.split("=", 1)[0].strip() == key:
+            lines[i] = new_line
+            break
+    else:
+        lines.insert(first_table, new_line)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _read_toml(path)  # refuse to leave a broken file unnoticed
+    return path

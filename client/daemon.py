@@ -77,7 +77,6 @@ class Daemon:
             "complete": self._complete,
             "accept": self._accept,
             "stats": self._stats,
-            "stats": self._stats,
             "workspace/roots": self._roots,
             "tunnel/start": self._tunnel_start,
             "tunnel/stop": self._tunnel_stop,
@@ -192,7 +191,6 @@ class Daemon:
             doc.apply(int(start), int(end), str(text))
         doc.version = params.get("version", doc.version)
         self.engine.on_change(doc)  # rhythm, cancel the pending request, check the speculation
-        self.engine.on_change(doc)  # rhythm, cancel the pending request, check the speculation
 
     async def _doc_close(self, conn: Connection, params: dict[str, Any]) -> None:
         self.documents.close(params["uri"], conn.id)
@@ -214,13 +212,6 @@ class Daemon:
 
     async def _accept(self, conn: Connection, params: dict[str, Any]) -> None:
         self.counters["accepted"] = self.counters.get("accepted", 0) + 1
-        chars = params.get("chars")
-        self.engine.accept(params.get("id"), int(chars) if isinstance(chars, int | float) else None)
-
-    async def _stats(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        return {"uptime_s": round(time.monotonic() - self.started, 1), "mode": self.config.engine_mode,
-                **self.engine.stats.snapshot(), "cache": {"entries": len(self.engine.cache),
-                                                          "bytes": self.engine.cache.bytes}}
         chars = params.get("chars")
         self.engine.accept(params.get("id"), int(chars) if isinstance(chars, int | float) else None)
 

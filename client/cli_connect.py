@@ -1,0 +1,198 @@
+"""`codeassist login | logout | config | tunnel | doctor`: parse, call one function, print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+import time
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _config() -> Any:
+    from codeassist.client.config import ConfigError, load_config
+
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise SystemExit(f"codeassist: {exc}") from None
+
+
+async def _daemon(method: str, params: dict[str, Any] | None = None, start: bool = True) -> Any:
+    from codeassist.client.daemon_client import connect
+
+    conn = await connect(start=start)
+    try:
+        return await conn.request(method, params)
+    finally:
+        await conn.aclose()
+
+
+def _tell_daemon(method: str) -> None:
+    """Best effort: a running daemon picks up the change; none running is fine."""
+    from codeassist.client.daemon_client import DaemonUnavailable
+
+    try:
+        asyncio.run(_daemon(method, start=False))
+    except (DaemonUnavailable, ConnectionError, OSError):
+        pass
+
+
+# -- login / logout ------------------------------------------------------------------------------
+def cmd_login(args: argparse.Namespace) -> int:
+    from codeassist.client import auth
+    from codeassist.client.config import set_user_value
+    from codeassist.client.transport.base import TransportError
+
+    cfg = _config()
+    url = (args.url or cfg.server_url).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        print(f"codeassist: expected an http(s) URL, got {url!r}", file=sys.stderr)
+        return 2
+    if args.key_stdin:
+        token = sys.stdin.readline().strip()
+    else:
+        if not sys.stdin.isatty():
+            print("codeassist: no terminal to ask for the key; pipe it with --key-stdin", file=sys.stderr)
+            return 2
+        token = getpass.getpass(f"API key for {url}: ").strip()
+    try:
+        result = asyncio.run(auth.login(url, token, cfg.ca_bundle))
+    except ValueError as exc:
+        print(f"codeassist: {exc}; nothing stored", file=sys.stderr)
+        return 2
+    except TransportError as exc:
+        print(f"codeassist: {exc}", file=sys.stderr)
+        return 1
+    if result.warning:
+        print(f"codeassist: {result.warning}", file=sys.stderr)
+    if args.url and url != cfg.server_url:
+        path = set_user_value("server_url", url)
+        print(f"server_url = {url} (saved in {path})")
+    models = ", ".join(result.models) or "none"
+    print(f"logged in to {url}: key accepted (models: {models}); stored in {result.stored_in}")
+    _tell_daemon("auth/reload")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from codeassist.client import auth
+
+    url = (args.url or _config().server_url).rstrip("/")
+    removed = auth.delete_token(url)
+    if not removed:
+        print(f"no stored key for {auth.server_key(url)}")
+        return 0
+    print(f"removed the key for {auth.server_key(url)} from {', '.join(removed)}")
+    _tell_daemon("auth/reload")
+    return 0
+
+
+# -- config -------------------------------------------------------------------------------------
+def cmd_config(args: argparse.Namespace) -> int:
+    from codeassist.client.config import user_config_file
+
+    cfg = _config()
+    values = cfg.as_dict()
+    if args.json:
+        print(json.dumps({"user_file": str(user_config_file()),
+                          "values": {k: {"value": v, "source": cfg.sources.get(k, "default")}
+                                     for k, v in values.items()}}))
+        return 0
+    print(f"# user config file: {user_config_file()}")
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        print(f"{key:<{width}} = {json.dumps(value):<40} # {cfg.sources.get(key, 'default')}")
+    return 0
+
+
+# -- tunnel -------------------------------------------------------------------------------------
+def _format_tunnel(st: dict[str, Any]) -> str:
+    spec = st.get("spec") or {}
+    if not spec:
+        return "tunnel: not running"
+    line = (f"tunnel {spec['target']}: {st['state']} — 127.0.0.1:{spec['local_port']} -> "
+            f"{spec['remote_host']}:{spec['remote_port']} (pid {st.get('pid') or '-'}, restarts {st['restarts']})")
+    if st.get("last_error") and st["state"] != "up":
+        line += f"\n  last error: {st['last_error']}"
+    return line
+
+
+def cmd_tunnel(args: argparse.Namespace) -> int:
+    from codeassist.client.daemon_client import DaemonUnavailable
+
+    try:
+        if args.stop:
+            st = asyncio.run(_daemon("tunnel/stop", start=False))
+        elif args.status or not args.target:
+            st = asyncio.run(_daemon("tunnel/status", start=False))
+        else:
+            cfg = _config()
+            spec = {
+                "target": args.target,
+                "remote_port": args.remote_port or cfg.tunnel_remote_port,
+                "local_port": args.local_port or cfg.tunnel_local_port,
+                "ssh_port": args.ssh_port or cfg.tunnel_ssh_port,
+                "identity": args.identity or cfg.tunnel_identity,
+                "options": [*cfg.tunnel_ssh_options, *(args.option or [])],
+            }
+            st = asyncio.run(_daemon("tunnel/start", spec))
+            deadline = time.monotonic() + args.wait
+            while st["state"] != "up" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                st = asyncio.run(_daemon("tunnel/status", start=False))
+    except DaemonUnavailable:
+        st = {"state": "stopped", "spec": None}
+    if args.json:
+        print(json.dumps(st))
+    else:
+        print(_format_tunnel(st))
+    if args.target and not args.stop and not args.status and st["state"] != "up":
+        print("codeassist: the tunnel is not up yet; the daemon keeps retrying (see `codeassist tunnel --status`)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- doctor -------------------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from codeassist.client.doctor import format_report, run_doctor
+
+    report = asyncio.run(run_doctor(samples=args.samples, use_daemon=not args.no_daemon, url=args.url))
+    print(json.dumps(report.as_dict(), indent=1) if args.json else format_report(report))
+    return 0 if report.ok else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("login", help="store the API key for the team server (asked without echo)")
+    p.add_argument("url", nargs="?", help="server base URL, e.g. https://gpu.example.com/v1 (default: server_url)")
+    p.add_argument("--key-stdin", action="store_true", help="read the key from the first line of stdin")
+    p.set_defaults(func=cmd_login)
+    p = sub.add_parser("logout", help="forget the stored API key")
+    p.add_argument("url", nargs="?")
+    p.set_defaults(func=cmd_logout)
+    p = sub.add_parser("config", help="show the effective configuration and where each value comes from")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_config)
+    p = sub.add_parser("tunnel", help="a supervised SSH tunnel to the GPU host (ssh -N -L), run by the daemon")
+    p.add_argument("target", nargs="?", help="user@host or an ~/.ssh/config alias")
+    p.add_argument("--remote-port", type=int, default=0, help="model server port on the host (default 8000)")
+    p.add_argument("--local-port", type=int, default=0, help="local port (default tunnel_local_port)")
+    p.add_argument("--ssh-port", type=int, default=0)
+    p.add_argument("-i", "--identity", default="", help="private key file")
+    p.add_argument("-o", "--option", action="append", help="extra ssh -o Key=Value (repeatable)")
+    p.add_argument("--wait", type=float, default=15.0, help="seconds to wait for the tunnel to come up")
+    p.add_argument("--status", action="store_true")
+    p.add_argument("--stop", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tunnel)
+    p = sub.add_parser("doctor", help="check the connection to the server and measure latency")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-n", "--samples", type=int, default=10, help="completion requests for the latency breakdown")
+    p.add_argument("--no-daemon", action="store_true", help="measure without the daemon (no overhead figures)")
+    p.add_argument("--url", help="check this server instead of server_url")
+    p.set_defaults(func=cmd_doctor)

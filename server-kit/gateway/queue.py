@@ -3,9 +3,9 @@
 At most ``max_inflight`` requests are with the upstreams at once. When all slots are taken a request
 waits in its class's queue; a freed slot goes to the most urgent non-empty class, and inside a class to
 the next user in deficit-round-robin order (each waiting user is credited ``quantum`` tokens per round
-and spends a request's estimated token cost), so a user with a flood of requests gets the same share as
-one with a single request. Full queues and long waits are refused with :class:`Rejected` (429/503 and
-Retry-After) rather than left to hang.
+and spends a request's estimated token cost; at most one request per visit), so a user with a flood
+of requests gets the same share as one with a single request. Full queues and long waits are refused
+with :class:`Rejected` (429/503 and Retry-After) rather than left to hang.
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ class Scheduler:
             while True:
                 user = order[0]
                 head = q[user][0]
-                if deficit[user] >= head.cost:
+                if deficit[user] >= head.cost:  # at most one request per visit, then the next user
                     deficit[user] -= head.cost
                     q[user].popleft()
+                    order.rotate(-1)
                     self._forget(rank, head)
                     return rank, head
                 deficit[user] += self.quantum

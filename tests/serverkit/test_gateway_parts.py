@@ -1,0 +1,157 @@
+"""Unit tests of the gateway's parts with injected clocks: buckets, scheduler, replicas, audit, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from codeassist.serverkit.gateway.audit import AuditLog
+from codeassist.serverkit.gateway.metrics import Registry, parse_nvidia_smi
+from codeassist.serverkit.gateway.queue import Rejected, Scheduler
+from codeassist.serverkit.gateway.ratelimit import RateLimiter
+from codeassist.serverkit.gateway.replicas import ReplicaPool
+from codeassist.serverkit.standin import StandinServer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_token_bucket_refills_at_its_rate():
+    clock = Clock()
+    rl = RateLimiter(requests_per_minute=60, request_burst=2, tokens_per_minute=6000, now=clock)
+    assert rl.check("a", 10) == 0 and rl.check("a", 10) == 0
+    wait = rl.check("a", 10)
+    assert 0.9 < wait <= 1.0
+    assert rl.check("b", 10) == 0  # per user
+    clock.t += 1.0
+    assert rl.check("a", 10) == 0
+    clock.t += 10
+    assert rl.check("a", 6000) == 0 and rl.check("a", 100) == pytest.approx(1.0, abs=0.01)
+
+
+async def test_scheduler_priority_then_round_robin_between_users():
+    s = Scheduler(n_classes=3, max_inflight=1, max_queue=100, max_queue_per_user=100, quantum=100)
+    await s.acquire("x", 0, 10)
+    order: list[str] = []
+
+    async def job(user: str, rank: int) -> None:
+        await s.acquire(user, rank, 10)
+        order.append(f"{user}{rank}")
+        s.release()
+
+    tasks = [asyncio.create_task(job("heavy", 2)) for _ in range(4)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(job("light", 2)), asyncio.create_task(job("urgent", 0))]
+    await asyncio.sleep(0)
+    assert s.queued == 6 and s.depth(2) == 5
+    s.release()
+    await asyncio.gather(*tasks)
+    assert order[0] == "urgent0"
+    assert order.index("light2") <= 2  # not behind the whole heavy flood
+    assert s.inflight == 0 and s.queued == 0
+
+
+async def test_scheduler_cancelled_waiter_leaves_no_trace():
+    s = Scheduler(n_classes=1, max_inflight=1, max_queue=10, max_queue_per_user=10, timeout_s=5)
+    await s.acquire("a", 0, 1)
+    t = asyncio.create_task(s.acquire("b", 0, 1))
+    await asyncio.sleep(0)
+    t.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await t
+    assert s.queued == 0
+    s.release()
+    assert s.inflight == 0
+
+
+async def test_scheduler_rejects_when_full():
+    s = Scheduler(n_classes=1, max_inflight=1, max_queue=1, max_queue_per_user=1, timeout_s=0.05)
+    await s.acquire("a", 0, 1)
+    with pytest.raises(Rejected) as e:
+        await s.acquire("a", 0, 1)
+    assert e.value.status == 503 and e.value.reason == "queued too long" and e.value.retry_after >= 1
+    t = asyncio.create_task(s.acquire("b", 0, 1))
+    await asyncio.sleep(0)
+    with pytest.raises(Rejected) as e:
+        await s.acquire("c", 0, 1)
+    assert e.value.status == 503
+    s.release()
+    await t
+    assert s.inflight == 1
+
+
+def test_replicas_least_outstanding_affinity_and_ejection():
+    clock = Clock()
+    pool = ReplicaPool(("http://a/v1", "http://b/v1", "http://c/v1"), slack=2, eject_after=2, eject_base_s=5,
+                       now=clock)
+    a, b, c = pool.replicas
+    a.outstanding, b.outstanding, c.outstanding = 3, 1, 2
+    assert pool.pick() is b
+    home = pool.pick("alice|main.py")
+    assert all(pool.pick("alice|main.py") is home for _ in range(5))  # sticky
+    homes = {pool.pick(f"user{i}|f.py").url for i in range(30)}
+    assert len(homes) >= 2  # keys spread over replicas
+    home.outstanding = 10  # overloaded: fall back to the least loaded
+    assert pool.pick("alice|main.py") is min(pool.replicas, key=lambda r: r.outstanding)
+    for r in pool.replicas:
+        r.outstanding = 0
+    pool.failed(a)
+    assert a.available(clock())
+    pool.failed(a)
+    assert not a.available(clock()) and all(pool.pick(f"k{i}") is not a for i in range(20))
+    clock.t += 5.1
+    assert a.available(clock())
+    pool.failed(a)
+    pool.failed(a)
+    assert a.ejected_until - clock() == pytest.approx(10)  # back-off doubles
+    pool.succeeded(a)
+    assert a.ejections == 0
+
+
+async def test_dead_replica_is_skipped_and_ejected(keys):
+    from codeassist.serverkit.gateway.app import create_app
+    from gwhelpers import auth, body
+
+    with StandinServer() as live:
+        dead = "http://127.0.0.1:9/v1"  # discard port: connection refused
+        app = create_app(keys.config(upstreams=(dead, live.base_url), eject_after_failures=1))
+        key = keys.add("r")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as cl:
+            rs = [await cl.post("/v1/completions", json=body(prompt=f"p{i}"), headers=auth(key)) for i in range(6)]
+        assert [r.status_code for r in rs] == [200] * 6
+        pool = app.state.gateway.pool
+        assert not pool.replicas[0].available(pool.now()) and pool.replicas[1].served == 6
+
+
+def test_audit_log_rotates_by_size(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl", max_bytes=500, backups=2)
+    for i in range(40):
+        log.record(user="u1", status=200, latency_ms=i, prompt="SECRET PROMPT", key="ca-x.y")
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]
+    text = "".join(p.read_text() for p in tmp_path.iterdir())
+    assert "SECRET" not in text and "ca-x.y" not in text
+    assert all(json.loads(line)["status"] == 200 for line in text.splitlines())
+
+
+def test_metrics_render_and_gpu_parse():
+    reg = Registry()
+    reg.histogram("lat", "latency", ("class",))
+    for v in (0.004, 0.02, 3.0, 100.0):
+        reg.observe("lat", v, "interactive")
+    text = reg.render()
+    assert 'lat_bucket{class="interactive",le="0.005"} 1' in text
+    assert 'lat_bucket{class="interactive",le="5.0"} 3' in text
+    assert 'lat_bucket{class="interactive",le="+Inf"} 4' in text and 'lat_count{class="interactive"} 4' in text
+    lines = parse_nvidia_smi("0, NVIDIA L4, 12, 2000, 23034, 40, [N/A]\n1, NVIDIA L4, 99, 1, 2, 3, 70.1\n")
+    assert 'codeassist_gpu_memory_total_mib{gpu="0",name="NVIDIA L4"} 23034' in lines
+    assert not any("power" in ln and 'gpu="0"' in ln for ln in lines)
+    assert 'codeassist_gpu_power_watts{gpu="1",name="NVIDIA L4"} 70.1' in lines

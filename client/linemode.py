@@ -39,8 +39,6 @@ _GRAMMARS: dict[str, tuple[str, str]] = {
 }
 _ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "tsx": "typescriptreact", "rs": "rust",
             "h": "c", "cc": "cpp", "hpp": "cpp", "jsx": "javascriptreact"}
-BLOCK_TYPES = frozenset({"block", "compound_statement", "statement_block", "declaration_list", "field_declaration_list",
-                         "class_body", "enum_body", "interface_body", "body_statement"})
 
 
 @dataclass(frozen=True)
@@ -88,12 +86,14 @@ def _after_block_header(before: str, language: str) -> bool:
     parent = node.parent
     if parent is None:
         return False
-    if node.type == "{" and parent.type in BLOCK_TYPES:
+    if node.type == "{":
+        # An empty block — or an empty object literal, as JS error recovery reads ``if (a) {``: both
+        # open lines that the completion should fill.
         return parent.named_child_count == 0
     if node.type == ":":
         body = parent.child_by_field_name("body") or parent.child_by_field_name("consequence")
         return body is not None and body.named_child_count == 0 and body.end_byte <= len(src)
-    return parent.type == "ERROR" and stripped[-1] == "{"
+    return False
 
 
 def decide(text: str, offset: int, language: str = "") -> LineMode:

@@ -49,10 +49,10 @@ class Prefetcher:
         self.cancelled = 0
 
     def start(self, uri: str, text: str, offset: int, guess: str, work: Coroutine[Any, Any, Any]) -> bool:
-        """Start ``work`` as the speculation for ``uri``; False (and ``work`` closed) if already running."""
+        """Start ``work`` as the speculation for ``uri``; False (``work`` closed) if this target is already there."""
         base, suffix = text[:offset], text[offset:]
         old = self._specs.get(uri)
-        if old is not None and not old.task.done() and old.base + old.guess == base + guess and old.suffix == suffix:
+        if old is not None and old.base + old.guess == base + guess and old.suffix == suffix:
             work.close()
             return False
         self.cancel(uri)

@@ -1,0 +1,154 @@
+"""The engine over the real HTTP transport against the scripted stand-in: cancellation reaches the
+server, typing-through sends nothing, prefetch runs at low priority and dies on divergence."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from codeassist.client.config import Config
+from codeassist.client.documents import Document
+from codeassist.client.engine import CompletionEngine
+from codeassist.client.transport.http import HttpTransport
+
+
+async def until(cond: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def engine(standin) -> AsyncIterator[CompletionEngine]:
+    cfg = Config(server_url=standin.base_url, debounce_min_ms=0, debounce_max_ms=0, family="plain")
+    eng = CompletionEngine(cfg, HttpTransport(standin.base_url))
+    yield eng
+    await eng.aclose()
+    await eng.transport.aclose()
+
+
+def type_text(engine: CompletionEngine, doc: Document, offset: int, s: str) -> int:
+    for ch in s:
+        doc.apply(offset, offset, ch)
+        offset += 1
+        engine.on_change(doc)
+    return offset
+
+
+async def test_keystroke_cancels_in_flight_and_closes_upstream(engine, standin) -> None:
+    standin.behaviour.ttft_s = 5
+    doc = Document(uri="file:///a.py", text="x = ")
+    task = asyncio.create_task(engine.complete(doc, 4))
+    await until(lambda: len(standin.stats.requests) == 1)
+    type_text(engine, doc, 4, "1")
+    result = await task
+    assert result.source == "cancelled" and result.text == ""
+    await until(lambda: standin.stats.disconnected == 1)
+    assert engine.stats.counts["cancelled"] == 1
+
+
+async def test_editor_cancel_closes_upstream(engine, standin) -> None:
+    standin.behaviour.ttft_s = 5
+    doc = Document(uri="file:///a.py", text="x = ")
+    task = asyncio.create_task(engine.complete(doc, 4))
+    await until(lambda: len(standin.stats.requests) == 1)
+    task.cancel()  # what the daemon does on `cancel` (LSP $/cancelRequest)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await until(lambda: standin.stats.disconnected == 1)
+
+
+async def test_keystroke_during_debounce_sends_nothing(standin) -> None:
+    cfg = Config(server_url=standin.base_url, debounce_min_ms=300, debounce_max_ms=300, family="plain")
+    eng = CompletionEngine(cfg, HttpTransport(standin.base_url))
+    try:
+        doc = Document(uri="file:///a.py", text="x = ")
+        task = asyncio.create_task(eng.complete(doc, 4))
+        await asyncio.sleep(0.1)
+        type_text(eng, doc, 4, "1")
+        assert (await task).source == "cancelled"
+        t0 = time.perf_counter()
+        result = await eng.complete(doc, 5)
+        assert result.text == "hello world"
+        assert (time.perf_counter() - t0) * 1000 >= 300 and result.timings["debounce_ms"] >= 300
+        assert len(standin.stats.requests) == 1  # the debounced-away request never went out
+    finally:
+        await eng.aclose()
+        await eng.transport.aclose()
+
+
+async def test_typing_through_served_from_cache_without_request(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="greeting = \nprint(greeting)\n")
+    off = len("greeting = ")
+    first = await engine.complete(doc, off)
+    assert (first.text, first.source) == ("hello world", "model")
+    await until(lambda: not engine.prefetcher.in_flight(doc.uri))
+    sent = len(standin.stats.requests)
+    off = type_text(engine, doc, off, "hel")
+    t0 = time.perf_counter()
+    hit = await engine.complete(doc, off)
+    assert (hit.text, hit.source) == ("lo world", "cache")
+    assert (time.perf_counter() - t0) * 1000 < 50
+    assert len(standin.stats.requests) == sent
+    assert engine.stats.counts["typed_through"] == 1
+
+
+async def test_prefetch_low_priority_cancelled_on_divergence(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    first = await engine.complete(doc, off)
+    assert first.text == "hello world"
+    standin.behaviour.ttft_s = 5  # the speculative request will hang until cancelled
+    await until(lambda: len(standin.stats.requests) == 2)
+    spec_req, spec_headers = standin.stats.requests[1], standin.stats.headers[1]
+    assert spec_headers["x-priority"] == "prefetch" and spec_req["priority"] > standin.stats.requests[0]["priority"]
+    assert spec_req["prompt"].endswith("greeting = hello world")  # as if the completion were accepted
+    off = type_text(engine, doc, off, "hel")  # consistent with the hypothesis: it lives on
+    await asyncio.sleep(0.2)
+    assert standin.stats.disconnected == 0 and engine.prefetcher.in_flight(doc.uri)
+    type_text(engine, doc, off, "p")  # diverges
+    await until(lambda: standin.stats.disconnected == 1)
+    assert not engine.prefetcher.in_flight(doc.uri)
+    assert engine.stats.counts["prefetch_cancelled"] == 1
+
+
+async def test_accepting_joins_the_prefetch_and_one_speculation_per_document(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    await engine.complete(doc, off)
+    standin.behaviour.ttft_s = 0.3
+    standin.behaviour.tokens = [" again", "\n"]
+    await until(lambda: len(standin.stats.requests) == 2)
+    off = type_text(engine, doc, off, "hello world")  # accept
+    result = await engine.complete(doc, off)
+    assert (result.text, result.source) == (" again", "prefetch")
+    interactive = [r for r in standin.stats.requests if r["priority"] == standin.stats.requests[0]["priority"]]
+    assert len(interactive) == 1  # accepting and continuing cost no interactive request
+
+
+async def test_at_most_one_speculation_per_document(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="a = \nb = \n")
+    await engine.complete(doc, 4)
+    standin.behaviour.ttft_s = 5
+    await until(lambda: len(standin.stats.requests) == 2 and engine.prefetcher.in_flight(doc.uri))
+    engine.cache.put_position(doc.text, 10, "2")  # known there already (shown earlier, say)
+    assert (await engine.complete(doc, 10)).text == "2"  # the cursor moved: a completion shown elsewhere
+    await until(lambda: standin.stats.disconnected == 1)  # the first speculation was cancelled...
+    await until(lambda: len(standin.stats.requests) == 3)  # ...and replaced by one for the new position
+    await asyncio.sleep(0.1)
+    prefetches = [r for r in standin.stats.requests if r["priority"] == standin.stats.requests[1]["priority"]]
+    assert len(prefetches) - standin.stats.disconnected == 1
+    assert engine.prefetcher.in_flight(doc.uri)
+
+
+async def test_line_mode_sets_stops_and_max_tokens(engine, standin) -> None:
+    await engine.complete(Document(uri="file:///b.py", text="x = foo(, 2)\n", language="python"), 8)
+    single = standin.stats.requests[0]
+    assert "\n" in single["stop"] and single["max_tokens"] <= 32
+    await engine.complete(Document(uri="file:///c.py", text="def f(x):\n    ", language="python"), 14)
+    multi = next(r for r in standin.stats.requests if r["prompt"].endswith("def f(x):\n    "))
+    assert "\n" not in multi["stop"] and multi["max_tokens"] == engine.config.max_tokens

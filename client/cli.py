@@ -147,7 +147,11 @@ def _register_core(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 # Other modules add their subcommands here (one registrar each).
-REGISTRARS: list[str] = ["codeassist.client.cli_stats:register", "codeassist.client.cli_connect:register"]
+REGISTRARS: list[str] = [
+    "codeassist.client.cli_stats:register",
+    "codeassist.client.cli_connect:register",
+    "codeassist.client.cli_context:register",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from codeassist.client.endpoints import FallbackTransport
 from codeassist.client.engine import CompletionEngine
 from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
 from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor
+from codeassist.context.engine import ContextEngine
 
 __all__ = ["Daemon", "main"]
 
@@ -62,6 +63,8 @@ class Daemon:
             notify=self._connectivity_event,
         )
         self.engine = engine or CompletionEngine(config, self.transport)
+        self.context = ContextEngine(budget=config.budget)
+        self.engine.context = self.context
         self.connections: dict[int, Connection] = {}
         self.started = time.monotonic()
         self.last_activity = time.monotonic()
@@ -182,6 +185,7 @@ class Daemon:
     async def _doc_open(self, conn: Connection, params: dict[str, Any]) -> None:
         self.documents.open(params["uri"], params["text"], params.get("language", ""),
                             params.get("version", 0), conn.id)
+        self.context.open_document(params["uri"], params["text"], params.get("language", ""))
 
     async def _doc_change(self, conn: Connection, params: dict[str, Any]) -> None:
         doc = self.documents.get(params["uri"])
@@ -189,11 +193,14 @@ class Daemon:
             raise ValueError(f"document not open: {params['uri']}")
         for start, end, text in params["edits"]:
             doc.apply(int(start), int(end), str(text))
+        self.context.change_document(params["uri"], params["edits"])
         doc.version = params.get("version", doc.version)
         self.engine.on_change(doc)  # rhythm, cancel the pending request, check the speculation
 
     async def _doc_close(self, conn: Connection, params: dict[str, Any]) -> None:
         self.documents.close(params["uri"], conn.id)
+        if self.documents.get(params["uri"]) is None:
+            self.context.close_document(params["uri"])
 
     async def _complete(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         self.counters["requests"] += 1
@@ -224,6 +231,7 @@ class Daemon:
         for root in params.get("roots", []):
             if root not in self.roots:
                 self.roots.append(root)
+                self.context.add_root(root)  # background cold index + watchfiles; never blocks completions
 
     # -- connectivity: tunnel, endpoint fallback, key reload --------------------------------------------
     def _connectivity_event(self, event: str, params: dict[str, Any]) -> None:
@@ -298,6 +306,7 @@ class Daemon:
                 sock.unlink()
             await self.tunnel.stop()
             await self.transport.aclose()
+            self.context.close()
             log.info("daemon %d stopped", os.getpid())
 
 

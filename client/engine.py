@@ -89,6 +89,13 @@ class CompletionEngine:
             return self._model, self._family
 
     def build_prompt(self, doc: Document, offset: int, family: str) -> PromptParts:
+        context = getattr(self, "context", None)
+        if context is not None:
+            try:
+                return context.build(doc.text, offset, template_for(family), uri=doc.uri, language=doc.language,
+                                     budget=self.config.budget)
+            except Exception:
+                log.exception("context engine failed; using the plain window")
         return simple_window(doc.text, offset, template_for(family))
 
     # -- document events ----------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from codeassist.context.index import RepoIndex, identifiers
 
 __all__ = ["Snippet", "dedup", "definition_snippets", "similar_snippets"]
 
+MAX_POSTINGS = 400
+MAX_QUERY_TERMS = 40
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUALIFIED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.|::|->)([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -111,15 +114,15 @@ def similar_snippets(index: RepoIndex, query_text: str, exclude: str | None, k: 
     scores: dict[int, float] = {}
     with index.lock:
         n = max(1, len(index.chunks))
-        for term in query:
-            post = index.postings.get(term)
-            if not post or len(post) > max(50, n // 5):
-                continue
-            idf = math.log(1 + (n - len(post) + 0.5) / (len(post) + 0.5))
-            for cid in post:
-                scores[cid] = scores.get(cid, 0.0) + (idf if method == "bm25" else 1.0)
+        cap = max(50, min(n // 5, MAX_POSTINGS))
+        terms = sorted((len(p), t) for t in query if (p := index.postings.get(t)) and len(p) <= cap)
+        for df, term in terms[:MAX_QUERY_TERMS]:  # the rarest terms discriminate; common ones cost time
+            weight = math.log(1 + (n - df + 0.5) / (df + 0.5)) if method == "bm25" else 1.0
+            get = scores.get
+            for cid in index.postings[term]:
+                scores[cid] = get(cid, 0.0) + weight
         ranked: list[tuple[float, int]] = []
-        for cid, s in scores.items():
+        for cid, s in heapq.nlargest(k * 8, scores.items(), key=lambda kv: kv[1]):
             chunk = index.chunks.get(cid)
             if chunk is None or chunk.rel == exclude:
                 continue

@@ -23,7 +23,7 @@ from pathlib import Path
 from lsprotocol import types
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import daemon_env, emit, local_model, machine, percentile  # noqa: E402
+from _stack import daemon_env, emit, local_model, machine, percentile
 
 SOURCE_FILES = [Path(p) for p in (
     "client/engine.py", "client/daemon.py", "lsp/positions.py", "context/templates.py",

@@ -11,7 +11,7 @@ from pathlib import Path
 from codeassist.serverkit.gateway.config import CLASSES, GatewayConfig
 from codeassist.serverkit.gateway.keys import KeyStore, load_pepper
 
-__all__ = ["add_gateway_parser", "add_keys_parser", "default_state_dir"]
+__all__ = ["add_gateway_parser", "add_keys_parser", "build_gateway_parser", "default_state_dir"]
 
 
 def default_state_dir() -> Path:
@@ -126,8 +126,17 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_gateway_parser() -> argparse.ArgumentParser:
+    g = argparse.ArgumentParser(prog="server-kit gateway")
+    _gateway_args(g)
+    return g
+
+
 def add_gateway_parser(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser("gateway", help="run the enforcing gateway in front of vLLM")
+    _gateway_args(sub.add_parser("gateway", help="run the enforcing gateway in front of vLLM"))
+
+
+def _gateway_args(g: argparse.ArgumentParser) -> None:
     g.add_argument("--upstream", action="append", help="vLLM base URL (…/v1); repeat for replicas")
     g.add_argument("--host", default="127.0.0.1")
     g.add_argument("--port", type=int, default=8080)

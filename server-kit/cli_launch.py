@@ -1,0 +1,135 @@
+"""`server-kit launch` (vLLM path) and `server-kit plan`: argument wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+from codeassist.serverkit.deploy import caddyfile, write_compose, write_k8s, write_systemd
+from codeassist.serverkit.launch import NoGpuError, detect_gpus, parse_gpus, plan_launch
+from codeassist.serverkit.plan import PlanInputs, plan, render
+
+__all__ = ["add_launch_args", "add_plan_parser", "cmd_launch_vllm"]
+
+
+def add_launch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="print the commands and why each flag was chosen")
+    p.add_argument("--gpus", help="skip detection: 'NAME:MiB,NAME:MiB' (plan for another machine)")
+    p.add_argument("--model", help="override the model the sizing table picks")
+    p.add_argument("--developers", type=int, default=25, help="team size, for the expected load")
+    p.add_argument("--speculative", choices=["auto", "on", "off"], default="auto",
+                   help="n-gram speculative decoding (auto: on below --spec-max-qps)")
+    p.add_argument("--spec-max-qps", type=float, default=8.0)
+    p.add_argument("--gateway-port", type=int, default=8080)
+    p.add_argument("--write-systemd", type=Path, metavar="DIR")
+    p.add_argument("--write-compose", type=Path, metavar="FILE")
+    p.add_argument("--write-k8s", type=Path, metavar="DIR")
+    p.add_argument("--write-caddy", type=Path, metavar="FILE")
+    p.add_argument("--domain", default="codeassist.example.com", help="public name for Caddy's certificate")
+
+
+def _gpus(args: argparse.Namespace):
+    if args.gpus:
+        return parse_gpus("\n".join(",".join(x.rsplit(":", 1)) for x in args.gpus.split(",")))
+    return detect_gpus()
+
+
+def cmd_launch_vllm(args: argparse.Namespace) -> int:
+    try:
+        gpus = _gpus(args)
+    except NoGpuError as exc:
+        print(f"server-kit: {exc}", file=sys.stderr)
+        return 1
+    expected = plan(PlanInputs(developers=args.developers))["peak_rps"]
+    spec = {"auto": None, "on": True, "off": False}[args.speculative]
+    lp = plan_launch(gpus, gateway_port=args.gateway_port, expected_qps=expected, spec_max_qps=args.spec_max_qps,
+                     speculative=spec, model=args.model)
+    wrote = []
+    if args.write_systemd:
+        wrote += write_systemd(lp, args.write_systemd, args.domain)
+    if args.write_compose:
+        wrote.append(write_compose(lp, args.write_compose, args.domain))
+    if args.write_k8s:
+        wrote += write_k8s(lp, args.write_k8s)
+    if args.write_caddy:
+        args.write_caddy.write_text(caddyfile(args.domain, args.gateway_port))
+        wrote.append(args.write_caddy)
+    if wrote:
+        print("wrote " + ", ".join(map(str, wrote)))
+    if args.dry_run or wrote:
+        if args.dry_run:
+            print(lp.explain())
+        return 0
+    return _run(lp)
+
+
+def _run(lp) -> int:
+    """Start the vLLM replicas, wait for /health, then run the gateway in the foreground."""
+    procs = [subprocess.Popen(r.argv, env={**os.environ, **r.env}) for r in lp.replicas]
+    try:
+        for r in lp.replicas:
+            deadline = time.monotonic() + 1800  # first start downloads the weights
+            while True:
+                try:
+                    if httpx.get(r.url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                    print("server-kit: vLLM did not come up", file=sys.stderr)
+                    return 1
+                time.sleep(2)
+        print(f"vLLM ready ({len(procs)} replica(s)); starting the gateway", flush=True)
+        return subprocess.call(lp.gateway_argv)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    inp = PlanInputs(developers=args.developers, active_fraction=args.active_fraction,
+                     keystrokes_per_min=args.keystrokes_per_min, requests_per_keystroke=args.requests_per_keystroke,
+                     percentile=args.percentile, spot=args.spot)
+    prices = dict(inp.prices)
+    for item in args.price or []:
+        gpu, _, val = item.partition("=")
+        on, _, spot = val.partition("/")
+        prices[gpu] = (float(on), float(spot or on))
+    options = list(inp.options)
+    for item in args.capacity or []:
+        key, _, val = item.partition("=")
+        model, _, gpu = key.partition("@")
+        options = [replace(o, req_per_s=float(val)) if (o.model, o.gpu) == (model, gpu) else o for o in options]
+    seats = dict(inp.seat_prices)
+    for item in args.seat_price or []:
+        name, _, val = item.partition("=")
+        seats[name] = float(val)
+    result = plan(replace(inp, prices=prices, options=tuple(options), seat_prices=seats))
+    print(json.dumps(result, indent=1) if args.json else render(result))
+    return 0
+
+
+def add_plan_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="size the server for a team: peak req/s, GPUs, cost, SaaS break-even")
+    p.add_argument("--developers", type=int, required=True)
+    p.add_argument("--active-fraction", type=float, default=0.5)
+    p.add_argument("--keystrokes-per-min", type=float, default=180.0)
+    p.add_argument("--requests-per-keystroke", type=float, default=0.2)
+    p.add_argument("--percentile", type=float, default=0.99)
+    p.add_argument("--spot", action="store_true", help="price break-even with spot GPUs")
+    p.add_argument("--price", action="append", metavar="GPU=ONDEMAND/SPOT", help="$/GPU-hour override")
+    p.add_argument("--capacity", action="append", metavar="MODEL@GPU=REQ_PER_S", help="measured capacity")
+    p.add_argument("--seat-price", action="append", metavar="NAME=USD", help="SaaS $/seat/month")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)

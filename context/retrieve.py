@@ -146,7 +146,8 @@ def dedup(snippets: list[Snippet]) -> list[Snippet]:
     """Drop snippets whose line range overlaps a better one in the same file, and exact repeats."""
     kept: list[Snippet] = []
     seen: set[str] = set()
-    for s in sorted(snippets, key=lambda s: -s.score):
+    tier = {"recent": 0, "definition": 1}  # live edits beat the (older) on-disk index
+    for s in sorted(snippets, key=lambda s: (tier.get(s.kind, 2), -s.score)):
         if s.text in seen:
             continue
         if any(k.path == s.path and k.start < s.end and s.start < k.end for k in kept):

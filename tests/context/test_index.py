@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from codeassist.context.index import RepoIndex
+from codeassist.context.watch import IndexWatcher
+
+
+def test_gitignore_exclude_binary_large_and_vendored(make_repo, caplog: pytest.LogCaptureFixture) -> None:
+    root: Path = make_repo("python")
+    (root / ".gitignore").write_text("generated/\n*_pb2.py\n")
+    (root / ".git" / "info" / "exclude").write_text("secret.py\n")
+    (root / "generated").mkdir()
+    (root / "generated" / "x.py").write_text("def gen(): pass\n")
+    (root / "shop" / "api_pb2.py").write_text("def proto(): pass\n")
+    (root / "secret.py").write_text("def hidden(): pass\n")
+    (root / "node_modules" / "lib").mkdir(parents=True)
+    (root / "node_modules" / "lib" / "dep.js").write_text("function dep() {}\n")
+    (root / "blob.py").write_bytes(b"def x():\x00\x01\x02 pass\n")
+    (root / "big.py").write_text("x = 1\n" * (5 * 1024 * 1024 // 6 + 1))
+    assert (root / "big.py").stat().st_size >= 5 * 1024 * 1024
+    sub = root / "shop" / "sub"
+    sub.mkdir()
+    (sub / ".gitignore").write_text("local_*.py\n")
+    (sub / "local_tmp.py").write_text("def tmp(): pass\n")
+    (sub / "kept.py").write_text("def kept(): pass\n")
+    with caplog.at_level(logging.INFO, logger="codeassist.context"):
+        index = RepoIndex(root)
+        index.index_all()
+    assert set(index.files) == {"shop/__init__.py", "shop/cart.py", "shop/pricing.py", "shop/sub/kept.py"}
+    assert index.skipped["blob.py"].startswith("binary")
+    assert index.skipped["big.py"].startswith("too large")
+    assert index.skipped["shop/api_pb2.py"] == "ignored by .gitignore"
+    assert index.skipped["secret.py"] == "ignored by .gitignore"
+    assert index.skipped["shop/sub/local_tmp.py"] == "ignored by .gitignore"
+    logged = caplog.text
+    assert "skip blob.py: binary" in logged and "skip big.py: too large" in logged
+    assert "gen" not in index.symbols and "dep" not in index.symbols
+    assert [d.path for d in index.symbols["apply_discount"]] == ["shop/pricing.py"]
+    assert index.state == "ready"
+
+
+def test_background_index_does_not_block(make_repo) -> None:
+    root = make_repo("python")
+    index = RepoIndex(root)
+    thread = index.start()
+    thread.join(timeout=10)
+    assert index.state == "ready" and "PriceBook" in index.symbols
+
+
+def test_reindex_and_remove(make_repo) -> None:
+    root = make_repo("python")
+    index = RepoIndex(root)
+    index.index_all()
+    gen = index.generation
+    (root / "shop" / "pricing.py").write_text("def renamed(x):\n    return x\n")
+    index.index_file("shop/pricing.py")
+    assert "renamed" in index.symbols and "apply_discount" not in index.symbols and index.generation > gen
+    index.remove_file("shop/pricing.py")
+    assert "renamed" not in index.symbols and "shop/pricing.py" not in index.files
+
+
+def test_watchfiles_reindexes_within_a_second(make_repo) -> None:
+    root = make_repo("python")
+    index = RepoIndex(root)
+    index.index_all()
+    watcher = IndexWatcher(index).start()
+    try:
+        watcher.ready.wait(2)
+        time.sleep(0.3)  # let the OS watch settle
+        target = root / "shop" / "pricing.py"
+        target.write_text(target.read_text() + "\n\ndef freshly_added(n: int) -> int:\n    return n\n")
+        t0 = time.monotonic()
+        while "freshly_added" not in index.symbols and time.monotonic() - t0 < 1.0:
+            time.sleep(0.01)
+        assert "freshly_added" in index.symbols, "not re-indexed within a second"
+        os.remove(root / "shop" / "cart.py")
+        t0 = time.monotonic()
+        while "shop/cart.py" in index.files and time.monotonic() - t0 < 1.0:
+            time.sleep(0.01)
+        assert "shop/cart.py" not in index.files
+    finally:
+        watcher.stop()

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from codeassist.context.index import RepoIndex
 from codeassist.context.watch import IndexWatcher
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from codeassist.context.langs import language_for_path
 from codeassist.context.parse import ParsedDoc
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from codeassist.context.engine import ContextEngine
 from codeassist.context.templates import template_for
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from codeassist.context.langs import language_for_path
 from codeassist.context.parse import ParsedDoc
 from codeassist.context.syntax_window import CONTAINERS, syntax_window

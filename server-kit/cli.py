@@ -7,7 +7,7 @@ import signal
 import sys
 
 from codeassist.serverkit.cli_gateway import add_gateway_parser, add_keys_parser
-from codeassist.serverkit.cli_launch import add_launch_args, add_plan_parser, cmd_launch_vllm
+from codeassist.serverkit.cli_launch import add_bench_parser, add_launch_args, add_plan_parser, cmd_launch_vllm
 from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, LocalModelError, LocalModelServer
 
 __all__ = ["main"]
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch.set_defaults(func=cmd_launch)
     add_gateway_parser(sub)
     add_plan_parser(sub)
+    add_bench_parser(sub)
     add_keys_parser(sub)
     return parser
 

@@ -16,7 +16,7 @@ from codeassist.serverkit.deploy import caddyfile, write_compose, write_k8s, wri
 from codeassist.serverkit.launch import NoGpuError, detect_gpus, parse_gpus, plan_launch
 from codeassist.serverkit.plan import PlanInputs, plan, render
 
-__all__ = ["add_launch_args", "add_plan_parser", "cmd_launch_vllm"]
+__all__ = ["add_bench_parser", "add_launch_args", "add_plan_parser", "cmd_launch_vllm"]
 
 
 def add_launch_args(p: argparse.ArgumentParser) -> None:
@@ -133,3 +133,40 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seat-price", action="append", metavar="NAME=USD", help="SaaS $/seat/month")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from codeassist.serverkit.loadtest import BenchConfig, report, run_bench, summarize, write_outputs
+
+    key = os.environ.get("CODEASSIST_API_KEY") or (args.key_file.read_text().strip() if args.key_file else None)
+    cfg = BenchConfig(url=args.url, rate=args.rate, duration_s=args.duration, max_requests=args.max_requests,
+                      prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens, model=args.model,
+                      priority=args.priority, slo_ttft_ms=args.slo_ttft_ms, slo_e2e_ms=args.slo_e2e_ms, key=key,
+                      progress=not args.quiet)
+    results = asyncio.run(run_bench(cfg))
+    summary = summarize(results, cfg)
+    write_outputs(results, summary, args.json, args.png)
+    print(json.dumps({"bench": "server_kit", **summary}))
+    print(report(summary))
+    return 0
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="open-loop Poisson load test (TTFT / ITL / E2E, goodput)")
+    p.add_argument("--url", default="http://127.0.0.1:8080/v1")
+    p.add_argument("--rate", type=float, default=8.0, help="mean requests per second")
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--max-requests", type=int, default=10_000)
+    p.add_argument("--prompt-tokens", type=int, default=700)
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--model", default="default")
+    p.add_argument("--priority", default="interactive")
+    p.add_argument("--slo-ttft-ms", type=float, default=100.0)
+    p.add_argument("--slo-e2e-ms", type=float, default=700.0)
+    p.add_argument("--key-file", type=Path, help="API key file (or env CODEASSIST_API_KEY; never on argv)")
+    p.add_argument("--json", type=Path, help="write the summary and every request here")
+    p.add_argument("--png", type=Path, help="latency over time + percentile chart (needs matplotlib)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)

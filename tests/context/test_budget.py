@@ -44,7 +44,7 @@ def test_budget_never_exceeded(text: str, where: float, budget: int, family: str
 def test_budget_limits_and_split() -> None:
     assert check_budget(2048) == 2048
     for bad in (1023, 4097):
-        with pytest.raises(ValueError, match="1024..4096"):
+        with pytest.raises(ValueError, match=r"1024\.\.4096"):
             check_budget(bad)
     with pytest.raises(ValueError):
         Split(0.5, 0.5, 0.5)

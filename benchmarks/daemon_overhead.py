@@ -1,0 +1,137 @@
+"""Time inside the daemon: request in -> request on the wire (context included), and cache hits.
+
+Runs the real daemon (`Daemon`, real context engine, real unix socket, real `RpcConnection`) in this
+process with a fake transport — the only place a fake belongs, since the figure is the daemon's own
+overhead. "On the wire" is the moment the engine hands the request to the transport. Times are taken
+on the client side of the socket, so they include the IPC hop both ways (an upper bound). Debounce is
+set to 0: it is a deliberate wait, not overhead (see replay.py for it).
+
+    python benchmarks/daemon_overhead.py [--file PATH] [--n 300]
+
+Prints one JSON line, then a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.on_wire: list[float] = []
+
+    async def models(self) -> list[str]:
+        return ["fake-model"]
+
+    async def stream(self, params):  # type: ignore[no-untyped-def]
+        from codeassist.client.transport.base import StreamChunk
+
+        if params.priority == "interactive":
+            self.on_wire.append(time.perf_counter())
+        yield StreamChunk(text="value = compute(value, 42)")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def pct(values: list[float], p: float) -> float:
+    from codeassist.client.latency import percentile
+
+    return round(percentile(values, p) or 0.0, 3)
+
+
+async def run(path: Path, n: int) -> dict[str, object]:
+    from codeassist.client.config import load_config, replace
+    from codeassist.client.daemon import Daemon
+    from codeassist.client.engine import CompletionEngine
+    from codeassist.client.protocol import MAX_LINE, RpcConnection
+
+    cfg = replace(load_config(env={}), debounce_min_ms=0.0, debounce_max_ms=0.0, family="plain")
+    fake = FakeTransport()
+    engine = CompletionEngine(cfg, fake)  # type: ignore[arg-type]
+    daemon = Daemon(cfg, engine=engine)
+    build_ms: list[float] = []
+    real_build = engine.build_prompt
+
+    def timed_build(doc, offset, family):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return real_build(doc, offset, family)
+        finally:
+            build_ms.append((time.perf_counter() - t) * 1000)
+
+    engine.build_prompt = timed_build  # type: ignore[method-assign]
+    sock = os.path.join(tempfile.mkdtemp(prefix="ca-bench-"), "d.sock")
+    server = await asyncio.start_unix_server(daemon.handle_connection, path=sock, limit=MAX_LINE)
+    conn = await RpcConnection.open_unix(sock)
+    text = path.read_text(encoding="utf-8")
+    uri = path.resolve().as_uri()
+    await conn.request("doc/open", {"uri": uri, "text": text, "language": "python", "version": 1})
+    rng = random.Random(7)
+    lines = [i for i, ch in enumerate(text) if ch == "\n"]
+    wire: list[float] = []
+    own: list[float] = []
+    hits: list[float] = []
+    version = 1
+    for i in range(n):
+        # a fresh position each time: a miss that must go to the wire
+        offset = rng.choice(lines)
+        version += 1
+        ch = "abcdefghijklmnopqrstuvwxyz"[i % 26]
+        await conn.request("doc/change", {"uri": uri, "version": version, "edits": [[offset, offset, ch]]})
+        offset += 1
+        before = len(fake.on_wire)
+        t0 = time.perf_counter()
+        res = await conn.request("complete", {"uri": uri, "offset": offset})
+        assert len(fake.on_wire) == before + 1 and res["source"] == "model", res
+        wire.append((fake.on_wire[-1] - t0) * 1000)
+        own.append(wire[-1] - build_ms[-1])
+        # the user types the first character of the suggestion: served from the cache
+        shown = res["text"]
+        version += 1
+        await conn.request("doc/change", {"uri": uri, "version": version, "edits": [[offset, offset, shown[0]]]})
+        t1 = time.perf_counter()
+        hit = await conn.request("complete", {"uri": uri, "offset": offset + 1})
+        hits.append((time.perf_counter() - t1) * 1000)
+        assert hit["text"] == shown[1:] and hit["source"] in ("cache", "prefetch"), hit
+    await conn.aclose()
+    server.close()
+    await engine.aclose()
+    return {
+        "bench": "daemon_overhead", "n": n, "file": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path),
+        "doc_chars": len(text), "context_engine": type(engine.context).__name__ if engine.context else None,
+        "to_wire_p50_ms": pct(wire, 50), "to_wire_p99_ms": pct(wire, 99),
+        "context_build_p50_ms": pct(build_ms, 50), "context_build_p99_ms": pct(build_ms, 99),
+        "engine_own_p50_ms": pct(own, 50), "engine_own_p99_ms": pct(own, 99),
+        "cache_hit_p50_ms": pct(hits, 50), "cache_hit_p99_ms": pct(hits, 99),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--file", type=Path, default=REPO / "client" / "engine.py")
+    p.add_argument("--n", type=int, default=300)
+    a = p.parse_args()
+    res = asyncio.run(run(a.file, a.n))
+    print(json.dumps(res))
+    print(f"{'':>28}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'request in -> on the wire':>28}{res['to_wire_p50_ms']:>10}{res['to_wire_p99_ms']:>10}")
+    print(f"{'  of which context build':>28}{res['context_build_p50_ms']:>10}{res['context_build_p99_ms']:>10}")
+    print(f"{'  the rest (engine + IPC)':>28}{res['engine_own_p50_ms']:>10}{res['engine_own_p99_ms']:>10}")
+    print(f"{'cache hit (round trip)':>28}{res['cache_hit_p50_ms']:>10}{res['cache_hit_p99_ms']:>10}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())

@@ -19,9 +19,9 @@ def _fail(msg: str, as_json: bool) -> int:
 
 def cmd_context(args: argparse.Namespace) -> int:
     from codeassist.context.budget import check_budget
+    from codeassist.context.cursor import cursor_offset
     from codeassist.context.engine import ContextEngine
     from codeassist.context.errors import ContextError
-    from codeassist.context.cursor import cursor_offset
     from codeassist.context.templates import template_for
 
     try:

@@ -24,7 +24,7 @@ server-kit launch --dry-run --developers 100 --model "$MODEL" | tee "$OUT/launch
 VLLM_CMD="$(grep -m1 'vllm.entrypoints.openai.api_server' "$OUT/launch-dry-run.txt")"
 export VLLM_API_KEY="$(python -c 'import secrets; print(secrets.token_hex(16))')"
 export CODEASSIST_UPSTREAM_KEY="$VLLM_API_KEY"
-bash -c "exec $VLLM_CMD" > "$OUT/vllm.log" 2>&1 &
+bash -c "$VLLM_CMD" > "$OUT/vllm.log" 2>&1 &
 VLLM_PID=$!
 STATE="$(mktemp -d)"
 cleanup() { kill "$GW_PID" "$VLLM_PID" 2>/dev/null || true; rm -rf "$STATE"; }

@@ -102,7 +102,9 @@ def plan_launch(gpus: list[Gpu], *, base_port: int = 8000, gateway_port: int = 8
         raise NoGpuError(f"{per_gpu:.0f} GB per GPU is too small for any model in the sizing table")
     if model:
         from dataclasses import replace
-        size = replace(size, model=model, note=f"model given with --model (sized as {size.model})")
+        same = model == size.model
+        size = replace(size, model=model, quantization=size.quantization if same else None,
+                       note=f"model given with --model (card sized for {size.model})")
     use_spec = speculative if speculative is not None else expected_qps <= spec_max_qps
     reasons = [
         ("--host 127.0.0.1", "vLLM's --api-key does not guard /tokenize, /metrics…; only the gateway is exposed"),

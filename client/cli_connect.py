@@ -141,6 +141,17 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
                 "options": [*cfg.tunnel_ssh_options, *(args.option or [])],
             }
             st = asyncio.run(_daemon("tunnel/start", spec))
+            if args.save:
+                from codeassist.client.config import set_user_value
+
+                for key, value in (("tunnel_host", args.target), ("tunnel_remote_port", spec["remote_port"]),
+                                   ("tunnel_local_port", spec["local_port"]), ("tunnel_ssh_port", spec["ssh_port"]),
+                                   ("tunnel_identity", spec["identity"]),
+                                   ("tunnel_ssh_options", spec["options"])):
+                    path = set_user_value(key, value)
+                fallback = cfg.fallback if "tunnel" in cfg.fallback else [*cfg.fallback, "tunnel"]
+                set_user_value("fallback", fallback)
+                print(f"saved in {path}: the daemon starts this tunnel whenever it starts", file=sys.stderr)
             deadline = time.monotonic() + args.wait
             while st["state"] != "up" and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -186,6 +197,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-i", "--identity", default="", help="private key file")
     p.add_argument("-o", "--option", action="append", help="extra ssh -o Key=Value (repeatable)")
     p.add_argument("--wait", type=float, default=15.0, help="seconds to wait for the tunnel to come up")
+    p.add_argument("--save", action="store_true", help="also save it in the user config (started with the daemon)")
     p.add_argument("--status", action="store_true")
     p.add_argument("--stop", action="store_true")
     p.add_argument("--json", action="store_true")

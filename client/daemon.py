@@ -61,6 +61,7 @@ class Daemon:
             tunnel_url=lambda: self.tunnel.local_url if self.tunnel.state != "stopped" else None,
             tunnel_up=lambda: self.tunnel.state == "up",
             notify=self._connectivity_event,
+            tunnel_pending=lambda: self.tunnel.state == "connecting" and self.tunnel.status()["restarts"] == 0,
         )
         self.engine = engine or CompletionEngine(config, self.transport)
         self.context = ContextEngine(budget=config.budget)

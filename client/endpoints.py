@@ -69,10 +69,13 @@ class FallbackTransport:
         tunnel_url: Callable[[], str | None] = lambda: None,
         tunnel_up: Callable[[], bool] = lambda: False,
         notify: Notify | None = None,
+        tunnel_pending: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
         self._tunnel_url = tunnel_url
         self._tunnel_up = tunnel_up
+        # True while the tunnel's first connection attempt is still running: not an outage yet.
+        self._tunnel_pending = tunnel_pending
         self._notify = notify
         self._clients: dict[str, HttpTransport] = {}
         self.current: Endpoint | None = None
@@ -160,8 +163,10 @@ class FallbackTransport:
                 if await self._probe(ep):
                     self._use(ep)
                     return ep
-            if candidates is None or not self.current:
+            if (candidates is None or not self.current) and not self._tunnel_pending():
                 self._go_down()
+            elif candidates is None:
+                self.current = None
             return None
 
     def _use(self, ep: Endpoint) -> None:
@@ -189,7 +194,7 @@ class FallbackTransport:
         candidates = [e for e in self.endpoints() if e.name not in exclude]
         ep = await self.probe(candidates) if candidates else None
         if ep is None:
-            if exclude or not candidates:
+            if (exclude or not candidates) and not self._tunnel_pending():
                 self._go_down()
             raise TransportError("connect", "no completion server reachable: "
                                  + ("; ".join(f"{n}: {e}" for n, e in self.errors.items()) or "none configured"))

@@ -83,14 +83,28 @@ async def test_tunnel_carries_completions_reconnects_and_stops_with_the_daemon(
     time.sleep(0.2)
     assert not _alive(st["pid"])
     r = env.run("tunnel", sshd.target, "--remote-port", str(model_port), "--local-port", str(local_port),
-                *sshd.tunnel_args(), "--json")
+                *sshd.tunnel_args(), "--save", "--json")
     pid = json.loads(r.stdout)["pid"]
     assert _alive(pid)
+    daemon_pid = env.daemon_pid()
     assert env.run("stop").returncode == 0
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while (_alive(pid) or _alive(daemon_pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid), "ssh outlived the daemon"
+
+    # Saved with --save: the next daemon brings the tunnel up by itself.
+    saved = json.loads(env.run("config", "--json").stdout)["values"]
+    assert saved["tunnel_host"]["value"] == sshd.target and "tunnel" in saved["fallback"]["value"]
+    env.run("complete", f"{path}:2:12", "--json")  # starts the daemon (the tunnel may not be up yet)
+    st = _wait_status(env, lambda s: s["state"] == "up")
+    assert st["pid"] != pid
+    deadline = time.monotonic() + 15
+    text = ""
+    while not text and time.monotonic() < deadline:
+        path.write_text(f"def sub_{int(time.monotonic() * 1000)}(a, b):\n    return ")
+        text = json.loads(env.run("complete", f"{path}:2:12", "--json").stdout)["text"].strip()
+    assert text
 
 
 def test_tunnel_failure_is_reported_with_ssh_s_reason(daemon_env_factory, sshd: Sshd) -> None:

@@ -115,8 +115,9 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
                                                                      text=insert)]))
 
     def request() -> None:
-        if pending and not pending["fut"].done():
-            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=pending["id"]))
+        prev = pending.get("state")
+        if prev and not prev["fut"].done():
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=prev["id"]))
         line, col = offset_to_pos(text, cursor)
         msg_id = f"r{version}"
         t0 = time.perf_counter()
@@ -130,11 +131,12 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
             state["t1"] = time.perf_counter()
         fut.add_done_callback(done_cb)
         pending.clear()
-        pending.update(state)
+        pending["state"] = state
 
     def ghost() -> tuple[str, Any] | None:
-        fut = pending.get("fut")
-        if not fut or not fut.done() or fut.cancelled() or fut.exception() or pending["cursor"] != cursor:
+        st = pending.get("state") or {}
+        fut = st.get("fut")
+        if not fut or not fut.done() or fut.cancelled() or fut.exception() or st["cursor"] != cursor:
             return None
         res = fut.result()
         items = getattr(res, "items", None) or []
@@ -143,12 +145,12 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
         return items[0].insert_text, items[0].command
 
     def settle() -> None:
-        fut = pending.get("fut")
-        if fut is None or "t1" not in pending or "counted" in pending:
+        st = pending.get("state")
+        if st is None or "t1" not in st or "counted" in st:
             return
-        pending["counted"] = True
+        st["counted"] = True
         ok = ghost() is not None
-        ms = (pending["t1"] - pending["t0"]) * 1000
+        ms = (st["t1"] - st["t0"]) * 1000
         out.answered.append((ms, ok))
         if ok and ms <= 5:
             out.fast_hits += 1

@@ -45,6 +45,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# A stand-in for Neovim 0.12's vim.lsp.inline_completion that records how the plugin uses it.
+STUB_BUILTIN = """
+_G.builtin_calls = { get = 0 }
+_G.builtin_accepts = false
+vim.lsp.inline_completion = {
+  enable = function(enable, filter)
+    _G.builtin_calls.enable = _G.builtin_calls.enable or {}
+    table.insert(_G.builtin_calls.enable, { enable, filter })
+  end,
+  get = function()
+    _G.builtin_calls.get = _G.builtin_calls.get + 1
+    return _G.builtin_accepts
+  end,
+}
+"""
+
+
 def vim_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -61,8 +78,9 @@ class Nvim:
         }
         cmd = [sys.executable, str(TEE), str(self.tap), sys.executable, "-m", "codeassist.client.cli", "lsp"]
         init = workdir / "init.lua"
+        stub = STUB_BUILTIN if setup.pop("_stub_builtin", False) else ""
         init.write_text(
-            f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n"
+            stub + f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN))})\n"
             "vim.opt.swapfile = false\n"
             "vim.cmd('filetype indent off')\n"
             "vim.opt.autoindent = false\n"
@@ -93,7 +111,8 @@ class Nvim:
         """Evaluate a Lua expression inside Neovim and return it (through JSON)."""
         wrapped = f"return vim.json.encode({{ v = (function() return {code} end)() }})"
         expr = f"luaeval('assert(loadstring(_A))()', {vim_str(wrapped)})"
-        return json.loads(self._remote("--remote-expr", expr))["v"]
+        data = json.loads(self._remote("--remote-expr", expr))
+        return data.get("v") if isinstance(data, dict) else None  # {v = nil} encodes as []
 
     def lines(self) -> list[str]:
         return self.lua("vim.api.nvim_buf_get_lines(0, 0, -1, false)")
@@ -305,3 +324,25 @@ def test_rendering_partial_accepts_dismiss_and_tab_fallback(project: Path, start
     # Every partial accept was sent as [id, accepted chars so far], the last one as [id].
     sent = [p["arguments"] for p, r in nv.responses("workspace/executeCommand") if "error" not in r]
     assert sent[:3] == [["canned-id", 3], ["canned-id", 9], ["canned-id", 22]], sent
+
+
+def test_builtin_inline_completion_is_used_when_neovim_has_it(project: Path, start_nvim) -> None:
+    """Neovim 0.12's vim.lsp.inline_completion, stood in for on older Neovims: setup() enables it for the
+    codeassist client's buffers and Tab asks it to accept, falling back to a literal Tab when it has nothing."""
+    notes = project / "notes.txt"
+    notes.write_text("hello\n")
+    nv = start_nvim(notes, builtin="auto", _stub_builtin=True)
+    assert nv.lua("require('codeassist').uses_builtin()") is True
+    wait_until(lambda: nv.lua("_G.builtin_calls.enable"), 10, "vim.lsp.inline_completion.enable was not called")
+    assert nv.lua("_G.builtin_calls.enable") == [[True, {"bufnr": 1}]]
+    # The plugin's own ghost text machinery stays off.
+    assert nv.lua("#vim.api.nvim_get_autocmds({ group = 'codeassist', event = 'InsertCharPre' })") == 0
+
+    nv.lua("(function() _G.builtin_accepts = true end)()")
+    nv.send("A<Tab>")
+    wait_until(lambda: nv.lua("_G.builtin_calls.get") == 1, 5, "Tab did not call vim.lsp.inline_completion.get()")
+    assert nv.lines() == ["hello"], "Tab must not insert anything when the built-in accepted"
+    nv.lua("(function() _G.builtin_accepts = false end)()")
+    nv.send("<Tab>")
+    wait_until(lambda: nv.lines() == ["hello\t"], 5, f"Tab fallback failed: {nv.lines()}")
+    assert nv.lua("_G.builtin_calls.get") == 2

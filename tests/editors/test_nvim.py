@@ -317,9 +317,20 @@ def test_rendering_partial_accepts_dismiss_and_tab_fallback(project: Path, start
     assert nv.lua("vim.api.nvim_win_get_cursor(0)") == [7, 0]
     assert nv.lua(show.replace("line = 4, character = 2", "line = 6, character = 0").replace(", 4, 2)", ", 6, 0)"))
     assert nv.ghost()[0]["row"] == 6
+    nv.send("fo")  # typed through: the rest stays up, moved along
+    wait_until(lambda: nv.lines()[6] == "fo", 5, f"{nv.lines()}")
+    assert nv.suggestion()["text"] == "o(a, b)\n    return a\nend"
+    assert nv.ghost() == [{"row": 6, "col": 2, "inline": "o(a, b)", "pos": "inline", "lines": ["    return a", "end"]}]
+    nv.send("x")  # not what was suggested: dismissed
+    wait_until(lambda: nv.suggestion() is None and nv.ghost() == [], 5, "typing a different char did not dismiss")
+    nv.send("<BS><BS><BS>")
+    wait_until(lambda: nv.lines()[6] == "", 5, f"{nv.lines()}")
+    assert nv.lua(show.replace("line = 4, character = 2", "line = 6, character = 0").replace(", 4, 2)", ", 6, 0)"))
     nv.send("<Esc>")
     wait_until(lambda: nv.lua("vim.api.nvim_get_mode().mode") == "n", 5, "Esc did not leave insert mode")
     assert nv.suggestion() is None and nv.ghost() == []
+
+    assert nv.lua("vim.v.errmsg") == "", nv.lua("vim.v.errmsg")
 
     # Every partial accept was sent as [id, accepted chars so far], the last one as [id].
     sent = [p["arguments"] for p, r in nv.responses("workspace/executeCommand") if "error" not in r]

@@ -9,7 +9,7 @@ from typing import Any
 from codeassist.client.protocol import RpcConnection
 
 from tests.conftest import free_port
-from tests.connectivity.conftest import daemon_request, write_sample
+from tests.connectivity.conftest import daemon_request, patient, write_sample
 
 
 async def _complete(conn: RpcConnection, uri: str, offset: int) -> tuple[dict[str, Any], float]:
@@ -21,7 +21,7 @@ async def _complete(conn: RpcConnection, uri: str, offset: int) -> tuple[dict[st
 async def test_server_down_answers_empty_at_once_with_one_message_then_recovers(
         daemon_env_factory, local_model_url, proxy_factory) -> None:
     proxy = proxy_factory(local_model_url)
-    env = daemon_env_factory(proxy.url)
+    env = patient(daemon_env_factory(proxy.url))
     env.env.update({"CODEASSIST_PROBE_INTERVAL": "0.3", "CODEASSIST_ENGINE_MODE": "direct"})
     path, loc = write_sample(env.root)
     first = env.run("complete", loc, "--json")  # starts the daemon; the server is up
@@ -73,7 +73,7 @@ async def test_fallback_order_uses_the_next_endpoint_and_returns_to_the_preferre
         daemon_env_factory, local_model_url, proxy_factory) -> None:
     backup = proxy_factory(local_model_url)
     preferred_port = free_port()
-    env = daemon_env_factory(f"http://127.0.0.1:{preferred_port}/v1")  # nothing listens there yet
+    env = patient(daemon_env_factory(f"http://127.0.0.1:{preferred_port}/v1"))  # nothing listens there yet
     env.env.update({"CODEASSIST_FALLBACK": "default,backup", "CODEASSIST_ENDPOINTS": f"backup={backup.url}",
                     "CODEASSIST_PROBE_INTERVAL": "0.2"})
     _, loc = write_sample(env.root)

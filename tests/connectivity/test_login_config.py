@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.connectivity.conftest import write_sample
+from tests.connectivity.conftest import patient, write_sample
 
 
 def _scan_cmdlines(token: str, stop: threading.Event, hits: list[str]) -> None:
@@ -39,7 +39,7 @@ def test_login_refuses_a_wrong_key_and_stores_a_good_one_announced(daemon_env_fa
                                                                    proxy_factory) -> None:
     token = "ca-" + secrets.token_hex(16)
     proxy = proxy_factory(local_model_url, token=token)
-    env = daemon_env_factory(proxy.url)
+    env = patient(daemon_env_factory(proxy.url))
     creds = Path(env.env["CODEASSIST_CONFIG_DIR"]) / "credentials.json"
 
     stop, hits = threading.Event(), []

@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from tests.conftest import free_port
-from tests.connectivity.conftest import write_sample
+from tests.connectivity.conftest import patient, write_sample
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_doctor_explains_bad_hostname_and_untrusted_certificate(daemon_env_facto
 
 def test_doctor_says_when_the_stored_key_is_wrong(daemon_env_factory, local_model_url, proxy_factory) -> None:
     proxy = proxy_factory(local_model_url, token="ca-right-key-abcdef")
-    env = daemon_env_factory(proxy.url)
+    env = patient(daemon_env_factory(proxy.url))
     env.env["CODEASSIST_API_KEY"] = "ca-revoked-key-123456"
     r = env.run("doctor", "--json", "-n", "2")
     assert r.returncode == 1

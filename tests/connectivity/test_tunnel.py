@@ -13,7 +13,7 @@ import pytest
 from codeassist.client.tunnel import TunnelSpec, ssh_command
 
 from tests.conftest import free_port
-from tests.connectivity.conftest import Sshd, daemon_request, write_sample
+from tests.connectivity.conftest import Sshd, daemon_request, patient, write_sample
 
 
 def _alive(pid: int) -> bool:
@@ -52,7 +52,7 @@ async def test_tunnel_carries_completions_reconnects_and_stops_with_the_daemon(
     model_port = int(local_model_url.rsplit(":", 1)[1].split("/")[0])
     local_port = free_port()
     # The direct endpoint is dead: only the tunnel can carry completions.
-    env = daemon_env_factory(f"http://127.0.0.1:{free_port()}/v1")
+    env = patient(daemon_env_factory(f"http://127.0.0.1:{free_port()}/v1"))
     env.env.update({"CODEASSIST_FALLBACK": "default,tunnel", "CODEASSIST_PROBE_INTERVAL": "0.3",
                     "CODEASSIST_TUNNEL_LOCAL_PORT": str(local_port)})
     r = env.run("tunnel", sshd.target, "--remote-port", str(model_port), "--local-port", str(local_port),
@@ -99,12 +99,12 @@ async def test_tunnel_carries_completions_reconnects_and_stops_with_the_daemon(
     env.run("complete", f"{path}:2:12", "--json")  # starts the daemon (the tunnel may not be up yet)
     st = _wait_status(env, lambda s: s["state"] == "up")
     assert st["pid"] != pid
-    deadline = time.monotonic() + 15
-    text = ""
-    while not text and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    result: dict[str, Any] = {"text": ""}
+    while not result["text"].strip() and time.monotonic() < deadline:
         path.write_text(f"def sub_{int(time.monotonic() * 1000)}(a, b):\n    return ")
-        text = json.loads(env.run("complete", f"{path}:2:12", "--json").stdout)["text"].strip()
-    assert text
+        result = json.loads(env.run("complete", f"{path}:2:12", "--json").stdout)
+    assert result["text"].strip(), result
 
 
 def test_tunnel_failure_is_reported_with_ssh_s_reason(daemon_env_factory, sshd: Sshd) -> None:

@@ -1,7 +1,10 @@
 """The gateway ASGI app: ``create_app(cfg, upstream)``.
 
-Starlette for routing only; the hot path (``/v1/completions``) is a raw ASGI callable in
-:mod:`.proxy`. Run it under uvicorn with uvloop + httptools (see :mod:`.server`).
+The hot paths (``POST /v1/completions`` and ``/v1/chat/completions``) are raw ASGI callables in
+:mod:`.proxy`, dispatched by :class:`GatewayApp` before Starlette (whose two exception middlewares
+would otherwise wrap every streamed chunk's ``send``). Starlette serves the rest: /health, /metrics,
+/stats, /v1/models, 404/405 and the lifespan. Run it under uvicorn with uvloop + httptools (see
+:mod:`.server`).
 """
 
 from __future__ import annotations
@@ -12,16 +15,16 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-import httpx
 from codeassist.serverkit.gateway.config import GatewayConfig
 from codeassist.serverkit.gateway.proxy import CompletionProxy
 from codeassist.serverkit.gateway.state import GatewayState
+from codeassist.serverkit.gateway.upstream import UpstreamClient, UpstreamError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-__all__ = ["create_app"]
+__all__ = ["GatewayApp", "create_app"]
 
 
 def _unauthorized() -> JSONResponse:
@@ -29,7 +32,23 @@ def _unauthorized() -> JSONResponse:
                         status_code=401)
 
 
-def create_app(cfg: GatewayConfig, upstream: httpx.AsyncClient | None = None) -> Starlette:
+class GatewayApp:
+    """Completion routes straight to their proxies; everything else to Starlette."""
+
+    def __init__(self, app: Starlette, hot: dict[str, CompletionProxy]) -> None:
+        self.app, self.hot = app, hot
+        self.state = app.state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            proxy = self.hot.get(scope["path"])
+            if proxy is not None:
+                await proxy(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(cfg: GatewayConfig, upstream: UpstreamClient | None = None) -> GatewayApp:
     state = GatewayState(cfg, upstream)
 
     def authorized(request: Request) -> bool:
@@ -38,9 +57,9 @@ def create_app(cfg: GatewayConfig, upstream: httpx.AsyncClient | None = None) ->
     async def health(request: Request) -> Response:
         async def probe(root: str) -> bool:
             try:
-                r = await state.client.get(f"{root}/health", timeout=2.0)
-                return r.status_code == 200
-            except httpx.HTTPError:
+                status, _ = await state.client.request("GET", f"{root}/health", timeout=2.0)
+                return status == 200
+            except (UpstreamError, TimeoutError):
                 return False
         roots = cfg.upstream_roots
         results = await asyncio.gather(*(probe(r) for r in roots))
@@ -77,19 +96,20 @@ def create_app(cfg: GatewayConfig, upstream: httpx.AsyncClient | None = None) ->
         if rep is None:
             return JSONResponse({"error": {"message": "no upstream", "code": 503}}, status_code=503)
         try:
-            r = await state.client.get(f"{rep.url}/models", timeout=5.0)
-        except httpx.HTTPError:
+            status, content = await state.client.request("GET", f"{rep.url}/models", timeout=5.0)
+        except (UpstreamError, TimeoutError):
             return JSONResponse({"error": {"message": "upstream unreachable", "code": 502}}, status_code=502)
-        return Response(r.content, status_code=r.status_code, media_type="application/json")
+        return Response(content, status_code=status, media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await state.aclose()
 
+    hot = {"/v1/completions": CompletionProxy(state, "interactive", "/completions"),
+           "/v1/chat/completions": CompletionProxy(state, "chat", "/chat/completions")}
     routes = [
-        Route("/v1/completions", CompletionProxy(state, "interactive", "/completions"), methods=["POST"]),
-        Route("/v1/chat/completions", CompletionProxy(state, "chat", "/chat/completions"), methods=["POST"]),
+        *(Route(path, proxy, methods=["POST"]) for path, proxy in hot.items()),  # for 405 on other methods
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -97,4 +117,4 @@ def create_app(cfg: GatewayConfig, upstream: httpx.AsyncClient | None = None) ->
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = state
-    return app
+    return GatewayApp(app, hot)

@@ -14,7 +14,7 @@ import shutil
 import time
 from collections import defaultdict
 
-import httpx
+from codeassist.serverkit.gateway.upstream import UpstreamClient, UpstreamError
 
 __all__ = ["GPU_QUERY", "Registry", "UpstreamMetrics", "parse_nvidia_smi"]
 
@@ -107,20 +107,20 @@ class UpstreamMetrics:
 
     PREFIXES = ("vllm:", "llamacpp:")
 
-    def __init__(self, client: httpx.AsyncClient, roots: tuple[str, ...], ttl_s: float = 2.0) -> None:
+    def __init__(self, client: UpstreamClient, roots: tuple[str, ...], ttl_s: float = 2.0) -> None:
         self.client, self.roots, self.ttl_s = client, roots, ttl_s
         self._cache: tuple[float, str] = (0.0, "")
 
     async def _one(self, root: str) -> list[str]:
         try:
-            r = await self.client.get(f"{root}/metrics", timeout=2.0)
-        except httpx.HTTPError:
+            status, body = await self.client.request("GET", f"{root}/metrics", timeout=2.0)
+        except (UpstreamError, TimeoutError):
             return []
-        if r.status_code != 200:
+        if status != 200:
             return []
         out: list[str] = []
         label = f'replica="{root}"'
-        for line in r.text.splitlines():
+        for line in body.decode(errors="replace").splitlines():
             if line.startswith("#") or not line.startswith(self.PREFIXES):
                 continue
             name, sep, rest = line.partition("{")

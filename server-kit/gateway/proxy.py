@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
-import httpx
 from codeassist.serverkit.gateway.config import CLASS_FLOOR, CLASSES
 from codeassist.serverkit.gateway.keys import KeyRecord, user_hash
 from codeassist.serverkit.gateway.queue import Rejected
 from codeassist.serverkit.gateway.replicas import Replica
 from codeassist.serverkit.gateway.state import GatewayState
+from codeassist.serverkit.gateway.upstream import UpstreamConnectError, UpstreamError, UpstreamResponse
 
-__all__ = ["CompletionProxy", "send_json"]
+__all__ = ["CompletionProxy", "completion_tokens", "send_json"]
 
 _RANK = {c: i for i, c in enumerate(CLASSES)}
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
@@ -42,6 +43,20 @@ def _error(message: str, kind: str, code: int) -> dict[str, Any]:
 
 def sse_error(message: str, code: int = 502) -> bytes:
     return b"data: " + json.dumps(_error(message, "upstream_error", code)).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+_JSON_HEADERS = {"content-type": "application/json"}
+_USAGE = re.compile(rb'"usage"\s*:\s*\{[^{}]*"completion_tokens"\s*:\s*(\d+)')
+
+
+def completion_tokens(events: int, last: bytes) -> int | None:
+    """Tokens streamed: vLLM's ``usage`` when the stream carries it (its last event before ``[DONE]`` with
+    ``stream_options.include_usage``), else one per ``data:`` event less the closing ``[DONE]``.
+    No per-chunk JSON parsing: events are counted with ``bytes.count``; only the last two chunks are searched."""
+    found = _USAGE.findall(last) if b'"usage"' in last else None
+    if found:
+        return int(found[-1])
+    return max(0, events - 1) if events else None
 
 
 class _Refuse(Exception):
@@ -80,23 +95,32 @@ class CompletionProxy:
         affinity = headers.get(b"x-affinity-key", b"").decode() or None
         affinity = f"{uid}|{affinity}" if affinity else f"{uid}|{str(req.get('prompt', ''))[:256]}"
 
-        work = asyncio.ensure_future(self._serve(send, payload, cls, cost, uid, affinity, audit, t0))
+        # The work runs in this (the server's) task; a watcher task cancels it the moment the client hangs up,
+        # which closes the upstream connection. Cheaper than a second task per request plus asyncio.wait.
+        task = asyncio.current_task()
+        assert task is not None
+        gone = done = False
+
+        def hung_up(w: asyncio.Future[None]) -> None:
+            nonlocal gone
+            if not done and not w.cancelled() and w.exception() is None:
+                gone = True
+                task.cancel()
+
         watch = asyncio.ensure_future(self._watch_disconnect(receive))
-        gone = False
+        watch.add_done_callback(hung_up)
         try:
-            await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
-            gone = not work.done()
+            await self._serve(send, payload, cls, cost, uid, affinity, audit, t0)
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            task.uncancel()
         finally:
-            work.cancel()  # the client hung up: cancel at once, which closes the upstream stream
+            done = True  # the end of the response also ends receive(): not a hang-up
             watch.cancel()
             if gone:
                 audit.update(status=499, reason="client_disconnect")
                 st.users[uid].disconnected += 1
-            try:
-                await work
-            except asyncio.CancelledError:
-                if not gone:
-                    raise
             self._finish(audit, t0)
 
     @staticmethod
@@ -182,8 +206,7 @@ class CompletionProxy:
         finally:
             st.scheduler.release()
 
-    async def _open(self, payload: bytes, affinity: str, audit: dict[str, Any],
-                    t0: float) -> tuple[Replica, httpx.Response, Any, bytes]:
+    async def _open(self, payload: bytes, affinity: str, t0: float) -> tuple[Replica, UpstreamResponse, bytes]:
         """Send to a replica and wait for its first chunk; tries each live replica once on connect errors."""
         st = self.state
         tried: tuple[Replica, ...] = ()
@@ -194,52 +217,51 @@ class CompletionProxy:
                 raise _Refuse(503, "no upstream replica available", "no_upstream", 5)
             tried = (*tried, rep)
             rep.outstanding += 1
-            resp = None
+            resp: UpstreamResponse | None = None
             try:
                 async with asyncio.timeout(max(0.001, deadline - time.perf_counter())):
-                    request = st.client.build_request("POST", rep.url + self.path, content=payload,
-                                                      headers={"content-type": "application/json"})
-                    resp = await st.client.send(request, stream=True)
-                    chunks = resp.aiter_raw()
-                    first = await anext(chunks, b"")
-                return rep, resp, chunks, first
+                    resp = await st.client.stream("POST", rep.url + self.path, payload, _JSON_HEADERS)
+                    first = await resp.next_chunk()
+                return rep, resp, first
             except TimeoutError:
                 rep.outstanding -= 1
                 st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, "timeout")
                 if resp is not None:
-                    await resp.aclose()
+                    resp.close()
                 raise _Refuse(504, "upstream did not answer in time", "upstream_timeout", 1) from None
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            except UpstreamError as exc:
                 rep.outstanding -= 1
                 st.pool.failed(rep)
-                st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, type(exc).__name__)
+                kind = "connect" if isinstance(exc, UpstreamConnectError) else "protocol"
+                st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, kind)
                 if resp is not None:
-                    await resp.aclose()
+                    resp.close()
                 if len(tried) >= len(st.pool.replicas):
                     raise _Refuse(502, "upstream unreachable", "upstream_error", 2) from None
             except BaseException:
                 rep.outstanding -= 1
                 if resp is not None:
-                    await resp.aclose()
+                    resp.close()
                 raise
 
     async def _forward(self, send: Any, payload: bytes, cls: str, uid: str, affinity: str,
                        audit: dict[str, Any], t0: float) -> None:
         st = self.state
         try:
-            rep, resp, chunks, first = await self._open(payload, affinity, audit, t0)
+            rep, resp, first = await self._open(payload, affinity, t0)
         except _Refuse as r:
             await self._refuse(send, r, audit, t0)
             return
         audit["replica"] = rep.url
         events = 0
+        prev = last = b""
         try:
             ttft = time.perf_counter() - t0
             audit["ttft_ms"] = round(ttft * 1000, 2)
             st.registry.observe("codeassist_gateway_ttft_seconds", ttft, cls)
             if resp.status_code >= 500:
                 st.pool.failed(rep)
-            ctype = resp.headers.get("content-type", "application/json").encode()
+            ctype = resp.headers.get("content-type", "application/json").encode("latin-1")
             hdrs = _SSE_HEADERS if ctype.startswith(b"text/event-stream") else [(b"content-type", ctype)]
             await send({"type": "http.response.start", "status": resp.status_code, "headers": hdrs})
             audit["status"] = resp.status_code
@@ -247,11 +269,13 @@ class CompletionProxy:
             try:
                 while chunk:
                     events += chunk.count(b"data: ")
+                    prev, last = last, chunk
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    chunk = await anext(chunks, b"")
-            except (httpx.HTTPError, TimeoutError) as exc:  # upstream died or went silent mid-stream
+                    chunk = await resp.next_chunk()
+            except (UpstreamError, TimeoutError) as exc:  # upstream died or went silent mid-stream
                 st.pool.failed(rep)
-                st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, type(exc).__name__)
+                kind = "timeout" if isinstance(exc, TimeoutError) else "protocol"
+                st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, kind)
                 audit.update(status=502, reason="upstream_died_mid_stream")
                 await send({"type": "http.response.body", "body": sse_error("upstream failed mid-stream"),
                             "more_body": True})
@@ -260,8 +284,8 @@ class CompletionProxy:
                 st.pool.succeeded(rep)
         finally:
             rep.outstanding -= 1
-            await resp.aclose()
-            audit["completion_tokens"] = max(0, events - 1) if events else None
+            resp.close()  # back to the pool when read to the end; otherwise closed, which aborts it in vLLM
+            audit["completion_tokens"] = completion_tokens(events, prev + last if prev else last)
 
     def _finish(self, audit: dict[str, Any], t0: float) -> None:
         if audit.get("finished"):

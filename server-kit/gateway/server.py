@@ -20,7 +20,7 @@ def uvicorn_config(cfg: GatewayConfig, host: str, port: int, tls_cert: Path | No
         loop="uvloop", http="httptools",  # the fastest event loop and HTTP parser uvicorn offers
         access_log=False, log_level="warning", lifespan="on",
         ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
-        timeout_keep_alive=75, backlog=2048,
+        timeout_keep_alive=75, backlog=2048, proxy_headers=False,  # no client addresses are used
     )
 
 

@@ -6,7 +6,6 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import httpx
 from codeassist.serverkit.gateway.audit import AuditLog
 from codeassist.serverkit.gateway.config import CLASSES, GatewayConfig
 from codeassist.serverkit.gateway.keys import KeyStore
@@ -14,6 +13,7 @@ from codeassist.serverkit.gateway.metrics import Registry, UpstreamMetrics
 from codeassist.serverkit.gateway.queue import Scheduler
 from codeassist.serverkit.gateway.ratelimit import RateLimiter
 from codeassist.serverkit.gateway.replicas import ReplicaPool
+from codeassist.serverkit.gateway.upstream import UpstreamClient
 
 __all__ = ["UPSTREAM_KEY_ENV", "GatewayState", "UserStats"]
 
@@ -34,7 +34,7 @@ class UserStats:
 
 
 class GatewayState:
-    def __init__(self, cfg: GatewayConfig, upstream: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, cfg: GatewayConfig, upstream: UpstreamClient | None = None) -> None:
         self.cfg = cfg
         self.keys = KeyStore(cfg.keys_file, cfg.pepper) if cfg.keys_file else None
         self.limiter = RateLimiter(cfg.requests_per_minute, cfg.request_burst, cfg.tokens_per_minute)
@@ -46,14 +46,9 @@ class GatewayState:
             headers = {**cfg.extra_headers}
             if os.environ.get(UPSTREAM_KEY_ENV):
                 headers["authorization"] = f"Bearer {os.environ[UPSTREAM_KEY_ENV]}"
-            upstream = httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(connect=cfg.connect_timeout_s, read=cfg.read_timeout_s, write=10.0,
-                                      pool=cfg.queue_timeout_s),
-                limits=httpx.Limits(max_connections=cfg.max_inflight + 16,
-                                    max_keepalive_connections=cfg.max_inflight + 16, keepalive_expiry=60),
-            )
-        self.client = upstream
+            upstream = UpstreamClient(headers, connect_timeout_s=cfg.connect_timeout_s,
+                                      read_timeout_s=cfg.read_timeout_s, max_idle_per_host=cfg.max_inflight + 16)
+        self.client = upstream  # pooled keep-alive HTTP/1.1 (httptools), see upstream.py
         self.audit = AuditLog(cfg.audit_file, cfg.audit_max_bytes, cfg.audit_backups)
         self.users: dict[str, UserStats] = defaultdict(UserStats)
         self.registry = self._registry()

@@ -1,0 +1,312 @@
+"""A small HTTP/1.1 client for the upstreams: asyncio protocol + the httptools parser, keep-alive pooled.
+
+Why not httpx: on the streaming path httpx → httpcore → anyio → h11 costs ~100 µs of Python per SSE
+chunk (cancel scopes, h11 events, buffers), which was most of the gateway's CPU. Here a response
+chunk is one ``data_received`` → ``httptools.feed_data`` → ``on_body`` call that appends the bytes to a
+list and wakes the reader; the reader takes everything buffered in one ``next_chunk()``.
+
+Scope: what the gateway needs from vLLM and nothing more — one request per connection at a time,
+``content-length`` request bodies, chunked or sized responses, an idle pool per ``host:port``
+(a reused connection the server closed while idle is retried once on a fresh one), a connect timeout,
+a read timeout per wait, and :meth:`UpstreamResponse.close` that closes the connection unless the
+response was read to the end — which is how an abandoned stream aborts the request in vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
+
+_PAUSE_AT = 1 << 20  # buffered but unread response bytes before reading from the socket pauses
+
+
+class UpstreamError(Exception):
+    """The upstream connection failed or broke the protocol."""
+
+
+class UpstreamConnectError(UpstreamError):
+    """No connection could be opened (refused, unreachable, connect timeout)."""
+
+
+class _Conn(asyncio.Protocol):
+    """One upstream connection; holds the state of the response in progress."""
+
+    def __init__(self, key: tuple[str, str, int]) -> None:
+        self.key = key
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reused = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self._hname = ""
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.got_bytes = False
+        self.head_done = False
+        self.keep_alive = False
+        self.complete = False
+        self.error: Exception | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.paused = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.timeout = 0.0
+        self.last_rx = 0.0
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        self.last_rx = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"bad response from upstream: {exc}"))
+            return
+        if self.buffered > _PAUSE_AT and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete:
+            self._fail(UpstreamError(f"upstream closed the connection{f': {exc}' if exc else ''}"))
+
+    # -- httptools callbacks --------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._hname = name.decode("latin-1").lower()
+        self.headers[self._hname] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        if self.status < 200:  # 100 Continue and friends: wait for the real head
+            self.headers = {}
+            return
+        self.head_done = True
+        self.keep_alive = self.parser.should_keep_alive()  # only valid before the message completes
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self.buffered += len(body)
+
+    def on_message_complete(self) -> None:
+        if self.status >= 200:
+            self.complete = True
+
+    # -- internals ------------------------------------------------------------------------------
+    def _fail(self, exc: Exception) -> None:
+        if self.error is None:
+            self.error = exc
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def close(self) -> None:
+        self.closed = True
+        self.stop_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait(self, timeout: float) -> None:
+        """Until something arrives (bytes, end, error); TimeoutError after ``timeout`` s of silence.
+
+        One timer per response, not per wait: it re-arms itself while bytes keep arriving."""
+        loop = asyncio.get_running_loop()
+        self.waiter = fut = loop.create_future()
+        if self.timer is None:
+            self.timeout = timeout
+            self.timer = loop.call_at(self.last_rx + timeout, self._check_silence)
+        try:
+            await fut
+        finally:
+            self.waiter = None
+
+    def _check_silence(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = self.last_rx + self.timeout
+        if loop.time() < due:
+            self.timer = loop.call_at(due, self._check_silence)
+            return
+        self.timer = None
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_exception(TimeoutError())
+
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class UpstreamResponse:
+    """A response whose head has arrived; the body is read with :meth:`next_chunk`."""
+
+    __slots__ = ("_client", "_conn", "_released", "headers", "status_code")
+
+    def __init__(self, client: UpstreamClient, conn: _Conn) -> None:
+        self._client, self._conn, self._released = client, conn, False
+        self.status_code = conn.status
+        self.headers = conn.headers
+
+    async def next_chunk(self) -> bytes:
+        """All body bytes that arrived since the last call (waits for some); ``b""`` at the end."""
+        c = self._conn
+        while True:
+            if c.body:
+                data = c.body[0] if len(c.body) == 1 else b"".join(c.body)
+                c.body.clear()
+                c.buffered = 0
+                if c.paused and c.transport is not None:
+                    c.paused = False
+                    c.last_rx = c.loop.time()  # the silence was ours
+                    c.transport.resume_reading()
+                return data
+            if c.complete:
+                self.close()
+                return b""
+            if c.error is not None:
+                raise c.error
+            await c.wait(self._client.read_timeout_s)
+
+    async def read(self) -> bytes:
+        parts = []
+        while chunk := await self.next_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Back to the pool when read to the end, else drop the connection (aborts the upstream request)."""
+        if self._released:
+            return
+        self._released = True
+        self._client._release(self._conn)
+
+
+class UpstreamClient:
+    def __init__(self, headers: dict[str, str] | None = None, connect_timeout_s: float = 2.0,
+                 read_timeout_s: float = 60.0, max_idle_per_host: int = 256,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.connect_timeout_s, self.read_timeout_s = connect_timeout_s, read_timeout_s
+        self.max_idle_per_host = max_idle_per_host
+        self._extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
+        self._ssl = ssl_context
+        self._idle: dict[tuple[str, str, int], deque[_Conn]] = {}
+        self._targets: dict[str, tuple[tuple[str, str, int], bytes, bytes]] = {}
+        self._closed = False
+
+    def _target(self, url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
+        t = self._targets.get(url)
+        if t is None:
+            u = urlsplit(url)
+            if u.scheme not in ("http", "https") or not u.hostname:
+                raise UpstreamConnectError(f"unsupported upstream URL {url!r}")
+            port = u.port or (443 if u.scheme == "https" else 80)
+            path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+            host = u.hostname if u.port is None else f"{u.hostname}:{u.port}"
+            t = ((u.scheme, u.hostname, port), path.encode("latin-1"), host.encode("latin-1"))
+            if len(self._targets) < 1024:
+                self._targets[url] = t
+        return t
+
+    async def _connect(self, key: tuple[str, str, int]) -> _Conn:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        ctx = (self._ssl or ssl.create_default_context()) if scheme == "https" else None
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                _, conn = await loop.create_connection(lambda: _Conn(key), host, port, ssl=ctx)
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamConnectError(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from None
+        return conn
+
+    def _take_idle(self, key: tuple[str, str, int]) -> _Conn | None:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                return conn
+        return None
+
+    def _release(self, conn: _Conn) -> None:
+        keep = conn.complete and conn.keep_alive and not conn.closed and not self._closed
+        if not keep:
+            conn.close()
+            return
+        idle = self._idle.setdefault(conn.key, deque())
+        if len(idle) >= self.max_idle_per_host:
+            conn.close()
+            return
+        conn.stop_timer()
+        conn._reset()
+        conn.reused = True
+        idle.append(conn)
+
+    async def stream(self, method: str, url: str, body: bytes = b"",
+                     headers: dict[str, str] | None = None) -> UpstreamResponse:
+        """Send a request; returns once the response head is in. The caller must ``close()`` the response."""
+        if self._closed:
+            raise UpstreamError("client closed")
+        key, path, host = self._target(url)
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1") if headers else b""
+        head = b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s%s\r\n" % (
+            method.encode(), path, host, len(body), self._extra, extra)
+        while True:
+            conn = self._take_idle(key)
+            fresh = conn is None
+            if conn is None:
+                conn = await self._connect(key)
+            conn.last_rx = conn.loop.time()  # the silence timer counts from the request
+            try:
+                assert conn.transport is not None
+                conn.transport.write(head + body if len(body) < 65536 else head)
+                if len(body) >= 65536:
+                    conn.transport.write(body)
+                while not conn.head_done:
+                    if conn.error is not None:
+                        raise conn.error
+                    await conn.wait(self.read_timeout_s)
+            except UpstreamError:
+                conn.close()
+                if not fresh and not conn.got_bytes:
+                    continue  # the server closed this idle connection meanwhile: once more on a new one
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            return UpstreamResponse(self, conn)
+
+    async def request(self, method: str, url: str, body: bytes = b"", timeout: float = 5.0,
+                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """A whole request and response (health checks, /models, /metrics): ``(status, body)``."""
+        async with asyncio.timeout(timeout):
+            resp = await self.stream(method, url, body, headers)
+            try:
+                return resp.status_code, await resp.read()
+            finally:
+                resp.close()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()

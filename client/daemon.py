@@ -202,6 +202,7 @@ class Daemon:
         self.documents.close(params["uri"], conn.id)
         if self.documents.get(params["uri"]) is None:
             self.context.close_document(params["uri"])
+            self.engine.on_close(params["uri"])  # cancel its waiting/in-flight/speculative requests
 
     async def _complete(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         self.counters["requests"] += 1

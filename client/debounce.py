@@ -2,11 +2,18 @@
 
 The delay follows the user's rhythm and the server's latency (Tabby's idea, simplified):
 
-* typing fast (short gaps between keystrokes) → wait a bit longer than the usual gap, because another
-  keystroke is probably coming and would cancel the request anyway;
-* a slow server → wait longer (a wasted request costs more); a fast one → fire sooner;
-* right after a token boundary (space, punctuation, newline) people pause → use the lower bound;
-* gaps longer than ``pause_ms`` are pauses, not rhythm, and do not feed the average.
+* the rhythm is an exponential moving average of the gaps between keystrokes; gaps longer than
+  ``pause_ms`` or ``PAUSE_RATIO`` times the rhythm are pauses, not rhythm, and do not feed it;
+* a *pause* is detected when the time since the last key exceeds the rhythm: mid-word the request
+  waits ``rhythm_factor`` gaps (another key is probably coming, and it would supersede the request);
+  right after a token boundary (space, punctuation, newline), where people do pause, it waits one gap
+  (``boundary_factor``) — so it fires as soon as the pause begins, not at once after every space;
+* a slow server stretches the mid-word wait (a wasted request costs more): ``latency_factor`` of its
+  p50, capped at ``latency_cap_ms``;
+* time already passed since the last keystroke counts towards the wait.
+
+:meth:`Debouncer.pause_delay_ms` is the figure the ≤ 50 ms-at-a-pause target is about: how long after the
+pause became detectable (last key + one rhythm gap) a request actually fired.
 
 Everything is computed from an injected clock so tests can script keystroke times exactly.
 """
@@ -21,6 +28,7 @@ from codeassist.client.latency import LatencyTracker
 
 __all__ = ["Debouncer"]
 
+PAUSE_RATIO = 4.0
 BOUNDARY_CHARS = frozenset(" \t\n.,;:()[]{}=<>+-*/'\"")
 
 
@@ -39,8 +47,10 @@ class Debouncer:
         clock: Callable[[], float] = time.monotonic,
         pause_ms: float = 1500.0,
         alpha: float = 0.3,
-        rhythm_factor: float = 1.3,
-        latency_factor: float = 0.15,
+        rhythm_factor: float = 1.5,
+        boundary_factor: float = 1.0,
+        latency_factor: float = 0.1,
+        latency_cap_ms: float = 150.0,
         fixed_ms: float | None = None,
     ) -> None:
         if min_ms < 0 or max_ms < min_ms:
@@ -49,7 +59,8 @@ class Debouncer:
         self.latency = latency or LatencyTracker()
         self.clock = clock
         self.pause_ms, self.alpha = pause_ms, alpha
-        self.rhythm_factor, self.latency_factor = rhythm_factor, latency_factor
+        self.rhythm_factor, self.boundary_factor = rhythm_factor, boundary_factor
+        self.latency_factor, self.latency_cap_ms = latency_factor, latency_cap_ms
         self.fixed_ms = fixed_ms
         self._docs: dict[str, _Rhythm] = {}
 
@@ -58,25 +69,41 @@ class Debouncer:
         r = self._docs.setdefault(uri, _Rhythm())
         if r.last is not None:
             gap = (now - r.last) * 1000
-            if gap < self.pause_ms:
+            # a gap far above the rhythm is a pause, not a change of pace
+            if gap < self.pause_ms and (r.gap_ms is None or gap < PAUSE_RATIO * r.gap_ms):
                 r.gap_ms = gap if r.gap_ms is None else self.alpha * gap + (1 - self.alpha) * r.gap_ms
         r.last = now
 
     def forget(self, uri: str) -> None:
         self._docs.pop(uri, None)
 
+    def since_ms(self, uri: str) -> float | None:
+        """Milliseconds since the last keystroke in ``uri`` (None before the first)."""
+        r = self._docs.get(uri)
+        return None if r is None or r.last is None else (self.clock() - r.last) * 1000
+
+    def rhythm_ms(self, uri: str) -> float | None:
+        r = self._docs.get(uri)
+        return None if r is None else r.gap_ms
+
+    def pause_delay_ms(self, uri: str) -> float | None:
+        """How far past the start of the pause (last key + one rhythm gap) we are now; None without a rhythm."""
+        since, gap = self.since_ms(uri), self.rhythm_ms(uri)
+        if since is None or gap is None:
+            return None
+        return max(0.0, since - gap)
+
     def delay_ms(self, uri: str, char_before: str = "") -> float:
         """How long to wait now, in ms, within ``[min_ms, max_ms]`` (or exactly ``fixed_ms``)."""
         if self.fixed_ms is not None:
             return self.fixed_ms
         r = self._docs.get(uri)
-        if r is None or r.gap_ms is None or char_before in BOUNDARY_CHARS:
-            base = 0.0
-        else:
-            # Time already passed since the last keystroke counts towards the wait.
-            since = (self.clock() - r.last) * 1000 if r.last is not None else 0.0
-            base = max(0.0, self.rhythm_factor * r.gap_ms - since)
+        if r is None or r.gap_ms is None:
+            return self.min_ms
+        boundary = char_before in BOUNDARY_CHARS
+        since = (self.clock() - r.last) * 1000 if r.last is not None else 0.0
+        base = max(0.0, (self.boundary_factor if boundary else self.rhythm_factor) * r.gap_ms - since)
         lat = self.latency.p50
-        if lat is not None and base > 0:
-            base += self.latency_factor * lat
+        if lat is not None and base > 0 and not boundary:
+            base += min(self.latency_cap_ms, self.latency_factor * lat)
         return min(self.max_ms, max(self.min_ms, base))

@@ -3,6 +3,15 @@
 The orchestrator only wires the stages; each lives in its own module:
 ``debounce`` (when to ask), ``cache`` (typing-through and prompt hits), ``prefetch`` (speculation),
 ``linemode`` (single vs multi-line), ``postprocess`` (filters), ``stats`` (acceptance signals).
+
+Request economy (adaptive mode): at most one interactive request per document on the wire. A keystroke
+always cancels the *waiting* (debounce) of the stale request, but a request already on the wire survives
+keystrokes that only type forward at its cursor (its prompt's prefix is still the document's prefix and
+the suffix is unchanged): the next ``complete`` joins it, and its result — cached at its own position —
+is served through the cache's walk-back when it begins with what was typed meanwhile. An upstream
+request nobody waits for any more is cancelled after ``JOIN_GRACE_S`` (an editor's ``$/cancelRequest``
+followed by no new request). The fixed mode cancels everything on every keystroke, as a plain
+fixed-debounce client does.
 """
 
 from __future__ import annotations
@@ -34,6 +43,28 @@ log = logging.getLogger(__name__)
 FILTER_PREFIX_CHARS = 4000
 FILTER_SUFFIX_CHARS = 2000
 SINGLE_LINE_MAX_TOKENS = 32
+JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this long
+JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
+PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet
+
+
+@dataclass
+class _Upstream:
+    """An interactive request on the wire for ``base`` + cursor + ``suffix``."""
+
+    task: asyncio.Task[CompletionResult]
+    base: str
+    suffix: str
+    waiters: int = 0
+    grace: asyncio.TimerHandle | None = None
+
+    def consistent(self, text: str) -> bool:
+        """The document is the request's text with only characters typed at its cursor."""
+        typed = len(text) - len(self.base) - len(self.suffix)
+        return 0 <= typed <= JOIN_MAX_TYPED and text.startswith(self.base) and text.endswith(self.suffix)
+
+    def joinable(self, text: str, offset: int) -> bool:
+        return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
 
 
 @dataclass
@@ -68,10 +99,12 @@ class CompletionEngine:
         self.latency = LatencyTracker()
         self.debouncer = Debouncer(config.debounce_min_ms, config.debounce_max_ms, self.latency, clock,
                                    fixed_ms=None if self.smart else config.debounce_fixed_ms)
-        self.cache = CompletionCache(config.cache_entries, config.cache_bytes)
+        # The fixed baseline keeps an exact-position/prompt LRU (as Continue does) but no walk-back.
+        self.cache = CompletionCache(config.cache_entries, config.cache_bytes, max_walk=128 if self.smart else 0)
         self.prefetcher = Prefetcher()
         self.stats = SessionStats()
-        self._inflight: dict[str, asyncio.Task[CompletionResult]] = {}
+        self._inflight: dict[str, asyncio.Task[CompletionResult | None]] = {}  # waiting (debounce/join)
+        self._upstream: dict[str, _Upstream] = {}  # interactive request on the wire, per document
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -105,6 +138,9 @@ class CompletionEngine:
         task = self._inflight.pop(doc.uri, None)
         if task is not None and not task.done():
             task.cancel()
+        up = self._upstream.get(doc.uri)
+        if up is not None and not (self.smart and up.consistent(doc.text)):
+            self._drop_upstream(doc.uri)
         if self.prefetcher.on_change(doc.uri, doc.text):
             self.stats.bump("prefetch_cancelled")
 
@@ -112,8 +148,16 @@ class CompletionEngine:
         task = self._inflight.pop(uri, None)
         if task is not None:
             task.cancel()
+        self._drop_upstream(uri)
         self.prefetcher.cancel(uri)
         self.debouncer.forget(uri)
+
+    def _drop_upstream(self, uri: str) -> None:
+        up = self._upstream.pop(uri, None)
+        if up is not None:
+            if up.grace is not None:
+                up.grace.cancel()
+            up.task.cancel()
 
     def accept(self, completion_id: str | None, chars: int | None) -> str:
         return self.stats.record_accept(completion_id, chars)
@@ -125,12 +169,12 @@ class CompletionEngine:
         prev = self._inflight.pop(doc.uri, None)
         if prev is not None and not prev.done():
             prev.cancel()
-        result = self._from_cache(doc.text, offset) if self.smart else None
+        result = self._from_cache(doc.text, offset)
         if result is None and self.smart and (spec := self.prefetcher.joinable(doc.uri, doc.text, offset)):
             await asyncio.wait({spec})  # joining the speculation: no second request
             result = self._from_cache(doc.text, offset)
         if result is None:
-            task = asyncio.create_task(self._request(doc, offset, priority))
+            task = asyncio.create_task(self._obtain(doc, offset, priority))
             self._inflight[doc.uri] = task
             try:
                 result = await task
@@ -155,6 +199,57 @@ class CompletionEngine:
             self.stats.bump("empty")
         return result
 
+    async def _obtain(self, doc: Document, offset: int, priority: str) -> CompletionResult:
+        """Join the request on the wire when it can answer this position, else debounce and send one.
+
+        Runs as the document's waiting task: a keystroke cancels it (and nothing else)."""
+        text = doc.text
+        up = self._upstream.get(doc.uri)
+        if up is not None and self.smart and up.joinable(text, offset):
+            self.stats.bump("joined")
+            result = await self._wait_upstream(doc.uri, up)
+            if up.base == text[:offset]:
+                return result
+            hit = self._from_cache(text, offset)  # re-keyed through the walk-back, or diverged
+            if hit is not None:
+                hit.timings.update(result.timings)
+                return hit
+        t0 = time.perf_counter()
+        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset])
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+        timings = {"debounce_ms": _ms(t0)}
+        self.stats.latency["debounce"].add(timings["debounce_ms"])
+        if (pause := self.debouncer.pause_delay_ms(doc.uri)) is not None:
+            self.stats.latency["pause_delay"].add(pause)
+        self._drop_upstream(doc.uri)  # not joinable: at most one interactive request per document
+        up = _Upstream(asyncio.create_task(self._request(doc, offset, priority, timings)), text[:offset],
+                       text[offset:])
+        self._upstream[doc.uri] = up
+        return await self._wait_upstream(doc.uri, up)
+
+    async def _wait_upstream(self, uri: str, up: _Upstream) -> CompletionResult:
+        if up.grace is not None:
+            up.grace.cancel()
+            up.grace = None
+        up.waiters += 1
+        try:
+            return await asyncio.shield(up.task)
+        finally:
+            up.waiters -= 1
+            if self._upstream.get(uri) is up:
+                if up.task.done():
+                    del self._upstream[uri]
+                elif up.waiters == 0:
+                    if self.smart:  # a consistent keystroke's request may still join it
+                        up.grace = asyncio.get_running_loop().call_later(JOIN_GRACE_S, self._expire, uri, up)
+                    else:
+                        self._drop_upstream(uri)
+
+    def _expire(self, uri: str, up: _Upstream) -> None:
+        if self._upstream.get(uri) is up and up.waiters == 0:
+            self._drop_upstream(uri)
+
     def _from_cache(self, text: str, offset: int) -> CompletionResult | None:
         hit = self.cache.typed_through(text, offset)
         if hit is None:
@@ -164,19 +259,17 @@ class CompletionEngine:
         return CompletionResult(text=hit.text, source="prefetch" if hit.source == "prefetch" else "cache",
                                 multiline="\n" in hit.text)
 
-    async def _request(self, doc: Document, offset: int, priority: str) -> CompletionResult:
-        t0 = time.perf_counter()
-        text = doc.text
-        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset])
-        if delay > 0:
-            await asyncio.sleep(delay / 1000)
-        timings = {"debounce_ms": _ms(t0)}
-        self.stats.latency["debounce"].add(timings["debounce_ms"])
+    async def _request(self, doc: Document, offset: int, priority: str,
+                       timings: dict[str, float]) -> CompletionResult:
+        doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
         try:
             completion, multiline, source = await self._generate(doc, offset, priority, timings)
         except TransportError as exc:
             log.warning("completion failed: %s", exc)
             return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}", timings=timings)
+        except asyncio.CancelledError:
+            self.stats.bump("upstream_cancelled")
+            raise
         return CompletionResult(text=completion, source=source if completion else "none", multiline=multiline,
                                 timings=timings)
 
@@ -190,7 +283,7 @@ class CompletionEngine:
         parts = self.build_prompt(doc, offset, family)
         template = template_for(family)
         key = prompt_key(model, "m" if mode.multiline else "s", parts.prompt)
-        cached = self.cache.get(key) if self.smart else None
+        cached = self.cache.get(key)
         timings["context_ms"] = _ms(t0)
         if cached is not None:
             self.cache.put_position(text, offset, cached)
@@ -209,7 +302,7 @@ class CompletionEngine:
                                         suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
                                         multiline=mode.multiline, language=doc.language)
         completion = postprocess.run(cut_at_stops(raw, params.stop), ctx)
-        if completion and self.smart:
+        if completion:
             source = "prefetch" if priority == "prefetch" else "model"
             self.cache.put(key, completion, source)
             self.cache.put_position(text, offset, completion, source)
@@ -244,6 +337,15 @@ class CompletionEngine:
         self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset))
 
     async def _prefetch(self, hypo: Document, offset: int) -> None:
+        # The prompt build is synchronous work on the event loop (the context engine is not thread-safe:
+        # its parse trees and caches are mutated by builds and edits), so a speculation waits until the
+        # document is quiet — a pause in the user's rhythm — and never delays the next keystroke's answer.
+        while True:
+            since = self.debouncer.since_ms(hypo.uri)
+            quiet = max(PREFETCH_QUIET_MIN_MS, self.debouncer.rhythm_ms(hypo.uri) or 0.0)
+            if since is None or since >= quiet:
+                break
+            await asyncio.sleep((quiet - since) / 1000)
         try:
             await self._generate(hypo, offset, "prefetch", {})
         except TransportError as exc:
@@ -252,6 +354,8 @@ class CompletionEngine:
     async def aclose(self) -> None:
         for task in list(self._inflight.values()):
             task.cancel()
+        for uri in list(self._upstream):
+            self._drop_upstream(uri)
         await self.prefetcher.aclose()
 
 

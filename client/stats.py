@@ -19,9 +19,11 @@ COUNTERS = (
     "cache_hits",
     "prefetch_hits",
     "cancelled",  # superseded by a keystroke or cancelled by the editor
+    "joined",  # requests answered by joining the interactive request already on the wire
     "upstream_requests",  # requests sent to the model server (prefetch included)
     "prefetch_requests",
     "prefetch_cancelled",
+    "upstream_cancelled",  # requests to the model server closed before their end
     "errors",
     "empty",
 )
@@ -34,7 +36,8 @@ class SessionStats:
             "shown": LatencyTracker(2000),  # request in -> result out, shown completions only
             "cache": LatencyTracker(2000),
             "model": LatencyTracker(2000),  # time on the model server, request -> last token
-            "debounce": LatencyTracker(2000),
+            "debounce": LatencyTracker(2000),  # request in -> sent (fired requests only)
+            "pause_delay": LatencyTracker(2000),  # sent - (last key + one rhythm gap): delay added at a pause
         }
         self._shown: OrderedDict[str, int] = OrderedDict()
         self._remember = remember

@@ -39,16 +39,78 @@ def type_text(engine: CompletionEngine, doc: Document, offset: int, s: str) -> i
     return offset
 
 
-async def test_keystroke_cancels_in_flight_and_closes_upstream(engine, standin) -> None:
+async def test_divergent_keystroke_cancels_in_flight_and_closes_upstream(engine, standin) -> None:
+    standin.behaviour.ttft_s = 5
+    doc = Document(uri="file:///a.py", text="x = \n")
+    task = asyncio.create_task(engine.complete(doc, 4))
+    await until(lambda: len(standin.stats.requests) == 1)
+    doc.apply(3, 4, "")  # a backspace: the request's prompt is no longer the document's prefix
+    engine.on_change(doc)
+    result = await task
+    assert result.source == "cancelled" and result.text == ""
+    await until(lambda: standin.stats.disconnected == 1, timeout=0.3)  # at once, not after the join grace
+    assert engine.stats.counts["cancelled"] == 1 and engine.stats.counts["upstream_cancelled"] == 1
+
+
+async def test_typing_forward_joins_the_request_on_the_wire(engine, standin) -> None:
+    standin.behaviour.ttft_s = 0.4
+    doc = Document(uri="file:///a.py", text="greeting = \nprint(greeting)\n")
+    off = len("greeting = ")
+    first = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 1)
+    off = type_text(engine, doc, off, "h")  # consistent with the request: it stays on the wire
+    assert (await first).source == "cancelled"  # the stale position's answer is dropped, not the request
+    second = asyncio.create_task(engine.complete(doc, off))
+    await asyncio.sleep(0.05)
+    off = type_text(engine, doc, off, "e")
+    assert (await second).source == "cancelled"
+    result = await engine.complete(doc, off)
+    assert (result.text, result.source) == ("llo world", "cache")  # re-keyed by position: typed-through
+    interactive = [r for r in standin.stats.requests if r["priority"] == standin.stats.requests[0]["priority"]]
+    assert len(interactive) == 1 and standin.stats.disconnected == 0
+    assert engine.stats.counts["joined"] == 2
+
+
+async def test_joined_request_that_diverges_sends_a_new_one(engine, standin) -> None:
+    standin.behaviour.ttft_s = 0.3
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    first = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 1)
+    off = type_text(engine, doc, off, "x")  # the model will say "hello world": not what the user typed
+    await first
+    standin.behaviour.tokens = ["yz"]
+    result = await engine.complete(doc, off)
+    assert result.text == "yz" and result.source == "model"
+    assert standin.stats.requests[-1]["prompt"].endswith("greeting = x")
+
+
+async def test_fixed_mode_cancels_on_every_keystroke(standin) -> None:
+    cfg = Config(server_url=standin.base_url, debounce_fixed_ms=0, engine_mode="fixed", family="plain")
+    eng = CompletionEngine(cfg, HttpTransport(standin.base_url))
+    try:
+        standin.behaviour.ttft_s = 5
+        doc = Document(uri="file:///a.py", text="x = ")
+        task = asyncio.create_task(eng.complete(doc, 4))
+        await until(lambda: len(standin.stats.requests) == 1)
+        type_text(eng, doc, 4, "1")
+        assert (await task).source == "cancelled"
+        await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
+    finally:
+        await eng.aclose()
+        await eng.transport.aclose()
+
+
+async def test_editor_cancel_without_a_new_request_closes_upstream_after_grace(engine, standin) -> None:
     standin.behaviour.ttft_s = 5
     doc = Document(uri="file:///a.py", text="x = ")
     task = asyncio.create_task(engine.complete(doc, 4))
     await until(lambda: len(standin.stats.requests) == 1)
-    type_text(engine, doc, 4, "1")
-    result = await task
-    assert result.source == "cancelled" and result.text == ""
-    await until(lambda: standin.stats.disconnected == 1)
-    assert engine.stats.counts["cancelled"] == 1
+    type_text(engine, doc, 4, "1")  # consistent: kept for a request that may join it...
+    await task
+    await asyncio.sleep(0.2)
+    assert standin.stats.disconnected == 0
+    await until(lambda: standin.stats.disconnected == 1, timeout=2)  # ...but nobody did
 
 
 async def test_editor_cancel_closes_upstream(engine, standin) -> None:
@@ -152,3 +214,20 @@ async def test_line_mode_sets_stops_and_max_tokens(engine, standin) -> None:
     await engine.complete(Document(uri="file:///c.py", text="def f(x):\n    ", language="python"), 14)
     multi = next(r for r in standin.stats.requests if r["prompt"].endswith("def f(x):\n    "))
     assert "\n" not in multi["stop"] and multi["max_tokens"] == engine.config.max_tokens
+
+
+async def test_closing_the_document_cancels_its_request(engine, standin) -> None:
+    from types import SimpleNamespace
+
+    from codeassist.client.daemon import Daemon
+
+    daemon = Daemon(engine.config, engine=engine)
+    conn = SimpleNamespace(id=1)
+    standin.behaviour.ttft_s = 5
+    await daemon._doc_open(conn, {"uri": "file:///z.py", "text": "x = ", "language": "python"})  # type: ignore[arg-type]
+    task = asyncio.create_task(daemon._complete(conn, {"uri": "file:///z.py", "offset": 4}))  # type: ignore[arg-type]
+    await until(lambda: len(standin.stats.requests) == 1)
+    await daemon._doc_close(conn, {"uri": "file:///z.py"})  # type: ignore[arg-type]
+    assert (await task)["source"] == "cancelled"
+    await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
+    daemon.context.close()

@@ -443,9 +443,14 @@ async def _latency(report: Report, cfg: Config, url: str, model: str, n: int, us
         return
     p50, p99 = lat["ttft"]["p50_ms"], lat["ttft"]["p99_ms"]
     met = p50 < TTFT_P50_TARGET_MS and p99 < TTFT_P99_TARGET_MS
-    report.checks.append(Check("latency", True, f"TTFT p50 {p50:.0f} ms / p99 {p99:.0f} ms over {n} completions "
-                               f"(targets < {TTFT_P50_TARGET_MS:.0f} / < {TTFT_P99_TARGET_MS:.0f} ms)"
-                               + ("" if met else ": above target"), "; ".join(report.hints), warn=not met))
+    if lat["errors"]:
+        report.hints.append(f"{lat['errors']} of {n} completions failed (see the daemon log): usually timeouts "
+                            "on an overloaded server; raise first_token_timeout only if the server is known slow")
+    report.checks.append(Check("latency", True, f"TTFT p50 {p50:.0f} ms / p99 {p99:.0f} ms over {lat['ttft']['n']} "
+                               f"completions (targets < {TTFT_P50_TARGET_MS:.0f} / < {TTFT_P99_TARGET_MS:.0f} ms)"
+                               + ("" if met else ": above target")
+                               + (f"; {lat['errors']} of {n} failed" if lat["errors"] else ""),
+                               "; ".join(report.hints), warn=not met or bool(lat["errors"])))
 
 
 async def run_doctor(samples: int = 10, use_daemon: bool = True, url: str | None = None) -> Report:

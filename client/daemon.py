@@ -177,6 +177,7 @@ class Daemon:
             "socket": str(paths.socket_path()),
             "log": str(paths.log_dir() / "daemon.log"),
             "counters": dict(self.counters),
+            "connectivity": self.transport.status(),
         }
 
     async def _stop_request(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:

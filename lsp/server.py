@@ -144,7 +144,8 @@ class BridgeServer(LanguageServer):
             log.warning("completion failed: %r", exc)
             self.warn_once("complete", f"codeassist: no completion ({exc or type(exc).__name__})")
             return None
-        if result and result.get("error"):
+        # Outages (no endpoint reachable) are announced by the daemon itself, once per outage.
+        if result and result.get("error") and not str(result["error"]).startswith("connect:"):
             self.warn_once("server", f"codeassist: model server problem: {result['error']}")
         return result
 

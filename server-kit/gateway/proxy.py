@@ -266,11 +266,15 @@ class CompletionProxy:
             await send({"type": "http.response.start", "status": resp.status_code, "headers": hdrs})
             audit["status"] = resp.status_code
             chunk = first
+            more = True
             try:
                 while chunk:
                     events += chunk.count(b"data: ")
                     prev, last = last, chunk
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    more = not resp.ended  # the last chunk goes out with the chunked terminator: one write less
+                    await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                    if not more:
+                        break
                     chunk = await resp.next_chunk()
             except (UpstreamError, TimeoutError) as exc:  # upstream died or went silent mid-stream
                 st.pool.failed(rep)
@@ -279,7 +283,9 @@ class CompletionProxy:
                 audit.update(status=502, reason="upstream_died_mid_stream")
                 await send({"type": "http.response.body", "body": sse_error("upstream failed mid-stream"),
                             "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+                more = True
+            if more:
+                await send({"type": "http.response.body", "body": b""})
             if audit["status"] < 500:
                 st.pool.succeeded(rep)
         finally:

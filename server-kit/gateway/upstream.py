@@ -130,7 +130,7 @@ class _Conn(asyncio.Protocol):
         """Until something arrives (bytes, end, error); TimeoutError after ``timeout`` s of silence.
 
         One timer per response, not per wait: it re-arms itself while bytes keep arriving."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop  # not asyncio.get_running_loop(): that costs a getpid() syscall per call on 3.11
         self.waiter = fut = loop.create_future()
         if self.timer is None:
             self.timeout = timeout
@@ -141,7 +141,7 @@ class _Conn(asyncio.Protocol):
             self.waiter = None
 
     def _check_silence(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         due = self.last_rx + self.timeout
         if loop.time() < due:
             self.timer = loop.call_at(due, self._check_silence)
@@ -166,6 +166,11 @@ class UpstreamResponse:
         self._client, self._conn, self._released = client, conn, False
         self.status_code = conn.status
         self.headers = conn.headers
+
+    @property
+    def ended(self) -> bool:
+        """The whole body has arrived and been taken: the next :meth:`next_chunk` would return ``b""``."""
+        return self._conn.complete and not self._conn.body
 
     async def next_chunk(self) -> bytes:
         """All body bytes that arrived since the last call (waits for some); ``b""`` at the end."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codeassist.context.retrieve import Snippet
 from codeassist.context.tokens import TokenCounter
@@ -34,20 +34,33 @@ def check_budget(budget: int) -> int:
 
 
 def pack(candidates: list[Snippet], render: Callable[[Snippet], str], counter: TokenCounter,
-         budget: int, max_recent: int = 2) -> tuple[list[Snippet], list[int]]:
-    """Best candidates first (recent edits, then definitions, then similar chunks) until ``budget`` is used."""
+         budget: int, max_recent: int = 2, full_share: float = 0.5) -> tuple[list[Snippet], list[int]]:
+    """Best candidates first (recent edits, then definitions, then similar chunks) until ``budget`` is used.
+
+    Definitions get their full summary (signature + doc head + members) while under ``full_share`` of the
+    budget; after that, and whenever the full text does not fit, their signature alone — so that many
+    relevant definitions fit rather than a few long ones.
+    """
     chosen: list[Snippet] = []
     costs: list[int] = []
     used = misses = recent = 0
     for s in sorted(candidates, key=lambda s: (_TIER.get(s.kind, 9), -s.score)):
         if s.kind == "recent" and recent >= max_recent:
             continue
-        cost = counter.count(render(s))
-        if used + cost > budget:
-            misses += 1
-            if misses > 8:
-                break
-            continue
+        compact = s.kind == "definition" and s.short and s.short != s.text
+        cost = counter.count(render(s)) if not compact or used < budget * full_share else budget + 1
+        if used + cost > budget or (compact and used + cost > budget * full_share):
+            if compact:
+                short = replace(s, text=s.short, reason=f"{s.reason}; signature only",
+                                end=s.start + s.short.count("\n") + 1)
+                short_cost = counter.count(render(short))
+                if used + short_cost <= budget:
+                    s, cost = short, short_cost
+            if used + cost > budget:
+                misses += 1
+                if misses > 8:
+                    break
+                continue
         recent += s.kind == "recent"
         chosen.append(s)
         costs.append(cost)

@@ -17,8 +17,9 @@ from codeassist.context.errors import ContextError, PositionError
 from codeassist.context.imports import extract_imports
 from codeassist.context.index import RepoIndex
 from codeassist.context.langs import comment_prefix, language_for_path
+from codeassist.context.occur import occurrences
 from codeassist.context.parse import ParsedDoc
-from codeassist.context.retrieve import Snippet, dedup, definition_snippets, similar_snippets
+from codeassist.context.retrieve import Snippet, dedup, definition_snippets, enclosing_class_bases, similar_snippets
 from codeassist.context.syntax_window import syntax_window
 from codeassist.context.templates import Template
 from codeassist.context.tokens import TokenCounter, default_counter
@@ -49,7 +50,7 @@ class ContextEngine:
         self.watchers: list[IndexWatcher] = []
         self.docs: dict[str, ParsedDoc] = {}
         self.recent: deque[tuple[str, int, float]] = deque(maxlen=32)  # (uri, line, when)
-        self._resolve_cache: dict[tuple[str, str], list[str]] = {}
+        self._resolve_cache: dict[object, object] = {}
         self._cache_gen: dict[Path, int] = {}
         self._parsed: dict[str, ParsedDoc] = {}
 
@@ -143,7 +144,7 @@ class ContextEngine:
                 return f"{template.file_sep}{s.path}\n{s.text}\n"
             return f"{comment_prefix(lang)} Path: {s.path}\n{s.text}\n"
 
-        cands = self._candidates(doc, index, rel, lang, lines, cursor_line, uri)
+        cands = self._candidates(doc, index, rel, lang, text, lines, cursor_line, uri)
         chosen, costs = pack(cands, render, c, snip_budget)
         prefix_budget = room - suffix_budget - sum(costs)
         for _ in range(100):
@@ -180,7 +181,7 @@ class ContextEngine:
                            ms=(time.perf_counter() - t0) * 1000)
 
     def _candidates(self, doc: ParsedDoc, index: RepoIndex | None, rel: str | None, lang: str | None,
-                    lines: list[str], cursor_line: int, uri: str | None) -> list[Snippet]:
+                    text: str, lines: list[str], cursor_line: int, uri: str | None) -> list[Snippet]:
         out: list[Snippet] = []
         if index is not None:
             if self._cache_gen.get(index.root) != index.generation:
@@ -188,7 +189,9 @@ class ContextEngine:
                 self._cache_gen[index.root] = index.generation
             root = doc.root
             imports = extract_imports(root, lang) if root is not None and lang else []
-            out += definition_snippets(index, rel, lang, imports, lines, cursor_line, self._resolve_cache,
+            occ = occurrences(text, lines, cursor_line)
+            bases = enclosing_class_bases(lines, cursor_line) if lang == "python" else None
+            out += definition_snippets(index, rel, lang, imports, occ, self._resolve_cache, bases,
                                        use_imports="imports" in self.sources, use_symbols="symbols" in self.sources)
             if "similar" in self.sources:
                 query = "\n".join(lines[max(0, cursor_line - 25):cursor_line + 6])

@@ -26,6 +26,10 @@ class ImportRef:
     names: tuple[str, ...] = ()  # names brought in; empty = the module itself (used as alias.name)
     alias: str | None = None  # local name of the module
     level: int = 0  # Python relative-import dots
+    bound: tuple[str, ...] = ()  # local names of ``names`` where they differ (``from m import a as b``)
+
+    def local_names(self) -> tuple[str, ...]:
+        return self.bound or self.names
 
 
 def _t(node: Node | None) -> str:
@@ -45,10 +49,12 @@ def _python(node: Node, out: list[ImportRef]) -> None:
         if mod is not None and mod.type == "relative_import":
             level = len(module) - len(module.lstrip("."))
             module = module.lstrip(".")
-        names = []
+        names, bound = [], []
         for n in node.children_by_field_name("name"):
-            names.append(_t(n.child_by_field_name("name")) if n.type == "aliased_import" else _t(n))
-        out.append(ImportRef(module, tuple(names), level=level))
+            aliased = n.type == "aliased_import"
+            names.append(_t(n.child_by_field_name("name")) if aliased else _t(n))
+            bound.append(_t(n.child_by_field_name("alias")) if aliased else names[-1])
+        out.append(ImportRef(module, tuple(names), level=level, bound=tuple(bound) if bound != names else ()))
 
 
 def _js(node: Node, out: list[ImportRef]) -> None:
@@ -120,21 +126,27 @@ def resolve(ref: ImportRef, from_rel: str, lang: str, files: Collection[str],
             basenames: Mapping[str, list[str]]) -> list[str]:
     here = posixpath.dirname(from_rel)
     if lang == "python":
+        base = here
+        for _ in range(ref.level - 1):
+            base = posixpath.dirname(base)
+        if ref.level and not ref.module and posixpath.join(base, "__init__.py") in files:
+            found_pkg = [posixpath.join(base, "__init__.py")]  # `from . import x`: the package itself
+        else:
+            found_pkg = []
         mods = [ref.module] if ref.module else []
         if ref.names:  # `from pkg import sub` may name submodules
             mods += [f"{ref.module}.{n}" if ref.module else n for n in ref.names]
-        found: list[str] = []
+        found: list[str] = found_pkg
         for mod in mods:
             path = mod.replace(".", "/")
             if ref.level:
-                base = here
-                for _ in range(ref.level - 1):
-                    base = posixpath.dirname(base)
                 cands = [posixpath.join(base, path + ".py"), posixpath.join(base, path, "__init__.py")]
                 found += [c for c in cands if c in files]
             else:
-                hits = _by_suffix(path + ".py", basenames) or _by_suffix(path + "/__init__.py", basenames)
-                found += sorted(hits, key=len)[:2]
+                # The shortest leftover prefix wins: `test/support/__init__.py` over `tkinter/test/support.py`.
+                hits = [(len(p) - len(path) - 3, p) for p in _by_suffix(path + ".py", basenames)]
+                hits += [(len(p) - len(path) - 12, p) for p in _by_suffix(path + "/__init__.py", basenames)]
+                found += [p for _, p in sorted(hits)[:2]]
         return list(dict.fromkeys(found))
     if lang in ("javascript", "typescript", "tsx"):
         if not ref.module.startswith("."):

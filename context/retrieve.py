@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
 from dataclasses import dataclass
+from typing import Any
 
-from codeassist.context.imports import ImportRef, resolve
+from codeassist.context.imports import ImportRef
 from codeassist.context.index import RepoIndex, identifiers
+from codeassist.context.occur import Occurrences
+from codeassist.context.resolve import Resolver, class_bases
+from codeassist.context.symbols import Definition
 
-__all__ = ["Snippet", "dedup", "definition_snippets", "similar_snippets"]
+__all__ = ["Snippet", "dedup", "definition_snippets", "enclosing_class_bases", "similar_snippets"]
 
 MAX_POSTINGS = 400
 MAX_QUERY_TERMS = 40
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_QUALIFIED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.|::|->)([A-Za-z_][A-Za-z0-9_]*)")
+MAX_SYMBOL_NAMES = 300  # repo-wide fallback: the nearest names only
 
 
 @dataclass
@@ -33,78 +35,100 @@ class Snippet:
     start: int  # 0-based first line in its file
     end: int  # exclusive
     kind: str = "definition"  # definition | recent | open | similar
+    short: str = ""  # a compact form (signature only) for when the full text does not fit
 
 
-def _occurrences(lines: list[str], cursor_line: int, radius: int) -> tuple[dict[str, int], dict[str, int]]:
-    """Identifier -> distance (in lines) of its nearest occurrence to the cursor line; same for ``a.b``."""
-    dist: dict[str, int] = {}
-    qual: dict[str, int] = {}
-    lo, hi = max(0, cursor_line - radius), min(len(lines), cursor_line + radius // 3 + 1)
-    for i in range(lo, hi):
-        d = abs(i - cursor_line)
+def _relevance(occ: Occurrences, name: str, dist: int) -> float:
+    """How likely the code at the cursor needs ``name``: by the distance of its nearest use (decaying over ~8
+    lines). A bonus for names used often was tried and lowered recall: the most used names (assertEqual...)
+    are the ones the model needs least."""
+    return 1.0 / (1.0 + dist / 8.0)
+
+
+def enclosing_class_bases(lines: list[str], cursor_line: int, max_up: int = 3000) -> list[str]:
+    """Base expressions of the Python class enclosing the cursor line (by indentation), [] if none."""
+    if not 0 <= cursor_line < len(lines):
+        return []
+    cur = lines[cursor_line]
+    indent = len(cur) - len(cur.lstrip(" \t")) if cur else 1 << 30  # an empty line continues the block above
+    for i in range(cursor_line - 1, max(-1, cursor_line - max_up), -1):
         line = lines[i]
-        for w in _WORD.findall(line):
-            if d < dist.get(w, 1 << 30):
-                dist[w] = d
-        if "." in line or "::" in line or "->" in line:
-            for a, b in _QUALIFIED.findall(line):
-                key = f"{a}.{b}"
-                if d < qual.get(key, 1 << 30):
-                    qual[key] = d
-    return dist, qual
+        body = line.lstrip(" \t")
+        if not body or body.startswith(("#", ")", "]", "}")):
+            continue
+        ind = len(line) - len(body)
+        if ind < indent:
+            if body.startswith("class "):
+                return class_bases("\n".join(lines[i:i + 3]))
+            indent = ind
+            if ind == 0:
+                return []
+    return []
 
 
 def definition_snippets(index: RepoIndex, rel: str | None, lang: str | None, imports: list[ImportRef],
-                        lines: list[str], cursor_line: int, cache: dict[tuple[str, str], list[str]],
+                        occ: Occurrences, cache: dict[Any, Any], bases: list[str] | None = None,
                         use_imports: bool = True, use_symbols: bool = True) -> list[Snippet]:
-    near, qual = _occurrences(lines, cursor_line, 150)
+    """Definitions of the names the file uses, found through its imports (then the repo symbol table), scored by
+    how the name is bound and by the distance of its nearest use to the cursor."""
+    r = Resolver(index, lang, cache)
+    near, members = occ.near, occ.members
     scored: dict[tuple[str, int], Snippet] = {}
 
-    def add(d_path: str, d_line: int, text: str, name: str, score: float, reason: str) -> None:
-        if d_path == rel:
+    def add(d: Definition, score: float, reason: str) -> None:
+        if d.path == rel:
             return
-        key = (d_path, d_line)
+        key = (d.path, d.line)
         if key not in scored or scored[key].score < score:
-            scored[key] = Snippet(d_path, text, reason, score, d_line, d_line + text.count("\n") + 1)
-
-    def proximity(name: str, default: int = 200) -> float:
-        return 1.0 / (1.0 + near.get(name, default) / 8.0)
+            scored[key] = Snippet(d.path, d.text, reason, score, d.line, d.line + d.text.count("\n") + 1,
+                                  short=d.short())
 
     with index.lock:
+        own = r.top_defs(rel) if rel else {}
         if use_imports and lang:
-            for ref in imports:
-                key = (rel or "", f"{ref.level}:{ref.module}:{','.join(ref.names)}")
-                targets = cache.get(key)
-                if targets is None:
-                    targets = cache[key] = resolve(ref, rel or "", lang, index.files, index.basenames)
-                wanted = set(ref.names)
-                for target in targets:
-                    entry = index.files.get(target)
-                    if entry is None:
-                        continue
-                    for d in entry.defs:
-                        if d.name in wanted:
-                            add(d.path, d.line, d.text, d.name, 3.0 * proximity(d.name),
-                                f"imports {d.name} from {target}")
-                        elif d.owner == "" and ref.alias and f"{ref.alias}.{d.name}" in qual:
-                            dist = qual[f"{ref.alias}.{d.name}"]
-                            add(d.path, d.line, d.text, d.name, 2.5 / (1.0 + dist / 8.0),
-                                f"uses {ref.alias}.{d.name} of imported {target}")
-                        elif not ref.alias and not wanted and d.name in near:
-                            add(d.path, d.line, d.text, d.name, 2.0 * proximity(d.name),
-                                f"uses {d.name} of included {target}")
-        if use_symbols:
-            entry = index.files.get(rel or "")
-            own = {d.name for d in entry.defs} if entry is not None else set()
-            for name, dist in near.items():
-                if dist > 40 or len(name) < 3 or name.startswith("__") or name in own:
+            b = r.bindings(rel or "", imports)
+            for local, pairs in b.names.items():
+                dist = near.get(local)
+                if dist is None:
                     continue
+                for targets, orig in pairs:
+                    for d in r.lookup(targets, orig):
+                        add(d, 3.0 * _relevance(occ, local, dist), f"imports {local} from {d.path}")
+                        for tail, dd in members.get(local, {}).items():  # Class.method, Type::new
+                            for m in r.member(d.path, d.name, tail):
+                                add(m, 2.5 * _relevance(occ, f"{local}.{tail}", dd), f"uses {local}.{tail} ({d.path})")
+            for alias, targets in b.modules.items():
+                for tail, dist in members.get(alias, {}).items():
+                    for d in r.lookup(targets, tail):
+                        add(d, 2.5 * _relevance(occ, f"{alias}.{tail}", dist),
+                            f"uses {alias}.{tail} of imported {d.path}")
+            for target in dict.fromkeys(b.star):
+                defs = r.top_defs(target)
+                for name in defs.keys() & near.keys():
+                    if name not in own:
+                        for d in defs[name]:
+                            add(d, 2.0 * _relevance(occ, name, near[name]), f"uses {name} of included {target}")
+            if bases and "self" in members:
+                classes = r.base_classes(rel or "", bases, b)
+                for tail, dist in members["self"].items():
+                    for cls in classes:
+                        found = r.member(cls.path, cls.name, tail)
+                        for d in found:
+                            add(d, 2.5 * _relevance(occ, f"self.{tail}", dist),
+                                f"uses self.{tail} of base class {cls.name}")
+                        if found:
+                            break
+        if use_symbols:
+            names = heapq.nsmallest(MAX_SYMBOL_NAMES, ((dist, name) for name, dist in near.items()
+                                                       if name not in own and len(name) >= 3
+                                                       and not name.startswith("__") and name in index.symbols))
+            for dist, name in names:
                 defs = index.symbols.get(name)
                 if not defs or len(defs) > 4:
                     continue
                 defs = [d for d in defs if d.kind != "variable"]
                 for d in defs:
-                    add(d.path, d.line, d.text, name, proximity(name) / len(defs), f"uses {name} (repo symbol)")
+                    add(d, _relevance(occ, name, dist) / len(defs), f"uses {name} (repo symbol)")
     return sorted(scored.values(), key=lambda s: -s.score)
 
 

@@ -35,6 +35,13 @@ class Definition:
     line: int  # 0-based line of the definition's first line
     text: str  # the summary shown as a snippet
     owner: str = ""  # enclosing class/impl/namespace name, "" at top level
+    sig: tuple[int, int] = (0, 3)  # lines of ``text`` holding the signature (after an owner header line)
+
+    def short(self) -> str:
+        """A compact form: the owner's header line (for members) and the signature, without docs."""
+        lines = self.text.split("\n")
+        a, b = self.sig
+        return "\n".join(lines[:1] + lines[a:b] if a > 0 and self.owner else lines[a:b])
 
 
 def _name(node: Node) -> str | None:
@@ -82,13 +89,16 @@ def _doc_head(data: bytes, node: Node) -> tuple[str, str]:
     return "\n".join(before[-3:]), after
 
 
-def _summary(data: bytes, node: Node, members: list[str] | None = None) -> str:
+def _summary(data: bytes, node: Node, members: list[str] | None = None) -> tuple[str, int, int]:
+    """(summary text, first and end line of the signature within it)."""
     if node.type in WHOLE:
-        return _lines(data, node.start_byte, node.end_byte, MAX_WHOLE_LINES)
+        return _lines(data, node.start_byte, node.end_byte, MAX_WHOLE_LINES), 0, 3
     before, after = _doc_head(data, node)
-    parts = [p for p in (before, _signature(data, node), after) if p]
+    sig = _signature(data, node)
+    parts = [p for p in (before, sig, after) if p]
     parts.extend(members or [])
-    return "\n".join(parts)
+    a = before.count("\n") + 1 if before else 0
+    return "\n".join(parts), a, a + min(sig.count("\n") + 1, 3)
 
 
 def _variable(node: Node) -> str | None:
@@ -140,11 +150,12 @@ def extract_definitions(root: Node, data: bytes, path: str) -> list[Definition]:
                     if body is not None:
                         first = _signature(data, node).split("\n", 1)[0]
                         members = visit(body, name, depth + 1, first)[:MAX_MEMBERS]
-                text = _summary(data, node, members)
+                text, a, b = _summary(data, node, members)
                 if owner is not None and kind not in TYPES:
                     member_sigs.append(_signature(data, node))
-                    text = f"{owner_line}\n{text}" if owner_line else text
-                out.append(Definition(name, kind, path, node.start_point[0], text, owner or ""))
+                    if owner_line:
+                        text, a, b = f"{owner_line}\n{text}", a + 1, b + 1
+                out.append(Definition(name, kind, path, node.start_point[0], text, owner or "", (a, b)))
             elif owner is None and depth == 0:
                 var = _variable(node)
                 if var:

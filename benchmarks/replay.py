@@ -1,15 +1,38 @@
-"""Replay a typing session through a real LSP client, daemon and local model server — adaptive engine
-next to a plain fixed-350 ms-debounce engine, in the same run.
+"""Replay typing sessions through a real LSP client, daemon and local model server — the adaptive engine
+next to a plain fixed-350 ms-debounce engine, in the same run, with the same simulated user.
 
-The session "re-types" a real file: a region of it is removed, then typed back character by character
-with seeded, realistic gaps (a typist's rhythm, longer pauses after punctuation and at line ends).
-Like an editor, every keystroke sends `didChange` then an inline-completion request, and cancels the
-previous unanswered one with `$/cancelRequest`. When the ghost text showing at the next keystroke is
-what the user was about to type, the user accepts it (Tab: the whole text when all of it matches,
-else the matching words — a partial accept) through the item's `codeassist.accept` command.
+**Workload.** Several regions of real files of this repository (``REGIONS``, read from ``git HEAD`` so the
+workload does not move with uncommitted edits) are removed and typed back character by character. The
+workspace the daemon indexes is a temporary copy of ``client/``, ``context/`` and ``lsp/`` with the regions
+removed too (the file on disk must not leak the answer through retrieval).
 
-    python benchmarks/replay.py [--file client/documents.py] [--start-line 40] [--chars 300] [--seed 1]
-                                [--pause-scale 4] [--server-url URL]
+**Typist.** Seeded log-normal gaps between keys (median ~110 ms), a pause at each line start
+(0.6-1.4 s), after ``( : , = .`` half of the time (0.4-1.0 s) and after 15 % of spaces (0.3-0.8 s).
+The pauses (not the typing) are multiplied by ``--pause-scale`` (default 4) because the local model is a
+CPU model that needs ~1-2 s per completion; a GPU server would answer inside unscaled pauses.
+
+**Editor.** Like VS Code, every keystroke sends ``didChange`` then an inline-completion request, and
+``$/cancelRequest`` for the previous unanswered one. After an accept the editor asks again at once.
+
+**User.** Ghost text is acted on only after it has been visible for ``REACTION_S`` (250 ms; a suggestion
+that continues while the user types through it keeps its first-seen time). Then, at the next keystroke:
+
+1. the whole suggestion matches the upcoming text → accept it all (Tab; ``accepted``);
+2. else its first line, newline included, matches → accept the line (``partial``);
+3. else its first word (leading spaces + an identifier, or a run of punctuation + an identifier) matches
+   and is at least 3 characters → accept the word (``partial``);
+4. otherwise keep typing (the engine may serve the rest of a matching suggestion from its cache).
+
+An accept is one keystroke; the accepted characters are not typed. Accepts go through the item's
+``codeassist.accept`` command, so the daemon's own counters see them.
+
+**Modes.** ``adaptive``: the full engine (adaptive debounce, in-flight joining, cache with walk-back
+typing-through, speculative prefetch). ``fixed``: a plain fixed 350 ms debounce as in Continue — every
+keystroke cancels the pending and in-flight request; an LRU keyed by exact prompt and by exact position
+(hits only when the very same position comes back); no walk-back typing-through, no joining, no
+prefetch. Both use the same line-mode decision, post-processing and context engine.
+
+    python benchmarks/replay.py [--pause-scale 4] [--seed 1] [--modes adaptive,fixed] [--server-url URL]
 
 Prints one JSON line per mode, then a table.
 """
@@ -32,6 +55,16 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 LSP_COMMAND = [sys.executable, "-m", "codeassist.client.cli", "lsp"]
+WORKSPACE_DIRS = ("client", "context", "lsp")
+# (file, first line (0-based), lines): whole function bodies and classes, about 1,000 characters in all.
+REGIONS: tuple[tuple[str, int, int], ...] = (
+    ("client/documents.py", 40, 9),
+    ("client/latency.py", 13, 5),
+    ("lsp/positions.py", 30, 13),
+    ("client/protocol.py", 31, 10),
+)
+REACTION_S = 0.25
+MIN_WORD = 3
 
 
 @dataclass
@@ -63,6 +96,30 @@ def offset_to_pos(text: str, offset: int) -> tuple[int, int]:
     return line, len(text[offset - col : offset].encode("utf-16-le")) // 2
 
 
+def first_word(shown: str) -> str:
+    """What an accept-word key takes: leading blanks, then punctuation or an identifier, then an identifier."""
+    i = len(shown) - len(shown.lstrip(" \t"))
+    j = i
+    while j < len(shown) and not (shown[j].isalnum() or shown[j] == "_" or shown[j].isspace()):
+        j += 1
+    while j < len(shown) and (shown[j].isalnum() or shown[j] == "_"):
+        j += 1
+    return shown[:j]
+
+
+def user_take(shown: str, remaining: str) -> int:
+    """How many characters of the ghost text the user accepts (0: keep typing); see the module docstring."""
+    if remaining.startswith(shown):
+        return len(shown)
+    nl = shown.find("\n")
+    if nl >= 0 and remaining.startswith(shown[: nl + 1]) and shown[:nl].strip():
+        return nl + 1
+    word = first_word(shown)
+    if len(word.strip()) >= MIN_WORD and remaining.startswith(word):
+        return len(word)
+    return 0
+
+
 @dataclass
 class Outcome:
     keystrokes: int = 0
@@ -81,25 +138,49 @@ def make_env(server_url: str, mode: str) -> tuple[dict[str, str], Path]:
     return env, root
 
 
-async def replay(mode: str, server_url: str, path: Path, start: int, region: str, keys: list[Key]) -> dict[str, Any]:
-    from lsprotocol import types
-    from pytest_lsp import ClientServerConfig
+@dataclass
+class Region:
+    rel: str
+    full: str  # the file at HEAD
+    start: int
+    text: str  # the part to type back
 
-    env, root = make_env(server_url, mode)
-    client = await ClientServerConfig(server_command=LSP_COMMAND, server_env=env).start()
-    td = types.TextDocumentClientCapabilities(inline_completion=types.InlineCompletionClientCapabilities())
-    await client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(text_document=td), root_uri=path.parent.as_uri()))
-    full = path.read_text(encoding="utf-8")
-    text = full[:start] + full[start + len(region) :]
+
+def load_regions() -> list[Region]:
+    out = []
+    for rel, first, count in REGIONS:
+        full = subprocess.run(["git", "-C", str(REPO), "show", f"HEAD:{rel}"], capture_output=True, text=True,
+                              check=True).stdout
+        lines = full.split("\n")
+        start = len("\n".join(lines[:first])) + 1
+        out.append(Region(rel, full, start, "\n".join(lines[first : first + count]) + "\n"))
+    return out
+
+
+def make_workspace(regions: list[Region]) -> Path:
+    """HEAD's client/, context/, lsp/ in a temp dir, each replayed file with its region removed."""
+    ws = Path(tempfile.mkdtemp(prefix="ca-rp-ws-", dir="/tmp"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD", *WORKSPACE_DIRS], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(ws)], input=archive, check=True)
+    for r in regions:
+        (ws / r.rel).write_text(r.full[: r.start] + r.full[r.start + len(r.text) :], encoding="utf-8")
+    return ws
+
+
+async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], out: Outcome) -> None:
+    from lsprotocol import types
+
+    path = ws / region.rel
+    text = path.read_text(encoding="utf-8")
     uri = path.as_uri()
     client.text_document_did_open(types.DidOpenTextDocumentParams(
         text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
-    out = Outcome()
     version = 1
-    cursor = start
+    cursor = region.start
     done = 0  # characters of the region in the document
     pending: dict[str, Any] = {}
+    seen: dict[str, Any] = {}  # the suggestion on screen: {"cursor", "text", "since"}
 
     def edit(insert: str) -> None:
         nonlocal text, cursor, version, done
@@ -119,7 +200,7 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
         if prev and not prev["fut"].done():
             client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=prev["id"]))
         line, col = offset_to_pos(text, cursor)
-        msg_id = f"r{version}"
+        msg_id = f"r{id(pending)}-{version}"
         t0 = time.perf_counter()
         fut = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=col),
@@ -133,7 +214,7 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
         pending.clear()
         pending["state"] = state
 
-    def ghost() -> tuple[str, Any] | None:
+    def ghost() -> tuple[str, Any, float] | None:
         st = pending.get("state") or {}
         fut = st.get("fut")
         if not fut or not fut.done() or fut.cancelled() or fut.exception() or st["cursor"] != cursor:
@@ -142,35 +223,36 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
         items = getattr(res, "items", None) or []
         if not items or not isinstance(items[0].insert_text, str) or not items[0].insert_text:
             return None
-        return items[0].insert_text, items[0].command
+        return items[0].insert_text, items[0].command, st["t1"]
 
     def settle() -> None:
         st = pending.get("state")
         if st is None or "t1" not in st or "counted" in st:
             return
         st["counted"] = True
-        ok = ghost() is not None
+        g = ghost()
         ms = (st["t1"] - st["t0"]) * 1000
-        out.answered.append((ms, ok))
-        if ok and ms <= 5:
+        out.answered.append((ms, g is not None))
+        if g is not None and ms <= 5:
             out.fast_hits += 1
+        if g is None:
+            seen.clear()
+            return
+        shown, _, t1 = g
+        prev_cursor, prev_text = seen.get("cursor"), seen.get("text", "")
+        typed = text[prev_cursor:cursor] if prev_cursor is not None and prev_cursor <= cursor else None
+        if not (typed is not None and prev_text.startswith(typed) and prev_text[len(typed):] == shown):
+            seen["since"] = t1  # a new suggestion, not the continuation of the one on screen
+        seen.update(cursor=cursor, text=shown)
 
     i = 0
     while i < len(keys):
         await asyncio.sleep(keys[i].gap_s)
         settle()
         g = ghost()
-        remaining = region[done:]
-        if g is not None:
-            shown, command = g
-            take = len(shown) if remaining.startswith(shown) else 0
-            if not take:
-                n = 0
-                while n < min(len(shown), len(remaining)) and shown[n] == remaining[n]:
-                    n += 1
-                # accept word by word: up to the last word boundary inside the matching part
-                cut = max((j + 1 for j in range(n) if not shown[j].isalnum() and shown[j] != "_"), default=0)
-                take = cut if cut >= 4 else 0
+        if g is not None and time.perf_counter() - seen.get("since", 0.0) >= REACTION_S:
+            shown, command, _ = g
+            take = user_take(shown, region.text[done:])
             if take:
                 edit(shown[:take])
                 args = [command.arguments[0]] if take == len(shown) else [command.arguments[0], take]
@@ -181,6 +263,7 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
                 out.partial += take < len(shown)
                 out.accepted_chars += take
                 i = done  # the keys for the accepted characters are not typed
+                seen.clear()
                 request()
                 continue
         edit(keys[i].ch)
@@ -189,6 +272,26 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
         request()
     await asyncio.sleep(1.0)
     settle()
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+
+
+async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], scripts: list[list[Key]]
+                 ) -> dict[str, Any]:
+    from lsprotocol import types
+    from pytest_lsp import ClientServerConfig
+
+    env, root = make_env(server_url, mode)
+    client = await ClientServerConfig(server_command=LSP_COMMAND, server_env=env).start()
+    td = types.TextDocumentClientCapabilities(inline_completion=types.InlineCompletionClientCapabilities())
+    await client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(text_document=td), root_uri=ws.as_uri()))
+    await asyncio.sleep(2.0)  # let the workspace index start, as an editor opened a moment ago would
+    out = Outcome()
+    t_start = time.perf_counter()
+    for region, keys in zip(regions, scripts, strict=True):
+        await replay_region(client, ws, region, keys, out)
+    wall = time.perf_counter() - t_start
     stats_proc = subprocess.run([sys.executable, "-m", "codeassist.client.cli", "stats", "--json"], env=env,
                                 capture_output=True, text=True, timeout=30)
     stats = json.loads(stats_proc.stdout)
@@ -199,29 +302,29 @@ async def replay(mode: str, server_url: str, path: Path, start: int, region: str
 
     shown_ms = [ms for ms, ok in out.answered if ok]
     c = stats["counts"]
+    lat = stats["latency_ms"]
     acc = out.accepted + out.partial
     return {
-        "bench": "replay", "mode": mode, "keystrokes": out.keystrokes, "chars": len(region),
+        "bench": "replay", "mode": mode, "files": len(regions), "chars": sum(len(r.text) for r in regions),
+        "keystrokes": out.keystrokes, "wall_s": round(wall, 1),
         "requests_sent": c["upstream_requests"], "prefetch_requests": c["prefetch_requests"],
+        "upstream_cancelled": c.get("upstream_cancelled"), "joined": c.get("joined"),
         "accepted": out.accepted, "partially_accepted": out.partial, "accepted_chars": out.accepted_chars,
         "requests_per_accept": round(c["upstream_requests"] / acc, 2) if acc else None,
         "fast_from_cache_frac": round(out.fast_hits / max(1, out.keystrokes), 3),
         "ghost_p50_ms": round(percentile(shown_ms, 50) or 0, 1),
         "ghost_p99_ms": round(percentile(shown_ms, 99) or 0, 1),
-        "ghost_shown": len(shown_ms), "debounce_p50_ms": stats["latency_ms"]["debounce"]["p50_ms"],
-        "model_p50_ms": stats["latency_ms"]["model"]["p50_ms"], "typed_through": c["typed_through"],
-        "cancelled": c["cancelled"],
+        "ghost_shown": len(shown_ms), "debounce_p50_ms": lat["debounce"]["p50_ms"],
+        "pause_delay_p50_ms": (lat.get("pause_delay") or {}).get("p50_ms"),
+        "model_p50_ms": lat["model"]["p50_ms"], "typed_through": c["typed_through"],
+        "cancelled": c["cancelled"], "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
 async def main_async(a: argparse.Namespace) -> list[dict[str, Any]]:
-    path = (REPO / a.file).resolve() if not a.file.is_absolute() else a.file
-    full = path.read_text(encoding="utf-8")
-    lines = full.split("\n")
-    start = len("\n".join(lines[: a.start_line])) + 1
-    region = full[start : start + a.chars]
-    region = region[: region.rfind("\n") + 1] or region
-    keys = typing_script(region, a.seed, a.pause_scale)
+    regions = load_regions()
+    scripts = [typing_script(r.text, a.seed + n, a.pause_scale) for n, r in enumerate(regions)]
+    ws = make_workspace(regions)
     server = None
     url = a.server_url
     if not url:
@@ -235,19 +338,17 @@ async def main_async(a: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         results = []
         for mode in a.modes.split(","):
-            results.append(await replay(mode, url, path, start, region, keys))
+            results.append(await replay(mode, url, ws, regions, scripts))
             print(json.dumps(results[-1]), flush=True)
         return results
     finally:
         if server is not None:
             server.stop()
+        shutil.rmtree(ws, ignore_errors=True)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description="replay a typing session: adaptive vs fixed-350ms debounce")
-    p.add_argument("--file", type=Path, default=Path("client/documents.py"))
-    p.add_argument("--start-line", type=int, default=40)
-    p.add_argument("--chars", type=int, default=300)
+    p = argparse.ArgumentParser(description="replay typing sessions: adaptive vs fixed-350ms debounce")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--modes", default="adaptive,fixed")
     p.add_argument("--pause-scale", type=float, default=4.0,
@@ -255,8 +356,9 @@ def main() -> int:
     p.add_argument("--server-url", default="")
     a = p.parse_args()
     results = asyncio.run(main_async(a))
-    cols = ["keystrokes", "requests_sent", "accepted", "partially_accepted", "requests_per_accept",
-            "fast_from_cache_frac", "ghost_p50_ms", "ghost_p99_ms", "debounce_p50_ms"]
+    cols = ["keystrokes", "requests_sent", "prefetch_requests", "accepted", "partially_accepted", "accepted_chars",
+            "requests_per_accept", "fast_from_cache_frac", "ghost_p50_ms", "ghost_p99_ms", "debounce_p50_ms",
+            "pause_delay_p50_ms", "model_p50_ms", "load_1m"]
     print(f"{'':>22}" + "".join(f"{r['mode']:>12}" for r in results))
     for col in cols:
         print(f"{col:>22}" + "".join(f"{r[col]!s:>12}" for r in results))

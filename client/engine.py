@@ -45,7 +45,8 @@ FILTER_SUFFIX_CHARS = 2000
 SINGLE_LINE_MAX_TOKENS = 32
 JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this long
 JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
-PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet
+PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet...
+PREFETCH_QUIET_RHYTHM = 2.5  # ...and quiet for this many of the user's inter-key gaps (a pause)
 
 
 @dataclass
@@ -342,7 +343,7 @@ class CompletionEngine:
         # document is quiet — a pause in the user's rhythm — and never delays the next keystroke's answer.
         while True:
             since = self.debouncer.since_ms(hypo.uri)
-            quiet = max(PREFETCH_QUIET_MIN_MS, self.debouncer.rhythm_ms(hypo.uri) or 0.0)
+            quiet = max(PREFETCH_QUIET_MIN_MS, PREFETCH_QUIET_RHYTHM * (self.debouncer.rhythm_ms(hypo.uri) or 0.0))
             if since is None or since >= quiet:
                 break
             await asyncio.sleep((quiet - since) / 1000)

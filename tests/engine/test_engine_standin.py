@@ -231,3 +231,24 @@ async def test_closing_the_document_cancels_its_request(engine, standin) -> None
     assert (await task)["source"] == "cancelled"
     await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
     daemon.context.close()
+
+
+async def test_speculation_waits_for_a_pause_before_building(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    for ch in "ab":  # a rhythm of ~40 ms between keys
+        await asyncio.sleep(0.04)
+        off = type_text(engine, doc, off, ch)
+    standin.behaviour.tokens = ["cdefghijklmnop"]
+    first = await engine.complete(doc, off)
+    assert first.text == "cdefghijklmnop"
+    built: list[int] = []
+    real = engine.build_prompt
+    engine.build_prompt = lambda d, o, f: (built.append(o), real(d, o, f))[1]  # type: ignore[method-assign]
+    for ch in "cdefgh":  # typing through the suggestion: consistent, so the speculation lives on...
+        await asyncio.sleep(0.04)
+        off = type_text(engine, doc, off, ch)
+        assert (await engine.complete(doc, off)).source == "cache"
+    assert built == [] and len(standin.stats.requests) == 1  # ...but it builds nothing while keys come
+    await until(lambda: len(standin.stats.requests) == 2)  # the pause: now it goes out
+    assert standin.stats.headers[1]["x-priority"] == "prefetch" and len(built) == 1

@@ -1,7 +1,7 @@
 """The completion path as a raw ASGI app: auth, limits, admission, then an unbuffered SSE pass-through.
 
 Upstream bytes go to the client chunk by chunk as they arrive (no re-framing, no parsing of events).
-The response head is sent together with the first upstream chunk, so a replica that fails before its
+The response head is sent only once the first upstream chunk is in, so a replica that fails before its
 first token can still be answered with a proper status (or retried on another replica). A watcher on
 ``receive()`` cancels the work the moment the client hangs up, which closes the upstream connection
 and so aborts the request in vLLM.

@@ -48,12 +48,12 @@ def pack(candidates: list[Snippet], render: Callable[[Snippet], str], counter: T
         if s.kind == "recent" and recent >= max_recent:
             continue
         compact = s.kind == "definition" and s.short and s.short != s.text
-        cost = counter.count(render(s)) if not compact or used < budget * full_share else budget + 1
+        cost = counter.count_piece(render(s)) if not compact or used < budget * full_share else budget + 1
         if used + cost > budget or (compact and used + cost > budget * full_share):
             if compact:
                 short = replace(s, text=s.short, reason=f"{s.reason}; signature only",
                                 end=s.start + s.short.count("\n") + 1)
-                short_cost = counter.count(render(short))
+                short_cost = counter.count_piece(render(short))
                 if used + short_cost <= budget:
                     s, cost = short, short_cost
             if used + cost > budget:

@@ -131,13 +131,13 @@ class ContextEngine:
         index, rel = self.index_for(fpath.resolve() if fpath else None)
         rel_name = rel or (fpath.name if fpath else "untitled")
         c = self.counter
-        overhead = c.count(template.render("", "")) + (c.count(f"{template.file_sep}{rel_name}\n")
+        overhead = c.count_piece(template.render("", "")) + (c.count_piece(f"{template.file_sep}{rel_name}\n")
                                                        if template.file_sep else 0)
         room = budget - overhead
         snip_budget = int(room * self.split.snippets)
         suffix_budget = int(room * self.split.suffix) if template.fim else 0
         cursor_line = text.count("\n", 0, offset)
-        lines = text.split("\n")
+        lines = doc.lines
 
         def render(s: Snippet) -> str:
             if template.file_sep:
@@ -188,7 +188,9 @@ class ContextEngine:
                 self._resolve_cache.clear()
                 self._cache_gen[index.root] = index.generation
             root = doc.root
-            imports = extract_imports(root, lang) if root is not None and lang else []
+            imports = doc.memo.get("imports")
+            if imports is None:
+                imports = doc.memo["imports"] = extract_imports(root, lang) if root is not None and lang else []
             occ = occurrences(text, lines, cursor_line)
             bases = enclosing_class_bases(lines, cursor_line) if lang == "python" else None
             out += definition_snippets(index, rel, lang, imports, occ, self._resolve_cache, bases,

@@ -36,12 +36,20 @@ class ParsedDoc:
         self._data: bytes | None = None
         self._tree: Tree | None = None
         self._dirty = True
+        self._lines: list[str] | None = None
+        self.memo: dict[str, object] = {}  # values derived from this text version (imports...); reset on change
         self.reparses = 0  # full parses + incremental re-parses, for tests and stats
         self.incremental = 0
 
     @property
     def text(self) -> str:
         return self._text
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self._text.split("\n")
+        return self._lines
 
     @property
     def data(self) -> bytes:
@@ -68,6 +76,7 @@ class ParsedDoc:
 
     def set_text(self, text: str) -> None:
         self._text, self._data, self._tree, self._dirty = text, None, None, True
+        self._lines, self.memo = None, {}
 
     def edit(self, start: int, end: int, new_text: str) -> None:
         """Replace code points ``start..end`` (clamped like LSP) and tell the tree, without re-parsing yet."""
@@ -87,3 +96,4 @@ class ParsedDoc:
                 new_end_point=_point(updated, start + len(new_text)),
             )
         self._text, self._data, self._dirty = updated, None, True
+        self._lines, self.memo = None, {}

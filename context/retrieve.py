@@ -21,8 +21,8 @@ from codeassist.context.symbols import Definition
 
 __all__ = ["Snippet", "dedup", "definition_snippets", "enclosing_class_bases", "similar_snippets"]
 
-MAX_POSTINGS = 400
-MAX_QUERY_TERMS = 40
+MAX_POSTINGS = 250
+MAX_QUERY_TERMS = 24
 MAX_SYMBOL_NAMES = 300  # repo-wide fallback: the nearest names only
 
 
@@ -119,9 +119,9 @@ def definition_snippets(index: RepoIndex, rel: str | None, lang: str | None, imp
                         if found:
                             break
         if use_symbols:
-            names = heapq.nsmallest(MAX_SYMBOL_NAMES, ((dist, name) for name, dist in near.items()
+            names = heapq.nsmallest(MAX_SYMBOL_NAMES, ((near[name], name) for name in near.keys() & index.symbols.keys()
                                                        if name not in own and len(name) >= 3
-                                                       and not name.startswith("__") and name in index.symbols))
+                                                       and not name.startswith("__")))
             for dist, name in names:
                 defs = index.symbols.get(name)
                 if not defs or len(defs) > 4:
@@ -169,13 +169,16 @@ def similar_snippets(index: RepoIndex, query_text: str, exclude: str | None, k: 
 def dedup(snippets: list[Snippet]) -> list[Snippet]:
     """Drop snippets whose line range overlaps a better one in the same file, and exact repeats."""
     kept: list[Snippet] = []
+    by_path: dict[str, list[tuple[int, int]]] = {}
     seen: set[str] = set()
     tier = {"recent": 0, "definition": 1}  # live edits beat the (older) on-disk index
     for s in sorted(snippets, key=lambda s: (tier.get(s.kind, 2), -s.score)):
         if s.text in seen:
             continue
-        if any(k.path == s.path and k.start < s.end and s.start < k.end for k in kept):
+        ranges = by_path.setdefault(s.path, [])
+        if any(a < s.end and s.start < b for a, b in ranges):
             continue
         seen.add(s.text)
+        ranges.append((s.start, s.end))
         kept.append(s)
     return kept

@@ -90,13 +90,13 @@ def _boundaries(root: Node, data: bytes, cur: int) -> tuple[list[int], list[int]
 def _earliest_within(data: bytes, cur: int, budget: int, counter: TokenCounter) -> int:
     """Smallest line-start offset whose text up to ``cur`` fits ``budget`` tokens (summed per line)."""
     ls = _line_start(data, cur)
-    used = counter.count(data[ls:cur].decode("utf-8", "replace"))
+    used = counter.count_piece(data[ls:cur].decode("utf-8", "replace"))
     if used > budget:
         return cur  # not even the cursor line fits; caller trims inside the line
     pos = ls
     while pos > 0:
         prev = _line_start(data, pos - 1)
-        used += counter.count(data[prev:pos].decode("utf-8", "replace"))
+        used += counter.count_piece(data[prev:pos].decode("utf-8", "replace"))
         if used > budget:
             break
         pos = prev
@@ -108,7 +108,7 @@ def _latest_within(data: bytes, cur: int, budget: int, counter: TokenCounter) ->
     while pos < len(data):
         nl = data.find(b"\n", pos)
         nxt = len(data) if nl < 0 else nl + 1
-        used += counter.count(data[pos:nxt].decode("utf-8", "replace"))
+        used += counter.count_piece(data[pos:nxt].decode("utf-8", "replace"))
         if used > budget:
             break
         pos = nxt
@@ -121,7 +121,7 @@ def _trim_line_prefix(data: bytes, cur: int, budget: int, counter: TokenCounter)
     lo, hi = ls, cur
     while lo < hi:
         mid = (lo + hi) // 2
-        if counter.count(data[mid:cur].decode("utf-8", "replace")) <= budget:
+        if counter.count_piece(data[mid:cur].decode("utf-8", "replace")) <= budget:
             hi = mid
         else:
             lo = mid + 1
@@ -144,7 +144,7 @@ def syntax_window(doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_bud
     # Headers of enclosing definitions, outermost first, each counted against the prefix budget.
     spans = [h for h in (_header(data, d) for d in defs) if h is not None]
     header_texts = [data[a:b].decode("utf-8", "replace").rstrip() + "\n" for a, b in spans]
-    header_cost = [counter.count(t) for t in header_texts]
+    header_cost = [counter.count_piece(t) for t in header_texts]
     while header_cost and sum(header_cost) > prefix_budget // 2:
         spans.pop(0), header_texts.pop(0), header_cost.pop(0)
     body_budget = prefix_budget - sum(header_cost)

@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -27,14 +27,31 @@ CL100K_PATTERN = (
 )
 
 
+MEMO_ENTRIES = 50_000
+MEMO_MAX_CHARS = 2_000
+
+
 @dataclass(frozen=True)
 class TokenCounter:
     name: str  # e.g. "tokenizer.json:/path", "tiktoken:cl100k_base", "chars/4"
     exact: bool
     _count: Callable[[str], int]
+    _memo: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def count(self, text: str) -> int:
         return self._count(text) if text else 0
+
+    def count_piece(self, text: str) -> int:
+        """``count`` memoised for short pieces (a line, a snippet) that recur from one build to the next."""
+        if len(text) > MEMO_MAX_CHARS:
+            return self.count(text)
+        memo = self._memo
+        n = memo.get(text)
+        if n is None:
+            if len(memo) >= MEMO_ENTRIES:
+                memo.clear()
+            n = memo[text] = self.count(text)
+        return n
 
 
 def chars4_counter() -> TokenCounter:

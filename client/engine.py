@@ -17,6 +17,7 @@ fixed-debounce client does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -47,6 +48,7 @@ JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this
 JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
 PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet...
 PREFETCH_QUIET_RHYTHM = 2.5  # ...and quiet for this many of the user's inter-key gaps (a pause)
+SHOWN_REMEMBERED = 512
 
 
 @dataclass
@@ -106,6 +108,8 @@ class CompletionEngine:
         self.stats = SessionStats()
         self._inflight: dict[str, asyncio.Task[CompletionResult | None]] = {}  # waiting (debounce/join)
         self._upstream: dict[str, _Upstream] = {}  # interactive request on the wire, per document
+        self._urgent: dict[str, asyncio.Event] = {}  # set: the document's speculation stops waiting for a pause
+        self._shown_uri: dict[str, str] = {}  # completion id -> document, for accepts
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -161,7 +165,19 @@ class CompletionEngine:
             up.task.cancel()
 
     def accept(self, completion_id: str | None, chars: int | None) -> str:
-        return self.stats.record_accept(completion_id, chars)
+        """Count the accept; a full accept makes the document's speculation (that very hypothesis) go now."""
+        kind = self.stats.record_accept(completion_id, chars)
+        uri = self._shown_uri.pop(completion_id, None) if completion_id else None
+        if kind == "accepted" and uri is not None:
+            self._hurry(uri)
+        elif uri is not None:
+            self._shown_uri[completion_id or ""] = uri  # more of it may be accepted later
+        return kind
+
+    def _hurry(self, uri: str) -> None:
+        event = self._urgent.get(uri)
+        if event is not None:
+            event.set()
 
     # -- completion -----------------------------------------------------------------------------
     async def complete(self, doc: Document, offset: int, priority: str = "interactive") -> CompletionResult:
@@ -172,6 +188,8 @@ class CompletionEngine:
             prev.cancel()
         result = self._from_cache(doc.text, offset)
         if result is None and self.smart and (spec := self.prefetcher.joinable(doc.uri, doc.text, offset)):
+            self._hurry(doc.uri)  # someone waits for it now: no more waiting for a pause
+            self.stats.bump("joined")
             await asyncio.wait({spec})  # joining the speculation: no second request
             result = self._from_cache(doc.text, offset)
         if result is None:
@@ -192,6 +210,9 @@ class CompletionEngine:
         result.timings["total_ms"] = _ms(t0)
         if result.text:
             self.stats.record_shown(result.id, len(result.text), result.source, result.timings["total_ms"])
+            self._shown_uri[result.id] = doc.uri
+            while len(self._shown_uri) > SHOWN_REMEMBERED:
+                self._shown_uri.pop(next(iter(self._shown_uri)))
             if self.smart:
                 self._speculate(doc, offset, result.text)
         elif result.error:
@@ -335,18 +356,27 @@ class CompletionEngine:
         if self.cache.typed_through(new_text, new_offset) is not None:
             return
         hypo = Document(uri=doc.uri, text=new_text, language=doc.language, version=doc.version)
-        self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset))
+        urgent = asyncio.Event()
+        if self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset, urgent)):
+            self._urgent[doc.uri] = urgent
 
-    async def _prefetch(self, hypo: Document, offset: int) -> None:
+    async def _prefetch(self, hypo: Document, offset: int, urgent: asyncio.Event) -> None:
         # The prompt build is synchronous work on the event loop (the context engine is not thread-safe:
         # its parse trees and caches are mutated by builds and edits), so a speculation waits until the
-        # document is quiet — a pause in the user's rhythm — and never delays the next keystroke's answer.
-        while True:
-            since = self.debouncer.since_ms(hypo.uri)
-            quiet = max(PREFETCH_QUIET_MIN_MS, PREFETCH_QUIET_RHYTHM * (self.debouncer.rhythm_ms(hypo.uri) or 0.0))
-            if since is None or since >= quiet:
-                break
-            await asyncio.sleep((quiet - since) / 1000)
+        # document is quiet — a pause in the user's rhythm — and never delays the next keystroke's answer;
+        # an accept of the guess, or a request joining it, makes it go at once.
+        try:
+            while not urgent.is_set():
+                since = self.debouncer.since_ms(hypo.uri)
+                quiet = max(PREFETCH_QUIET_MIN_MS,
+                            PREFETCH_QUIET_RHYTHM * (self.debouncer.rhythm_ms(hypo.uri) or 0.0))
+                if since is None or since >= quiet:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(urgent.wait(), (quiet - since) / 1000)
+        finally:
+            if self._urgent.get(hypo.uri) is urgent:
+                del self._urgent[hypo.uri]
         try:
             await self._generate(hypo, offset, "prefetch", {})
         except TransportError as exc:

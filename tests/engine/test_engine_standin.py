@@ -252,3 +252,19 @@ async def test_speculation_waits_for_a_pause_before_building(engine, standin) ->
     assert built == [] and len(standin.stats.requests) == 1  # ...but it builds nothing while keys come
     await until(lambda: len(standin.stats.requests) == 2)  # the pause: now it goes out
     assert standin.stats.headers[1]["x-priority"] == "prefetch" and len(built) == 1
+
+
+async def test_accept_sends_the_speculation_without_waiting_for_a_pause(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    for ch in "ab":  # a slow rhythm (300 ms): the speculation would wait 2.5 gaps for a pause
+        await asyncio.sleep(0.3)
+        off = type_text(engine, doc, off, ch)
+    shown = await engine.complete(doc, off)
+    assert shown.text == "hello world" and len(standin.stats.requests) == 1
+    doc.apply(off, off, shown.text)  # Tab: the editor inserts it and runs the item's accept command
+    engine.on_change(doc)
+    assert engine.accept(shown.id, None) == "accepted"
+    t0 = time.perf_counter()
+    await until(lambda: len(standin.stats.requests) == 2, timeout=0.5)
+    assert standin.stats.headers[1]["x-priority"] == "prefetch" and time.perf_counter() - t0 < 0.4

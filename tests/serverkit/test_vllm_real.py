@@ -164,6 +164,15 @@ def test_priority_field_reorders_the_queue(vllm):
     assert out["_waiting_when_high_sent"] >= 2 and out["_lows_after_high"] >= out["_waiting_when_high_sent"], out
 
 
+def test_x_vllm_priority_header_overrides_the_body(vllm):
+    """vLLM 0.32 also reads ``X-Vllm-Priority`` and lets it win over the body (so the gateway must not forward it)."""
+    root = vllm.root
+    out = run_ordered(f"{root}/v1/completions", 3, key_headers(), {**key_headers(), "x-vllm-priority": "-1"},
+                      {"priority": 0}, {"priority": 20}, lambda: metrics(root).get("vllm:num_requests_waiting", 0))
+    REPORT["priority_header_finish_s"] = out
+    assert out["_waiting_when_high_sent"] >= 2 and out["_lows_after_high"] >= out["_waiting_when_high_sent"], out
+
+
 # -- (2) metric names ----------------------------------------------------------------------------------------
 def test_metric_names_exist(vllm):
     names = metrics(vllm.root)
@@ -321,7 +330,9 @@ def test_streaming_through_our_gateway(vllm, keys, gateway_factory, tmp_path):
     assert f'vllm:num_requests_running{{replica="{root}"' in m
     assert httpx.get(gw.url + "/health").json()["replicas"][0]["healthy"] is True
     # the gateway's x-priority -> vLLM priority: a batch backlog inside vLLM is overtaken by an interactive one
-    order = run_ordered(url, 3, auth(key, "batch"), auth(key, "interactive"), {}, {},
+    # (the batch requests also try to jump the queue with vLLM's own header: the gateway must not forward it)
+    order = run_ordered(url, 3, {**auth(key, "batch"), "x-vllm-priority": "-100"}, auth(key, "interactive"),
+                        {"priority": -100}, {},
                         lambda: metrics(root).get("vllm:num_requests_waiting", 0))
     # disconnect from the gateway -> the gateway closes its upstream stream -> vLLM aborts
     req = {**req, "max_tokens": 400, "ignore_eos": True}

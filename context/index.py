@@ -29,6 +29,8 @@ __all__ = ["CHUNK_LINES", "Chunk", "FileEntry", "RepoIndex", "identifiers"]
 log = logging.getLogger(__name__)
 
 CHUNK_LINES = 60
+POOL_MIN_FILES = 300  # below this a worker pool's start-up costs more than it saves
+MAX_INDEX_BYTES = 200_000_000
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 STOPWORDS = frozenset({
     "def", "class", "return", "import", "from", "self", "None", "True", "False", "and", "not", "for", "while",
@@ -48,7 +50,27 @@ class Chunk:
     rel: str
     start: int  # 0-based first line
     end: int  # exclusive
-    idents: frozenset[str]
+    n_idents: int  # distinct identifiers (the chunk's length for BM25/Jaccard); the terms live in postings
+
+
+def parse_file(rel: str, lang: str | None, data: bytes, parser: object | None
+               ) -> tuple[list[Definition], list[ImportRef]]:
+    """Definitions and imports of one file (no index state: safe in any thread or worker process)."""
+    if parser is None:
+        return [], []
+    root = parser.parse(data).root_node  # type: ignore[attr-defined]
+    return extract_definitions(root, data, rel), extract_imports(root, lang or "")
+
+
+def chunk_file(data: bytes) -> list[tuple[int, int, set[str]]]:
+    """(first line, end line, identifier set) of each ~60-line chunk."""
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    chunks = []
+    for s in range(0, len(lines), CHUNK_LINES):
+        idents = set(_IDENT.findall("\n".join(lines[s:s + CHUNK_LINES])))
+        idents -= STOPWORDS
+        chunks.append((s, min(s + CHUNK_LINES, len(lines)), idents))
+    return chunks
 
 
 @dataclass(slots=True)
@@ -59,12 +81,17 @@ class FileEntry:
     defs: list[Definition] = field(default_factory=list)
     imports: list[ImportRef] = field(default_factory=list)
     chunk_ids: list[int] = field(default_factory=list)
+    size: int = 0  # bytes
 
 
 class RepoIndex:
-    def __init__(self, root: str | Path, max_files: int = 20_000) -> None:
+    def __init__(self, root: str | Path, max_files: int = 20_000, max_bytes: int = MAX_INDEX_BYTES,
+                 workers: int | None = None) -> None:
         self.root = Path(root).resolve()
         self.max_files = max_files
+        self.max_bytes = max_bytes  # source bytes indexed at most (definitions + chunk postings scale with it)
+        self.indexed_bytes = 0
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
         self.rules = IgnoreRules(self.root)
         self.files: dict[str, FileEntry] = {}
         self.symbols: dict[str, list[Definition]] = defaultdict(list)
@@ -100,13 +127,23 @@ class RepoIndex:
     def index_all(self) -> None:
         self.state = "indexing"
         t0 = time.perf_counter()
+        rels: list[str] = []
         for rel in walk_repo(self.root, self.rules, self.skipped):
             if self._stop.is_set():
                 return
-            if len(self.files) >= self.max_files:
+            if len(rels) >= self.max_files:
                 _record(self.skipped, rel, f"index full ({self.max_files} files)")
                 continue
-            self.index_file(rel)
+            rels.append(rel)
+        from codeassist.context.coldindex import index_parallel
+
+        done = index_parallel(self, rels, self.workers) if len(rels) >= POOL_MIN_FILES and self.workers > 1 else 0
+        for rel in rels[done:]:
+            if self._stop.is_set():
+                return
+            self.index_file(rel, checked=True)
+        if self._stop.is_set():
+            return
         self.index_seconds = time.perf_counter() - t0
         self.state = "ready"
         # The index is long-lived: move it out of the cyclic GC's generations so that full collections (tens of
@@ -116,11 +153,12 @@ class RepoIndex:
                  len(self.files), sum(len(v) for v in self.symbols.values()), len(self.chunks),
                  self.index_seconds, len(self.skipped))
 
-    def index_file(self, rel: str, text: str | None = None) -> bool:
-        """(Re)index one file from disk (or from ``text``, an open document's contents)."""
+    def index_file(self, rel: str, text: str | None = None, checked: bool = False) -> bool:
+        """(Re)index one file from disk (or from ``text``, an open document's contents); ``checked``: the
+        caller (the cold walk) already applied the skip rules."""
         path = self.root / rel
         if text is None:
-            reason = skip_reason(path, rel, self.rules)
+            reason = None if checked else skip_reason(path, rel, self.rules)
             if reason is not None:
                 self.remove_file(rel)
                 if path.exists():
@@ -132,35 +170,45 @@ class RepoIndex:
             except OSError:
                 self.remove_file(rel)
                 return False
-            text = data.decode("utf-8", errors="replace")
         else:
             data, mtime = text.encode("utf-8", errors="surrogatepass"), time.time()
         lang = language_for_path(rel)
-        entry = FileEntry(rel, lang, mtime)
         parser = self._parsers.get(lang)
         if parser is None and lang is not None:
             parser = self._parsers[lang] = parser_for(lang)
-        if parser is not None:
-            root = parser.parse(data).root_node  # type: ignore[attr-defined]
-            entry.defs = extract_definitions(root, data, rel)
-            entry.imports = extract_imports(root, lang or "")
-        lines = text.split("\n")
-        chunks = [Chunk(rel, s, min(s + CHUNK_LINES, len(lines)),
-                        frozenset(identifiers("\n".join(lines[s:s + CHUNK_LINES]))))
-                  for s in range(0, len(lines), CHUNK_LINES)]
+        if self._over_bytes(rel, len(data)):
+            return False
+        defs, imports = parse_file(rel, lang, data, parser)
+        return self.add_parsed(rel, mtime, data, defs, imports, chunk_file(data))
+
+    def _over_bytes(self, rel: str, size: int) -> bool:
+        old = self.files.get(rel)
+        if self.indexed_bytes - (old.size if old else 0) + size > self.max_bytes:
+            _record(self.skipped, rel, f"index full ({self.max_bytes} bytes)")
+            return True
+        return False
+
+    def add_parsed(self, rel: str, mtime: float, data: bytes, defs: list[Definition], imports: list[ImportRef],
+                   chunks: list[tuple[int, int, set[str]]]) -> bool:
+        if self._over_bytes(rel, len(data)):
+            return False
+        entry = FileEntry(rel, language_for_path(rel), mtime, defs, imports, size=len(data))
         with self.lock:
             self._remove_locked(rel)
+            self.indexed_bytes += entry.size
             self.files[rel] = entry
             self.basenames[rel.rsplit("/", 1)[-1]].append(rel)
+            symbols, postings, all_chunks = self.symbols, self.postings, self.chunks
             for d in entry.defs:
-                self.symbols[d.name].append(d)
-            for chunk in chunks:
-                cid = self._next_chunk
-                self._next_chunk += 1
-                self.chunks[cid] = chunk
+                symbols[d.name].append(d)
+            cid = self._next_chunk
+            for start, end, idents in chunks:
+                all_chunks[cid] = Chunk(rel, start, end, len(idents))
                 entry.chunk_ids.append(cid)
-                for ident in chunk.idents:
-                    self.postings[ident].append(cid)
+                for ident in idents:
+                    postings[ident].append(cid)
+                cid += 1
+            self._next_chunk = cid
             self.generation += 1
         return True
 
@@ -173,6 +221,7 @@ class RepoIndex:
         old = self.files.pop(rel, None)
         if old is None:
             return False
+        self.indexed_bytes -= old.size
         names = self.basenames.get(rel.rsplit("/", 1)[-1])
         if names and rel in names:
             names.remove(rel)
@@ -184,7 +233,7 @@ class RepoIndex:
                     del self.symbols[d.name]
         for cid in old.chunk_ids:
             chunk = self.chunks.pop(cid, None)
-            self._dead_postings += len(chunk.idents) if chunk else 0
+            self._dead_postings += chunk.n_idents if chunk else 0
         if self._dead_postings > 200_000 and self._dead_postings > len(self.chunks) * 20:
             self._compact_locked()
         return True

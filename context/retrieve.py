@@ -151,9 +151,9 @@ def similar_snippets(index: RepoIndex, query_text: str, exclude: str | None, k: 
             if chunk is None or chunk.rel == exclude:
                 continue
             if method == "bm25":
-                s = s * 2.2 / (1 + 1.2 * (0.25 + 0.75 * len(chunk.idents) / 80))
+                s = s * 2.2 / (1 + 1.2 * (0.25 + 0.75 * chunk.n_idents / 80))
             else:
-                s = s / max(1, len(chunk.idents | query))
+                s = s / max(1, chunk.n_idents + len(query) - s)  # |A ∪ B| = |A| + |B| - |A ∩ B|
             ranked.append((s, cid))
         ranked.sort(reverse=True)
         picked = [(s, index.chunks[cid]) for s, cid in ranked[:k]]

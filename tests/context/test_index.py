@@ -85,3 +85,31 @@ def test_watchfiles_reindexes_within_a_second(make_repo) -> None:
         assert "shop/cart.py" not in index.files
     finally:
         watcher.stop()
+
+
+def test_index_is_bounded_by_bytes(make_repo) -> None:
+    root = make_repo("python")
+    index = RepoIndex(root, max_bytes=(root / "shop/cart.py").stat().st_size + 10)
+    index.index_all()
+    assert index.indexed_bytes <= index.max_bytes
+    full = [rel for rel, why in index.skipped.items() if why.startswith("index full")]
+    assert full and len(index.files) + len(full) == 3
+
+
+def test_parallel_cold_index_matches_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codeassist.context import index as index_mod
+
+    from .conftest import FIXTURES
+
+    inline = RepoIndex(FIXTURES, workers=1)
+    inline.index_all()
+    monkeypatch.setattr(index_mod, "POOL_MIN_FILES", 1)
+    pooled = RepoIndex(FIXTURES, workers=2)
+    pooled.index_all()
+    assert set(pooled.files) == set(inline.files) and len(inline.files) > 10
+
+    def summary(ix: RepoIndex) -> list[tuple[str, int, str]]:
+        return sorted((d.path, d.line, d.text) for defs in ix.symbols.values() for d in defs)
+
+    assert summary(pooled) == summary(inline)
+    assert sorted(pooled.postings) == sorted(inline.postings) and len(pooled.chunks) == len(inline.chunks)

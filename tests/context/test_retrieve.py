@@ -70,3 +70,43 @@ def test_similar_chunks_fill_when_nothing_is_imported(make_repo) -> None:
     text = (root / "report.py").read_text()
     parts = engine.build(text, len(text), template_for("qwen"), path=root / "report.py")
     assert any(s["kind"] == "similar" and s["path"] == "shop/cart.py" for s in parts.snippets)
+
+
+def test_far_uses_resolve_through_base_classes_reexports_and_relative_submodules(make_repo) -> None:
+    """`self.fetch_all` comes from the base class, itself re-exported by the package's `__init__`; `text.slugify`
+    from `from .util import text`. Both are used ~80 lines above the cursor, and only imports may find them."""
+    root = make_repo("pyresolve")
+    engine = ContextEngine(sources=("imports",))
+    engine.add_root(root, background=False, watch=False)
+    text = (root / "app/service.py").read_text()
+    parts = engine.build(text, text.index("        return value"), template_for("qwen"), path=root / "app/service.py")
+    base = [s for s in parts.snippets if "base class Repository" in str(s["reason"])]
+    assert base and base[0]["path"] == "app/models.py", [(s["path"], s["reason"]) for s in parts.snippets]
+    assert "def fetch_all(self, limit: int = 10)" in str(base[0]["text"])
+    sub = [s for s in parts.snippets if s["path"] == "app/util/text.py"]
+    assert sub and "def slugify(title: str" in str(sub[0]["text"]) and "text.slugify" in str(sub[0]["reason"])
+
+
+def test_pack_falls_back_to_signatures_when_full_summaries_do_not_fit() -> None:
+    from codeassist.context.budget import pack
+    from codeassist.context.retrieve import Snippet
+    from codeassist.context.tokens import chars4_counter
+
+    doc = "\n".join(f'    """Line {i} of a long docstring."""' for i in range(12))
+    cands = [Snippet(f"m{i}.py", f"def f{i}(x):\n{doc}", "r", 1.0 - i / 10, 0, 13, short=f"def f{i}(x):")
+             for i in range(5)]
+    chosen, costs = pack(cands, lambda s: f"# {s.path}\n{s.text}\n", chars4_counter(), 400)
+    assert len(chosen) == 5 and sum(costs) <= 400
+    assert chosen[0].text == cands[0].text  # the best one whole
+    assert [s.text for s in chosen[1:]] == [f"def f{i}(x):" for i in range(1, 5)]
+    assert all("signature only" in s.reason for s in chosen[1:])
+
+
+def test_occurrences_rank_every_use_in_the_file_by_distance() -> None:
+    from codeassist.context.occur import occurrences
+
+    text = "import os\n" + "x = 1\n" * 50 + "os.path.join(a)\n\nfoo()\n"
+    lines = text.split("\n")
+    occ = occurrences(text, lines, 52)
+    assert occ.near["os"] == 1 and occ.near["foo"] == 1 and occ.near["import"] == 52 and occ.near["x"] == 2
+    assert occ.qual["os.path.join"] == 1 and occ.members["os.path"] == {"join": 1}

@@ -12,8 +12,9 @@ The delay follows the user's rhythm and the server's latency (Tabby's idea, simp
   p50, capped at ``latency_cap_ms``;
 * time already passed since the last keystroke counts towards the wait.
 
-:meth:`Debouncer.pause_delay_ms` is the figure the ≤ 50 ms-at-a-pause target is about: how long after the
-pause became detectable (last key + one rhythm gap) a request actually fired.
+:meth:`Debouncer.pause_delay_ms` gives the figure the ≤ 50 ms-at-a-pause target is about: how long after
+the pause became detectable (last key + one rhythm gap) — or after the request came in, if later — a
+request actually fired (the engine records it as the ``pause_delay`` latency).
 
 Everything is computed from an injected clock so tests can script keystroke times exactly.
 """

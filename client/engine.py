@@ -31,7 +31,7 @@ from codeassist.client.config import Config
 from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
 from codeassist.client.latency import LatencyTracker
-from codeassist.client.prefetch import Prefetcher
+from codeassist.client.prefetch import Prefetcher, Upstream
 from codeassist.client.stats import SessionStats
 from codeassist.client.transport.base import CompletionParams, Transport, TransportError
 from codeassist.context.templates import detect_family, template_for
@@ -45,29 +45,9 @@ FILTER_PREFIX_CHARS = 4000
 FILTER_SUFFIX_CHARS = 2000
 SINGLE_LINE_MAX_TOKENS = 32
 JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this long
-JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
 PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet...
 PREFETCH_QUIET_RHYTHM = 2.5  # ...and quiet for this many of the user's inter-key gaps (a pause)
 SHOWN_REMEMBERED = 512
-
-
-@dataclass
-class _Upstream:
-    """An interactive request on the wire for ``base`` + cursor + ``suffix``."""
-
-    task: asyncio.Task[CompletionResult]
-    base: str
-    suffix: str
-    waiters: int = 0
-    grace: asyncio.TimerHandle | None = None
-
-    def consistent(self, text: str) -> bool:
-        """The document is the request's text with only characters typed at its cursor."""
-        typed = len(text) - len(self.base) - len(self.suffix)
-        return 0 <= typed <= JOIN_MAX_TYPED and text.startswith(self.base) and text.endswith(self.suffix)
-
-    def joinable(self, text: str, offset: int) -> bool:
-        return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
 
 
 @dataclass
@@ -107,7 +87,7 @@ class CompletionEngine:
         self.prefetcher = Prefetcher()
         self.stats = SessionStats()
         self._inflight: dict[str, asyncio.Task[CompletionResult | None]] = {}  # waiting (debounce/join)
-        self._upstream: dict[str, _Upstream] = {}  # interactive request on the wire, per document
+        self._upstream: dict[str, Upstream] = {}  # interactive request on the wire, per document
         self._urgent: dict[str, asyncio.Event] = {}  # set: the document's speculation stops waiting for a pause
         self._shown_uri: dict[str, str] = {}  # completion id -> document, for accepts
 
@@ -243,14 +223,16 @@ class CompletionEngine:
         timings = {"debounce_ms": _ms(t0)}
         self.stats.latency["debounce"].add(timings["debounce_ms"])
         if (pause := self.debouncer.pause_delay_ms(doc.uri)) is not None:
-            self.stats.latency["pause_delay"].add(pause)
+            # fired - max(request in, pause start): what the debounce added once the pause had begun
+            self.stats.latency["pause_delay"].add(min(pause, timings["debounce_ms"]))
         self._drop_upstream(doc.uri)  # not joinable: at most one interactive request per document
-        up = _Upstream(asyncio.create_task(self._request(doc, offset, priority, timings)), text[:offset],
-                       text[offset:])
+        streamed: list[str] = []
+        up = Upstream(asyncio.create_task(self._request(doc, offset, priority, timings, streamed)), text[:offset],
+                      text[offset:], streamed)
         self._upstream[doc.uri] = up
         return await self._wait_upstream(doc.uri, up)
 
-    async def _wait_upstream(self, uri: str, up: _Upstream) -> CompletionResult:
+    async def _wait_upstream(self, uri: str, up: Upstream) -> CompletionResult:
         if up.grace is not None:
             up.grace.cancel()
             up.grace = None
@@ -268,7 +250,7 @@ class CompletionEngine:
                     else:
                         self._drop_upstream(uri)
 
-    def _expire(self, uri: str, up: _Upstream) -> None:
+    def _expire(self, uri: str, up: Upstream) -> None:
         if self._upstream.get(uri) is up and up.waiters == 0:
             self._drop_upstream(uri)
 
@@ -281,11 +263,11 @@ class CompletionEngine:
         return CompletionResult(text=hit.text, source="prefetch" if hit.source == "prefetch" else "cache",
                                 multiline="\n" in hit.text)
 
-    async def _request(self, doc: Document, offset: int, priority: str,
-                       timings: dict[str, float]) -> CompletionResult:
+    async def _request(self, doc: Document, offset: int, priority: str, timings: dict[str, float],
+                       streamed: list[str] | None = None) -> CompletionResult:
         doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
         try:
-            completion, multiline, source = await self._generate(doc, offset, priority, timings)
+            completion, multiline, source = await self._generate(doc, offset, priority, timings, streamed)
         except TransportError as exc:
             log.warning("completion failed: %s", exc)
             return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}", timings=timings)
@@ -295,8 +277,8 @@ class CompletionEngine:
         return CompletionResult(text=completion, source=source if completion else "none", multiline=multiline,
                                 timings=timings)
 
-    async def _generate(self, doc: Document, offset: int, priority: str,
-                        timings: dict[str, float]) -> tuple[str, bool, str]:
+    async def _generate(self, doc: Document, offset: int, priority: str, timings: dict[str, float],
+                        streamed: list[str] | None = None) -> tuple[str, bool, str]:
         """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations."""
         t0 = time.perf_counter()
         text = doc.text
@@ -319,7 +301,7 @@ class CompletionEngine:
             stop=linemode.stops_for(mode, template.stop),
             priority=priority,
         )
-        raw = await self._fetch(params, timings)
+        raw = await self._fetch(params, timings, streamed)
         ctx = postprocess.FilterContext(prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
                                         suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
                                         multiline=mode.multiline, language=doc.language)
@@ -330,13 +312,14 @@ class CompletionEngine:
             self.cache.put_position(text, offset, completion, source)
         return completion, mode.multiline, "model"
 
-    async def _fetch(self, params: CompletionParams, timings: dict[str, float]) -> str:
+    async def _fetch(self, params: CompletionParams, timings: dict[str, float],
+                     streamed: list[str] | None = None) -> str:
         t_send = time.perf_counter()
         self.stats.bump("upstream_requests")
         if params.priority == "prefetch":
             self.stats.bump("prefetch_requests")
         self.on_wire(params)
-        pieces: list[str] = []
+        pieces: list[str] = [] if streamed is None else streamed  # what has arrived so far, for on_change
         async for chunk in self.transport.stream(params):
             if "ttft_ms" not in timings:
                 timings["ttft_ms"] = _ms(t_send)

@@ -1,5 +1,6 @@
-"""Speculative prefetch: after a completion is shown, ask for the next one as if it were accepted.
+"""Requests in flight per document: the interactive one (:class:`Upstream`) and the speculation.
 
+Speculative prefetch: after a completion is shown, ask for the next one as if it were accepted.
 At most one speculation per document. It stays alive while the document is consistent with the
 hypothesis (the original text, plus a prefix of the guess typed or accepted, plus the original
 suffix); the first divergent keystroke cancels it, which closes its HTTP stream.
@@ -11,12 +12,39 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Prefetcher", "Speculation"]
+__all__ = ["JOIN_MAX_TYPED", "Prefetcher", "Speculation", "Upstream"]
 
 log = logging.getLogger(__name__)
+
+JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
+
+
+@dataclass
+class Upstream:
+    """An interactive request on the wire for ``base`` + cursor + ``suffix``."""
+
+    task: asyncio.Task[Any]
+    base: str
+    suffix: str
+    streamed: list[str] = field(default_factory=list)  # the model's output so far
+    waiters: int = 0
+    grace: asyncio.TimerHandle | None = None
+
+    def consistent(self, text: str) -> bool:
+        """The document is the request's text with only characters typed at its cursor, and what the model
+        has streamed so far does not contradict them (leading blanks aside: filters re-indent)."""
+        n = len(text) - len(self.base) - len(self.suffix)
+        if not (0 <= n <= JOIN_MAX_TYPED and text.startswith(self.base) and text.endswith(self.suffix)):
+            return False
+        typed = text[len(self.base) : len(self.base) + n].lstrip(" \t")
+        out = "".join(self.streamed).lstrip(" \t")
+        return out.startswith(typed) or typed.startswith(out)
+
+    def joinable(self, text: str, offset: int) -> bool:
+        return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
 
 
 @dataclass

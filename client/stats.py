@@ -37,7 +37,8 @@ class SessionStats:
             "cache": LatencyTracker(2000),
             "model": LatencyTracker(2000),  # time on the model server, request -> last token
             "debounce": LatencyTracker(2000),  # request in -> sent (fired requests only)
-            "pause_delay": LatencyTracker(2000),  # sent - (last key + one rhythm gap): delay added at a pause
+            # sent - max(request in, last key + one rhythm gap): the delay the debounce added at a pause
+            "pause_delay": LatencyTracker(2000),
         }
         self._shown: OrderedDict[str, int] = OrderedDict()
         self._remember = remember

@@ -268,3 +268,20 @@ async def test_accept_sends_the_speculation_without_waiting_for_a_pause(engine, 
     t0 = time.perf_counter()
     await until(lambda: len(standin.stats.requests) == 2, timeout=0.5)
     assert standin.stats.headers[1]["x-priority"] == "prefetch" and time.perf_counter() - t0 < 0.4
+
+
+async def test_keystroke_contradicting_the_streamed_output_cancels_at_once(engine, standin) -> None:
+    standin.behaviour.gap_s = 2  # "hello" at once, then a long wait before " world"
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    task = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: "".join(engine._upstream[doc.uri].streamed) == "hello" if doc.uri in engine._upstream
+                else False)
+    off = type_text(engine, doc, off, "he")  # agrees with the stream: kept
+    await task
+    joined = asyncio.create_task(engine.complete(doc, off))
+    await asyncio.sleep(0.1)
+    assert standin.stats.disconnected == 0 and not joined.done()
+    type_text(engine, doc, off, "x")  # "hex..." can no longer be what the model writes
+    assert (await joined).source == "cancelled"
+    await until(lambda: standin.stats.disconnected == 1, timeout=0.3)

@@ -168,3 +168,17 @@ def test_percentile() -> None:
     assert percentile([], 50) is None
     assert percentile([5, 1, 3], 50) == 3
     assert percentile(range(1, 101), 99) == 99
+
+
+def test_upstream_consistency_follows_what_the_model_streamed() -> None:
+    from codeassist.client.prefetch import Upstream
+
+    up = Upstream(task=None, base="x = ", suffix="\n", streamed=[])  # type: ignore[arg-type]
+    assert up.consistent("x = \n") and up.consistent("x = foo\n")  # nothing streamed yet: anything typed forward
+    assert not up.consistent("x =\n") and not up.consistent("x = foo\ny")  # a deletion, an edit after the cursor
+    up.streamed += ["fo", "obar"]
+    assert up.consistent("x = foob\n") and up.consistent("x = f\n")
+    assert not up.consistent("x = fox\n")  # the model already said otherwise
+    up.streamed[:] = ["    ret"]
+    assert up.consistent("x =   return\n")  # leading blanks aside (the filters re-indent)
+    assert not up.consistent("x = " + "a" * 200 + "\n")  # too far ahead for the cache's walk-back

@@ -233,25 +233,36 @@ async def test_closing_the_document_cancels_its_request(engine, standin) -> None
     daemon.context.close()
 
 
-async def test_speculation_waits_for_a_pause_before_building(engine, standin) -> None:
-    doc = Document(uri="file:///a.py", text="greeting = ")
-    off = len(doc.text)
-    for ch in "ab":  # a rhythm of ~40 ms between keys
-        await asyncio.sleep(0.04)
-        off = type_text(engine, doc, off, ch)
-    standin.behaviour.tokens = ["cdefghijklmnop"]
-    first = await engine.complete(doc, off)
-    assert first.text == "cdefghijklmnop"
-    built: list[int] = []
-    real = engine.build_prompt
-    engine.build_prompt = lambda d, o, f: (built.append(o), real(d, o, f))[1]  # type: ignore[method-assign]
-    for ch in "cdefgh":  # typing through the suggestion: consistent, so the speculation lives on...
-        await asyncio.sleep(0.04)
-        off = type_text(engine, doc, off, ch)
-        assert (await engine.complete(doc, off)).source == "cache"
-    assert built == [] and len(standin.stats.requests) == 1  # ...but it builds nothing while keys come
-    await until(lambda: len(standin.stats.requests) == 2)  # the pause: now it goes out
-    assert standin.stats.headers[1]["x-priority"] == "prefetch" and len(built) == 1
+async def test_speculation_waits_for_a_pause_before_building(standin) -> None:
+    now = [1000.0]
+    cfg = Config(server_url=standin.base_url, debounce_min_ms=0, debounce_max_ms=0, family="plain")
+    engine = CompletionEngine(cfg, HttpTransport(standin.base_url), clock=lambda: now[0])
+    try:
+        doc = Document(uri="file:///a.py", text="greeting = ")
+        off = len(doc.text)
+        for ch in "ab":  # a rhythm of 40 ms between keys (on the engine's clock)
+            now[0] += 0.04
+            off = type_text(engine, doc, off, ch)
+        standin.behaviour.tokens = ["cdefghijklmnop"]
+        first = await engine.complete(doc, off)
+        assert first.text == "cdefghijklmnop"
+        built: list[int] = []
+        real = engine.build_prompt
+        engine.build_prompt = lambda d, o, f: (built.append(o), real(d, o, f))[1]  # type: ignore[method-assign]
+        for ch in "cdefgh":  # typing through the suggestion: consistent, so the speculation lives on...
+            now[0] += 0.04
+            off = type_text(engine, doc, off, ch)
+            assert (await engine.complete(doc, off)).source == "cache"
+            await asyncio.sleep(0.02)
+        now[0] += 0.08  # 80 ms after the last key: less than 2.5 gaps
+        await asyncio.sleep(0.15)
+        assert built == [] and len(standin.stats.requests) == 1  # ...but it builds nothing while keys come
+        now[0] += 0.03  # 110 ms: a pause
+        await until(lambda: len(standin.stats.requests) == 2)
+        assert standin.stats.headers[1]["x-priority"] == "prefetch" and len(built) == 1
+    finally:
+        await engine.aclose()
+        await engine.transport.aclose()
 
 
 async def test_accept_sends_the_speculation_without_waiting_for_a_pause(engine, standin) -> None:

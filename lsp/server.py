@@ -27,8 +27,18 @@ __all__ = ["BridgeServer", "create_server"]
 log = logging.getLogger(__name__)
 
 ACCEPT_COMMAND = "codeassist.accept"
-# The bridge gives up on the daemon after this long; the editor must never hang.
-REQUEST_TIMEOUT = float(os.environ.get("CODEASSIST_BRIDGE_TIMEOUT", "20"))
+
+
+def _request_timeout() -> float:
+    """The bridge gives up on the daemon a little after the daemon gives up on the server: never a hang."""
+    if "CODEASSIST_BRIDGE_TIMEOUT" in os.environ:
+        return float(os.environ["CODEASSIST_BRIDGE_TIMEOUT"])
+    from codeassist.client.config import ConfigError, load_config
+
+    try:
+        return load_config().total_timeout + 5.0
+    except ConfigError:
+        return 20.0
 
 
 @dataclass
@@ -70,6 +80,7 @@ class BridgeServer(LanguageServer):
         self._daemon: RpcConnection | None = None
         self._daemon_lock = asyncio.Lock()
         self._warned: set[str] = set()
+        self.request_timeout = _request_timeout()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, json.JSONDecodeError):
@@ -108,7 +119,7 @@ class BridgeServer(LanguageServer):
         for attempt in (1, 2):
             conn = await self.daemon()
             try:
-                return await asyncio.wait_for(conn.request(method, params), REQUEST_TIMEOUT)
+                return await asyncio.wait_for(conn.request(method, params), self.request_timeout)
             except ConnectionError:
                 if attempt == 2:
                     raise

@@ -55,6 +55,9 @@ class DaemonEnv:
             "CODEASSIST_LOG_DIR": str(self.root / "log"),
             "CODEASSIST_SERVER_URL": server_url,
             "CODEASSIST_IDLE_TIMEOUT": "60",
+            # Generous: CI machines are small and the suite runs model requests in parallel.
+            "CODEASSIST_FIRST_TOKEN_TIMEOUT": "30",
+            "CODEASSIST_TOTAL_TIMEOUT": "60",
         }
 
     @property

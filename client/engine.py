@@ -163,8 +163,7 @@ class CompletionEngine:
     async def complete(self, doc: Document, offset: int, priority: str = "interactive") -> CompletionResult:
         t0 = time.perf_counter()
         self.stats.bump("requests")
-        prev = self._inflight.pop(doc.uri, None)
-        if prev is not None and not prev.done():
+        if (prev := self._inflight.pop(doc.uri, None)) is not None:
             prev.cancel()
         result = self._from_cache(doc.text, offset)
         if result is None and self.smart and (spec := self.prefetcher.joinable(doc.uri, doc.text, offset)):
@@ -204,22 +203,33 @@ class CompletionEngine:
     async def _obtain(self, doc: Document, offset: int, priority: str) -> CompletionResult:
         """Join the request on the wire when it can answer this position, else debounce and send one.
 
-        Runs as the document's waiting task: a keystroke cancels it (and nothing else)."""
+        Runs as the document's waiting task: a keystroke cancels it (and nothing else). A joined request
+        that was sent for an earlier position is waited for while the user types; once the user pauses (this
+        position's debounce elapses) it is kept only if what it has streamed agrees with what was typed —
+        otherwise a request for this position replaces it."""
         text = doc.text
+        t0 = time.perf_counter()
+        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset])
         up = self._upstream.get(doc.uri)
         if up is not None and self.smart and up.joinable(text, offset):
             self.stats.bump("joined")
-            result = await self._wait_upstream(doc.uri, up)
-            if up.base == text[:offset]:
-                return result
-            hit = self._from_cache(text, offset)  # re-keyed through the walk-back, or diverged
-            if hit is not None:
-                hit.timings.update(result.timings)
-                return hit
-        t0 = time.perf_counter()
-        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset])
-        if delay > 0:
-            await asyncio.sleep(delay / 1000)
+            ahead = up.base != text[:offset]
+            result = await self._wait_upstream(doc.uri, up, delay / 1000 if ahead and not up.has_output else None)
+            if result is None and up.has_output and up.consistent(text):
+                result = await self._wait_upstream(doc.uri, up, None)  # it started agreeing: worth the wait
+            if result is not None:
+                if not ahead:
+                    return result
+                hit = self._from_cache(text, offset)  # re-keyed through the walk-back, or diverged
+                if hit is not None:
+                    hit.timings.update(result.timings)
+                    return hit
+                t0 = time.perf_counter()  # the wait for the answer was no debounce
+            else:
+                self.stats.bump("replaced")
+                delay = 0.0  # the pause has come: it was the debounce
+        if (left := delay - _ms(t0)) > 0:
+            await asyncio.sleep(left / 1000)
         timings = {"debounce_ms": _ms(t0)}
         self.stats.latency["debounce"].add(timings["debounce_ms"])
         if (pause := self.debouncer.pause_delay_ms(doc.uri)) is not None:
@@ -230,15 +240,18 @@ class CompletionEngine:
         up = Upstream(asyncio.create_task(self._request(doc, offset, priority, timings, streamed)), text[:offset],
                       text[offset:], streamed)
         self._upstream[doc.uri] = up
-        return await self._wait_upstream(doc.uri, up)
+        return await self._wait_upstream(doc.uri, up, None)  # type: ignore[return-value]  # no timeout: a result
 
-    async def _wait_upstream(self, uri: str, up: Upstream) -> CompletionResult:
+    async def _wait_upstream(self, uri: str, up: Upstream, timeout: float | None) -> CompletionResult | None:
+        """Its result, or None after ``timeout`` seconds (the request stays on the wire)."""
         if up.grace is not None:
             up.grace.cancel()
             up.grace = None
         up.waiters += 1
         try:
-            return await asyncio.shield(up.task)
+            return await asyncio.wait_for(asyncio.shield(up.task), timeout)
+        except TimeoutError:
+            return None
         finally:
             up.waiters -= 1
             if self._upstream.get(uri) is up:

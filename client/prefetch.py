@@ -43,6 +43,10 @@ class Upstream:
         out = "".join(self.streamed).lstrip(" \t")
         return out.startswith(typed) or typed.startswith(out)
 
+    @property
+    def has_output(self) -> bool:
+        return any(self.streamed)
+
     def joinable(self, text: str, offset: int) -> bool:
         return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
 

@@ -20,6 +20,7 @@ COUNTERS = (
     "prefetch_hits",
     "cancelled",  # superseded by a keystroke or cancelled by the editor
     "joined",  # requests answered by joining the interactive request already on the wire
+    "replaced",  # joined requests replaced at a pause (they had not yet agreed with what was typed)
     "upstream_requests",  # requests sent to the model server (prefetch included)
     "prefetch_requests",
     "prefetch_cancelled",

@@ -52,23 +52,72 @@ async def test_divergent_keystroke_cancels_in_flight_and_closes_upstream(engine,
     assert engine.stats.counts["cancelled"] == 1 and engine.stats.counts["upstream_cancelled"] == 1
 
 
-async def test_typing_forward_joins_the_request_on_the_wire(engine, standin) -> None:
-    standin.behaviour.ttft_s = 0.4
-    doc = Document(uri="file:///a.py", text="greeting = \nprint(greeting)\n")
-    off = len("greeting = ")
-    first = asyncio.create_task(engine.complete(doc, off))
-    await until(lambda: len(standin.stats.requests) == 1)
-    off = type_text(engine, doc, off, "h")  # consistent with the request: it stays on the wire
-    assert (await first).source == "cancelled"  # the stale position's answer is dropped, not the request
-    second = asyncio.create_task(engine.complete(doc, off))
-    await asyncio.sleep(0.05)
-    off = type_text(engine, doc, off, "e")
-    assert (await second).source == "cancelled"
-    result = await engine.complete(doc, off)
-    assert (result.text, result.source) == ("llo world", "cache")  # re-keyed by position: typed-through
-    interactive = [r for r in standin.stats.requests if r["priority"] == standin.stats.requests[0]["priority"]]
-    assert len(interactive) == 1 and standin.stats.disconnected == 0
-    assert engine.stats.counts["joined"] == 2
+def slow_debounce_engine(standin, ms: float) -> CompletionEngine:
+    cfg = Config(server_url=standin.base_url, debounce_min_ms=ms, debounce_max_ms=ms, family="plain")
+    return CompletionEngine(cfg, HttpTransport(standin.base_url))
+
+
+async def test_typing_forward_joins_the_request_on_the_wire(standin) -> None:
+    engine = slow_debounce_engine(standin, 600)  # the user is typing: no pause for 600 ms after a key
+    try:
+        standin.behaviour.ttft_s = 0.4
+        doc = Document(uri="file:///a.py", text="greeting = \nprint(greeting)\n")
+        off = len("greeting = ")
+        first = asyncio.create_task(engine.complete(doc, off))
+        await until(lambda: len(standin.stats.requests) == 1)
+        off = type_text(engine, doc, off, "h")  # consistent with the request: it stays on the wire
+        assert (await first).source == "cancelled"  # the stale position's answer is dropped, not the request
+        second = asyncio.create_task(engine.complete(doc, off))
+        await asyncio.sleep(0.05)
+        off = type_text(engine, doc, off, "e")
+        assert (await second).source == "cancelled"
+        result = await engine.complete(doc, off)
+        assert (result.text, result.source) == ("llo world", "cache")  # re-keyed by position: typed-through
+        interactive = [r for r in standin.stats.requests if r["priority"] == standin.stats.requests[0]["priority"]]
+        assert len(interactive) == 1 and standin.stats.disconnected == 0
+        assert engine.stats.counts["joined"] == 2
+    finally:
+        await engine.aclose()
+        await engine.transport.aclose()
+
+
+async def test_at_a_pause_a_silent_joined_request_is_replaced(standin) -> None:
+    engine = slow_debounce_engine(standin, 200)
+    try:
+        standin.behaviour.ttft_s = 5  # says nothing for a long time
+        doc = Document(uri="file:///a.py", text="greeting = ")
+        off = len(doc.text)
+        first = asyncio.create_task(engine.complete(doc, off))
+        await until(lambda: len(standin.stats.requests) == 1)
+        off = type_text(engine, doc, off, "h")
+        await first
+        second = asyncio.create_task(engine.complete(doc, off))  # joins, then the pause comes (200 ms)
+        await until(lambda: len(standin.stats.requests) == 2)
+        assert standin.stats.requests[1]["prompt"].endswith("greeting = h")
+        await until(lambda: standin.stats.disconnected == 1)
+        assert engine.stats.counts["replaced"] == 1
+        second.cancel()
+    finally:
+        await engine.aclose()
+        await engine.transport.aclose()
+
+
+async def test_at_a_pause_a_joined_request_that_agrees_so_far_is_kept(standin) -> None:
+    engine = slow_debounce_engine(standin, 200)
+    try:
+        standin.behaviour.gap_s = 0.6  # "hello" at once, " world" 600 ms later
+        doc = Document(uri="file:///a.py", text="greeting = ")
+        off = len(doc.text)
+        first = asyncio.create_task(engine.complete(doc, off))
+        await until(lambda: len(standin.stats.requests) == 1)
+        off = type_text(engine, doc, off, "he")
+        await first
+        result = await engine.complete(doc, off)  # the pause comes, but the stream agrees with "he"
+        assert (result.text, result.source) == ("llo world", "cache")
+        assert len(standin.stats.requests) == 1 and engine.stats.counts["replaced"] == 0
+    finally:
+        await engine.aclose()
+        await engine.transport.aclose()
 
 
 async def test_joined_request_that_diverges_sends_a_new_one(engine, standin) -> None:

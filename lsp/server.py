@@ -16,8 +16,9 @@ from typing import Any
 
 from codeassist.client.daemon_client import DaemonUnavailable, connect
 from codeassist.client.protocol import DaemonError, RpcConnection
-from codeassist.lsp.positions import PositionError, position_to_offset
+from codeassist.lsp.positions import PositionError, offset_to_position, position_to_offset
 from lsprotocol import types
+from pygls.capabilities import get_capability
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -248,8 +249,11 @@ def create_server() -> BridgeServer:
         result = await ls.complete(uri, offset)
         if not result or not result.get("text"):
             return types.CompletionList(is_incomplete=True, items=[])
-        return types.CompletionList(is_incomplete=True, items=[completion_item(doc.text, offset, params.position,
-                                                                               result, ls.encoding)])
+        formats = get_capability(ls.client_capabilities,
+                                 "text_document.completion.completion_item.documentation_format", []) or []
+        item = completion_item(doc.text, offset, params.position, result, ls.encoding,
+                               markdown=types.MarkupKind.Markdown in formats)
+        return types.CompletionList(is_incomplete=True, items=[item])
 
     @server.command(ACCEPT_COMMAND)
     async def accept(ls: BridgeServer, *args: Any) -> None:
@@ -263,7 +267,7 @@ def create_server() -> BridgeServer:
 
 
 def completion_item(
-    text: str, offset: int, position: types.Position, result: dict[str, Any], encoding: str
+    text: str, offset: int, position: types.Position, result: dict[str, Any], encoding: str, markdown: bool = True
 ) -> types.CompletionItem:
     """The whole suggestion as one popup item (Helix): the edit starts at the word being typed so the
     editor's fuzzy filter keeps the item."""
@@ -271,8 +275,6 @@ def completion_item(
     while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
         start -= 1
     word = text[start:offset]
-    from codeassist.lsp.positions import offset_to_position
-
     line, char = offset_to_position(text, start, encoding)
     suggestion = result["text"]
     first_line = suggestion.split("\n", 1)[0].strip() or suggestion.strip()
@@ -281,7 +283,10 @@ def completion_item(
         label=label,
         kind=types.CompletionItemKind.Text,
         detail="codeassist",
-        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{word}{suggestion}\n```"),
+        documentation=(
+            types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{word}{suggestion}\n```")
+            if markdown else types.MarkupContent(kind=types.MarkupKind.PlainText, value=word + suggestion)
+        ),
         filter_text=word + suggestion,
         sort_text="0",
         text_edit=types.TextEdit(

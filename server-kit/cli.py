@@ -1,4 +1,4 @@
-"""`server-kit`: launch the model server (and later the gateway), keys, load test, sizing."""
+"""`server-kit`: launch the model server and the gateway, manage keys, load test, size the server."""
 
 from __future__ import annotations
 

@@ -154,6 +154,23 @@ def run_ordered(url: str, lows: int, headers_low: dict[str, str], headers_high: 
     return done
 
 
+# -- (0) without --scheduling-policy priority (first: before the module's server is up) -----------------------
+def test_fcfs_server_accepts_and_ignores_priority(tmp_path):
+    """Our client always sends ``priority``: a vLLM started without the flag must still serve it."""
+    python = vllm_python()
+    if python is None:
+        pytest.skip(f"real vLLM not configured: set {PYTHON_ENV}")
+    server = VllmCpuServer(python, ensure_hf_model(python, default_model_dir()), free_port(),
+                           scheduling_policy="fcfs", log_file=tmp_path / "vllm-fcfs.log")
+    with server:
+        seen = {}
+        for prio in (0, 10, 20):
+            status, _text, _ = complete(f"{server.root}/v1/completions", "def f():\n", 2, {}, priority=prio)
+            seen[prio] = status
+    REPORT["fcfs_priority_status"] = seen
+    assert seen == {0: 200, 10: 200, 20: 200}, seen
+
+
 # -- (1) priority scheduling ---------------------------------------------------------------------------------
 def test_priority_field_reorders_the_queue(vllm):
     root = vllm.root

@@ -30,13 +30,9 @@ def machine() -> str:
 
 
 def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+    from codeassist.client.latency import percentile as nearest_rank
+
+    return nearest_rank(values, p) if values else float("nan")
 
 
 @contextlib.contextmanager
@@ -69,9 +65,9 @@ def daemon_env(server_url: str) -> Iterator[dict[str, str]]:
         with contextlib.suppress(Exception):
             import asyncio
 
-            from codeassist.client.cli import _daemon_call
+            from codeassist.client.daemon_client import call
 
-            asyncio.run(_daemon_call("stop"))
+            asyncio.run(call("stop"))
         os.environ.clear()
         os.environ.update(old)
         shutil.rmtree(root, ignore_errors=True)

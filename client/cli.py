@@ -29,21 +29,11 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     return lsp_main()
 
 
-async def _daemon_call(method: str, params: dict[str, Any] | None = None, start: bool = False) -> Any:
-    from codeassist.client.daemon_client import connect
-
-    conn = await connect(start=start)
-    try:
-        return await conn.request(method, params)
-    finally:
-        await conn.aclose()
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    from codeassist.client.daemon_client import DaemonUnavailable
+    from codeassist.client.daemon_client import DaemonUnavailable, call
 
     try:
-        status = _run(_daemon_call("status"))
+        status = _run(call("status"))
     except DaemonUnavailable:
         print("daemon: not running" if not args.json else json.dumps({"running": False}))
         return 3
@@ -56,10 +46,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from codeassist.client.daemon_client import DaemonUnavailable
+    from codeassist.client.daemon_client import DaemonUnavailable, call
 
     try:
-        _run(_daemon_call("stop"))
+        _run(call("stop"))
     except DaemonUnavailable:
         print("daemon: not running")
         return 0

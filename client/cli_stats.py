@@ -26,11 +26,10 @@ def format_stats(stats: dict[str, Any]) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from codeassist.client.cli import _daemon_call
-    from codeassist.client.daemon_client import DaemonUnavailable
+    from codeassist.client.daemon_client import DaemonUnavailable, call
 
     try:
-        stats = asyncio.run(_daemon_call("stats"))
+        stats = asyncio.run(call("stats"))
     except (DaemonUnavailable, ConnectionError, OSError):
         print(json.dumps({"running": False}) if args.json else "daemon: not running (no session to report)")
         return 3

@@ -17,7 +17,7 @@ from typing import Any
 from codeassist.client import paths
 from codeassist.client.protocol import RpcConnection
 
-__all__ = ["DaemonUnavailable", "connect", "ensure_daemon", "spawn_daemon"]
+__all__ = ["DaemonUnavailable", "call", "connect", "ensure_daemon", "spawn_daemon"]
 
 START_TIMEOUT = 15.0
 
@@ -83,3 +83,13 @@ async def connect(start: bool = True, **kw: Any) -> RpcConnection:
         return await RpcConnection.open_unix(sock, **kw)
     except OSError as exc:
         raise DaemonUnavailable(f"cannot connect to the daemon at {sock}: {exc}") from None
+
+
+async def call(method: str, params: dict[str, Any] | None = None, start: bool = False,
+               timeout: float | None = 30.0) -> Any:
+    """One request on a short-lived connection (the CLI's way to talk to the daemon)."""
+    conn = await connect(start=start)
+    try:
+        return await asyncio.wait_for(conn.request(method, params), timeout)
+    finally:
+        await conn.aclose()

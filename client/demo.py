@@ -83,10 +83,10 @@ def run_demo(keep: bool = False, port: int = 8000) -> int:
         return 0 if result["text"] else 1
     finally:
         if not keep:
-            from codeassist.client.cli import _daemon_call
+            from codeassist.client.daemon_client import call
 
             try:
-                asyncio.run(_daemon_call("stop"))
+                asyncio.run(call("stop"))
             except Exception:
                 pass
             if server is not None:

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 from codeassist.client import auth
 from codeassist.client.config import Config, ConfigError, find_project_file, load_config, user_config_file
+from codeassist.client.daemon_client import call
+from codeassist.client.latency import percentile
 
 __all__ = ["TTFT_P50_TARGET_MS", "TTFT_P99_TARGET_MS", "Check", "Report", "format_report", "run_doctor"]
 
@@ -55,15 +57,6 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checks": [asdict(c) for c in self.checks], "latency": self.latency,
                 "hints": self.hints}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (p99 of 10 samples is the largest)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return ordered[rank - 1]
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -146,16 +139,6 @@ def _explain_tls(exc: ssl.SSLError, host: str, port: int, timeout: float) -> tup
 
 
 # -- the checks ---------------------------------------------------------------------------------
-async def _daemon_call(method: str, params: dict[str, Any] | None = None, start: bool = False) -> Any:
-    from codeassist.client.daemon_client import connect
-
-    conn = await connect(start=start)
-    try:
-        return await asyncio.wait_for(conn.request(method, params), 30)
-    finally:
-        await conn.aclose()
-
-
 def _check_config(report: Report) -> Config | None:
     try:
         cfg = load_config()
@@ -284,7 +267,7 @@ async def _check_tunnel(report: Report, cfg: Config) -> None:
     from codeassist.client.daemon_client import DaemonUnavailable
 
     try:
-        st = await _daemon_call("connectivity/status")
+        st = await call("connectivity/status")
     except (DaemonUnavailable, ConnectionError, OSError, TimeoutError):
         configured = f"configured for {cfg.tunnel_host}, " if cfg.tunnel_host else ""
         report.checks.append(Check("tunnel", True, f"{configured}daemon not running (no tunnel, no endpoint state)"))

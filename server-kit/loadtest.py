@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import sys
 import time
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+from codeassist.client.latency import percentile
 
 __all__ = ["BenchConfig", "Result", "make_prompt", "percentile", "report", "run_bench", "summarize",
            "write_outputs", "write_png"]
@@ -139,13 +139,6 @@ async def run_bench(cfg: BenchConfig) -> list[Result]:
     if cfg.progress:
         print(file=sys.stderr)
     return list(results)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]  # nearest rank
 
 
 def summarize(results: list[Result], cfg: BenchConfig) -> dict:

@@ -24,7 +24,9 @@ that continues while the user types through it keeps its first-seen time). Then,
 4. otherwise keep typing (the engine may serve the rest of a matching suggestion from its cache).
 
 An accept is one keystroke; the accepted characters are not typed. Accepts go through the item's
-``codeassist.accept`` command, so the daemon's own counters see them.
+``codeassist.accept`` command, so the daemon's own counters see them. ``ghost_useful`` counts answers
+whose ghost text the user could have taken (rules 1-3, reaction time aside): it measures the model,
+not the engine.
 
 **Modes.** ``adaptive``: the full engine (adaptive debounce, in-flight joining, cache with walk-back
 typing-through, speculative prefetch). ``fixed``: a plain fixed 350 ms debounce as in Continue — every
@@ -128,6 +130,7 @@ class Outcome:
     accepted: int = 0
     partial: int = 0
     accepted_chars: int = 0
+    useful: int = 0  # answers with ghost text the user could take (all, a line or a word of it)
 
 
 def make_env(server_url: str, mode: str) -> tuple[dict[str, str], Path]:
@@ -239,6 +242,7 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
             seen.clear()
             return
         shown, _, t1 = g
+        out.useful += user_take(shown, region.text[done:]) > 0
         prev_cursor, prev_text = seen.get("cursor"), seen.get("text", "")
         typed = text[prev_cursor:cursor] if prev_cursor is not None and prev_cursor <= cursor else None
         if not (typed is not None and prev_text.startswith(typed) and prev_text[len(typed):] == shown):
@@ -314,7 +318,8 @@ async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], sc
         "fast_from_cache_frac": round(out.fast_hits / max(1, out.keystrokes), 3),
         "ghost_p50_ms": round(percentile(shown_ms, 50) or 0, 1),
         "ghost_p99_ms": round(percentile(shown_ms, 99) or 0, 1),
-        "ghost_shown": len(shown_ms), "debounce_p50_ms": lat["debounce"]["p50_ms"],
+        "ghost_shown": len(shown_ms), "ghost_useful": out.useful, "empty": c.get("empty"),
+        "errors": c.get("errors"), "replaced": c.get("replaced"), "debounce_p50_ms": lat["debounce"]["p50_ms"],
         "pause_delay_p50_ms": (lat.get("pause_delay") or {}).get("p50_ms"),
         "model_p50_ms": lat["model"]["p50_ms"], "typed_through": c["typed_through"],
         "cancelled": c["cancelled"], "load_1m": round(os.getloadavg()[0], 2),
@@ -357,7 +362,8 @@ def main() -> int:
     a = p.parse_args()
     results = asyncio.run(main_async(a))
     cols = ["keystrokes", "requests_sent", "prefetch_requests", "accepted", "partially_accepted", "accepted_chars",
-            "requests_per_accept", "fast_from_cache_frac", "ghost_p50_ms", "ghost_p99_ms", "debounce_p50_ms",
+            "requests_per_accept", "ghost_shown", "ghost_useful",
+            "fast_from_cache_frac", "ghost_p50_ms", "ghost_p99_ms", "debounce_p50_ms",
             "pause_delay_p50_ms", "model_p50_ms", "load_1m"]
     print(f"{'':>22}" + "".join(f"{r['mode']:>12}" for r in results))
     for col in cols:

@@ -44,8 +44,9 @@ class Config:
     # Adaptive debounce bounds (ms).
     debounce_min_ms: float = 10.0
     debounce_max_ms: float = 400.0
-    # Completion engine: "adaptive" (adaptive debounce, cache, typing-through, prefetch) or "fixed"
-    # (a plain fixed debounce of debounce_fixed_ms, no cache or prefetch: the comparison baseline).
+    # Completion engine: "adaptive" (adaptive debounce, in-flight joining, cache with typing-through,
+    # prefetch) or "fixed" (a plain fixed debounce of debounce_fixed_ms, cancel on every keystroke, an
+    # exact prompt/position LRU, no typing-through or prefetch: the comparison baseline).
     engine_mode: str = "adaptive"
     debounce_fixed_ms: float = 350.0
     # Completion cache bounds (shared by every editor on the daemon).

@@ -130,16 +130,14 @@ class CompletionEngine:
             self.stats.bump("prefetch_cancelled")
 
     def on_close(self, uri: str) -> None:
-        task = self._inflight.pop(uri, None)
-        if task is not None:
+        if (task := self._inflight.pop(uri, None)) is not None:
             task.cancel()
         self._drop_upstream(uri)
         self.prefetcher.cancel(uri)
         self.debouncer.forget(uri)
 
     def _drop_upstream(self, uri: str) -> None:
-        up = self._upstream.pop(uri, None)
-        if up is not None:
+        if (up := self._upstream.pop(uri, None)) is not None:
             if up.grace is not None:
                 up.grace.cancel()
             up.task.cancel()
@@ -155,8 +153,7 @@ class CompletionEngine:
         return kind
 
     def _hurry(self, uri: str) -> None:
-        event = self._urgent.get(uri)
-        if event is not None:
+        if (event := self._urgent.get(uri)) is not None:
             event.set()
 
     # -- completion -----------------------------------------------------------------------------
@@ -169,8 +166,12 @@ class CompletionEngine:
         if result is None and self.smart and (spec := self.prefetcher.joinable(doc.uri, doc.text, offset)):
             self._hurry(doc.uri)  # someone waits for it now: no more waiting for a pause
             self.stats.bump("joined")
+            text = doc.text
             await asyncio.wait({spec})  # joining the speculation: no second request
-            result = self._from_cache(doc.text, offset)
+            if doc.text != text:  # a keystroke came meanwhile: this position is stale
+                self.stats.bump("cancelled")
+                return CompletionResult(text="", source="cancelled", timings={"total_ms": _ms(t0)})
+            result = self._from_cache(text, offset)
         if result is None:
             task = asyncio.create_task(self._obtain(doc, offset, priority))
             self._inflight[doc.uri] = task
@@ -379,10 +380,8 @@ class CompletionEngine:
             log.debug("prefetch failed: %s", exc)
 
     async def aclose(self) -> None:
-        for task in list(self._inflight.values()):
-            task.cancel()
-        for uri in list(self._upstream):
-            self._drop_upstream(uri)
+        for uri in {*self._inflight, *self._upstream}:
+            self.on_close(uri)
         await self.prefetcher.aclose()
 
 

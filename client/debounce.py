@@ -6,8 +6,9 @@ The delay follows the user's rhythm and the server's latency (Tabby's idea, simp
   ``pause_ms`` or ``PAUSE_RATIO`` times the rhythm are pauses, not rhythm, and do not feed it;
 * a *pause* is detected when the time since the last key exceeds the rhythm: mid-word the request
   waits ``rhythm_factor`` gaps (another key is probably coming, and it would supersede the request);
-  right after a token boundary (space, punctuation, newline), where people do pause, it waits one gap
-  (``boundary_factor``) — so it fires as soon as the pause begins, not at once after every space;
+  right after a token boundary (space, punctuation, newline), where people do pause, it waits
+  ``boundary_factor`` (1.4) gaps — so it fires ~0.4 gap after the pause begins, not at once after every
+  space (firing at one gap sent ~3x more requests that typing then made useless);
 * a slow server stretches the mid-word wait (a wasted request costs more): ``latency_factor`` of its
   p50, capped at ``latency_cap_ms``;
 * time already passed since the last keystroke counts towards the wait.
@@ -49,7 +50,7 @@ class Debouncer:
         pause_ms: float = 1500.0,
         alpha: float = 0.3,
         rhythm_factor: float = 1.5,
-        boundary_factor: float = 1.0,
+        boundary_factor: float = 1.4,
         latency_factor: float = 0.1,
         latency_cap_ms: float = 150.0,
         fixed_ms: float | None = None,

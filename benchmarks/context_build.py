@@ -1,6 +1,6 @@
 """Context-engine figures on a large real repo: cold index time, RSS, warm build p50/p99.
 
-    python benchmarks/context_build.py [ROOT] [--positions 500] [--budget 2048] [--family qwen]
+    python benchmarks/context_build.py [ROOT] [--positions 500] [--budget 2048] [--family qwen] [--max-files N]
 
 ROOT defaults to the running interpreter's stdlib directory. Prints one JSON line, then a table.
 """
@@ -35,9 +35,10 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=2048)
     ap.add_argument("--family", default="qwen")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-files", type=int, default=20_000, help="index at most this many files")
     args = ap.parse_args()
     rss0 = rss_mb()
-    engine = ContextEngine(budget=args.budget)
+    engine = ContextEngine(budget=args.budget, max_files=args.max_files)
     t0 = time.perf_counter()
     index = engine.add_root(args.root, background=True, watch=False)
     # A completion while the cold index runs must not wait for it.

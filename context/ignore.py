@@ -11,7 +11,7 @@ from pathlib import Path
 import pathspec
 from codeassist.context.langs import EXTENSIONS
 
-__all__ = ["MAX_FILE_BYTES", "VENDORED", "IgnoreRules", "skip_reason", "walk_repo"]
+__all__ = ["MAX_FILE_BYTES", "VENDORED", "IgnoreRules", "content_reason", "skip_reason", "walk_repo"]
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +61,39 @@ class IgnoreRules:
         return False
 
 
-def skip_reason(path: Path, rel: str, rules: IgnoreRules) -> str | None:
-    """Why ``rel`` is not indexed, or None if it should be."""
+def _cheap_reason(rel: str, rules: IgnoreRules) -> str | None:
+    """The skip reasons that need no file system access."""
     parts = rel.split("/")
     if any(p in VENDORED for p in parts[:-1]):
         return "vendored/build directory"
-    if Path(rel).suffix.lower() not in EXTENSIONS:
+    if os.path.splitext(parts[-1])[1].lower() not in EXTENSIONS:
         return "not a known source language"
     if rules.ignored(rel):
         return "ignored by .gitignore"
+    return None
+
+
+def content_reason(data: bytes) -> str | None:
+    """Why a file with these contents is not indexed (checked where the file is read anyway)."""
+    return "binary (NUL bytes)" if b"\0" in data[:8192] else None
+
+
+def skip_reason(path: str | Path, rel: str, rules: IgnoreRules, content: bool = True) -> str | None:
+    """Why ``rel`` is not indexed, or None if it should be; ``content=False`` leaves the read of the file's head
+    (binary check) to the caller, which applies ``content_reason`` to the data it reads."""
+    reason = _cheap_reason(rel, rules)
+    if reason is not None:
+        return reason
     try:
-        size = path.stat().st_size
+        size = os.stat(path).st_size
     except OSError as exc:
         return f"unreadable ({exc.strerror})"
     if size > MAX_FILE_BYTES:
         return f"too large ({size} bytes > {MAX_FILE_BYTES})"
+    if not content:
+        return None
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             if b"\0" in fh.read(8192):
                 return "binary (NUL bytes)"
     except OSError as exc:
@@ -85,8 +101,11 @@ def skip_reason(path: Path, rel: str, rules: IgnoreRules) -> str | None:
     return None
 
 
-def walk_repo(root: Path, rules: IgnoreRules, skipped: dict[str, str]) -> Iterator[str]:
-    """Relative paths of the files to index; skipped ones land in ``skipped`` with their reason."""
+def walk_repo(root: Path, rules: IgnoreRules, skipped: dict[str, str], limit: int | None = None) -> Iterator[str]:
+    """Relative paths of the files to index; skipped ones land in ``skipped`` with their reason. Past ``limit``
+    files the rest are only listed as "index full" (no stat). Files are not read here: whoever indexes a file
+    applies ``content_reason`` to its data."""
+    n = 0
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir
@@ -100,8 +119,12 @@ def walk_repo(root: Path, rules: IgnoreRules, skipped: dict[str, str]) -> Iterat
         dirnames[:] = keep
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            reason = skip_reason(Path(dirpath) / name, rel, rules)
+            if limit is not None and n >= limit:
+                reason = _cheap_reason(rel, rules) or f"index full ({limit} files)"
+            else:
+                reason = skip_reason(os.path.join(dirpath, name), rel, rules, content=False)
             if reason is None:
+                n += 1
                 yield rel
             elif reason != "not a known source language":
                 _record(skipped, rel, reason)

@@ -7,6 +7,7 @@ Memory is bounded by ``max_files`` and by storing summaries and identifier sets,
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import itertools
 import logging
@@ -15,22 +16,29 @@ import re
 import sys
 import threading
 import time
+from array import array
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codeassist.context.ignore import IgnoreRules, _record, skip_reason, walk_repo
+from codeassist.context.ignore import IgnoreRules, _record, content_reason, skip_reason, walk_repo
 from codeassist.context.imports import ImportRef, extract_imports
 from codeassist.context.langs import language_for_path, parser_for
 from codeassist.context.symbols import Definition, extract_definitions
 
-__all__ = ["CHUNK_LINES", "Chunk", "FileEntry", "RepoIndex", "identifiers"]
+__all__ = ["CHUNK_LINES", "COMMON", "MAX_POSTINGS", "Chunk", "FileEntry", "Posting", "RepoIndex", "identifiers",
+           "posting_ids"]
 
 log = logging.getLogger(__name__)
 
 CHUNK_LINES = 60
 POOL_MIN_FILES = 300  # below this a worker pool's start-up costs more than it saves
 MAX_INDEX_BYTES = 200_000_000
+MAX_POSTINGS = 250  # a term in more chunks than this never discriminates: retrieval skips it (see retrieve.py)
+# Shared stand-in for the posting list of such a common term: its length says "too common", it is never appended
+# to, and it saves the ~10^6 chunk ids such terms would otherwise hold.
+COMMON: array[int] = array("I", bytes(4 * (MAX_POSTINGS + 1)))
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 STOPWORDS = frozenset({
     "def", "class", "return", "import", "from", "self", "None", "True", "False", "and", "not", "for", "while",
@@ -53,6 +61,17 @@ class Chunk:
     n_idents: int  # distinct identifiers (the chunk's length for BM25/Jaccard); the terms live in postings
 
 
+_CPP_MARKERS = re.compile(rb"\b(?:namespace|template|class)\b|::")
+
+
+def grammar_for(lang: str | None, data: bytes) -> str | None:
+    """The grammar to parse ``data`` with: C++ for ``.h`` headers that hold C++ (the C grammar's error recovery
+    on C++ code is ~4x slower and finds fewer definitions), else the file's language."""
+    if lang == "c" and _CPP_MARKERS.search(data) is not None:
+        return "cpp"
+    return lang
+
+
 def parse_file(rel: str, lang: str | None, data: bytes, parser: object | None
                ) -> tuple[list[Definition], list[ImportRef]]:
     """Definitions and imports of one file (no index state: safe in any thread or worker process)."""
@@ -62,15 +81,36 @@ def parse_file(rel: str, lang: str | None, data: bytes, parser: object | None
     return extract_definitions(root, data, rel), extract_imports(root, lang or "")
 
 
-def chunk_file(data: bytes) -> list[tuple[int, int, set[str]]]:
-    """(first line, end line, identifier set) of each ~60-line chunk."""
+ChunkTerms = tuple[int, int, tuple[str, ...]]
+
+
+def chunk_file(data: bytes) -> list[ChunkTerms]:
+    """(first line, end line, distinct identifiers) of each ~60-line chunk."""
     lines = data.decode("utf-8", errors="replace").split("\n")
     chunks = []
     for s in range(0, len(lines), CHUNK_LINES):
         idents = set(_IDENT.findall("\n".join(lines[s:s + CHUNK_LINES])))
         idents -= STOPWORDS
-        chunks.append((s, min(s + CHUNK_LINES, len(lines)), idents))
+        chunks.append((s, min(s + CHUNK_LINES, len(lines)), tuple(idents)))
     return chunks
+
+
+_SIGS: dict[tuple[int, int], tuple[int, int]] = {}
+Posting = int | array  # one chunk id, or an array of them (4 bytes each), or COMMON past MAX_POSTINGS
+
+
+def posting_ids(p: Posting) -> Sequence[int]:
+    """The chunk ids of a posting (its len() is the term's document frequency)."""
+    return (p,) if p.__class__ is int else p  # type: ignore[return-value]
+
+
+def _release_free_memory() -> None:
+    """Hand the heap pages freed by the cold pass (file contents, parse results) back to the OS, so that RSS
+    measures the index rather than the allocator's high-water mark (glibc only; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass(slots=True)
@@ -97,7 +137,7 @@ class RepoIndex:
         self.symbols: dict[str, list[Definition]] = defaultdict(list)
         self.basenames: dict[str, list[str]] = defaultdict(list)
         self.chunks: dict[int, Chunk] = {}
-        self.postings: dict[str, list[int]] = defaultdict(list)
+        self.postings: dict[str, Posting] = {}  # term -> chunk id(s); read them with posting_ids()
         self.skipped: dict[str, str] = {}
         self.generation = 0  # bumped on every change; caches key on it
         self.state = "empty"  # empty | indexing | ready | stopped
@@ -128,12 +168,9 @@ class RepoIndex:
         self.state = "indexing"
         t0 = time.perf_counter()
         rels: list[str] = []
-        for rel in walk_repo(self.root, self.rules, self.skipped):
+        for rel in walk_repo(self.root, self.rules, self.skipped, limit=self.max_files):
             if self._stop.is_set():
                 return
-            if len(rels) >= self.max_files:
-                _record(self.skipped, rel, f"index full ({self.max_files} files)")
-                continue
             rels.append(rel)
         from codeassist.context.coldindex import index_parallel
 
@@ -149,6 +186,7 @@ class RepoIndex:
         # The index is long-lived: move it out of the cyclic GC's generations so that full collections (tens of
         # ms with ~10^6 index objects) stop landing inside completions. Refcounting still frees what it drops.
         gc.freeze()
+        _release_free_memory()
         log.info("indexed %s: %d files, %d definitions, %d chunks in %.2fs (%d skipped)", self.root,
                  len(self.files), sum(len(v) for v in self.symbols.values()), len(self.chunks),
                  self.index_seconds, len(self.skipped))
@@ -170,16 +208,21 @@ class RepoIndex:
             except OSError:
                 self.remove_file(rel)
                 return False
+            if checked and (reason := content_reason(data)) is not None:
+                self.remove_file(rel)
+                _record(self.skipped, rel, reason)
+                return False
         else:
             data, mtime = text.encode("utf-8", errors="surrogatepass"), time.time()
         lang = language_for_path(rel)
-        parser = self._parsers.get(lang)
-        if parser is None and lang is not None:
-            parser = self._parsers[lang] = parser_for(lang)
+        grammar = grammar_for(lang, data)
+        parser = self._parsers.get(grammar)
+        if parser is None and grammar is not None:
+            parser = self._parsers[grammar] = parser_for(grammar)
         if self._over_bytes(rel, len(data)):
             return False
         defs, imports = parse_file(rel, lang, data, parser)
-        return self.add_parsed(rel, mtime, data, defs, imports, chunk_file(data))
+        return self.add_parsed(rel, mtime, len(data), defs, imports, chunk_file(data))
 
     def _over_bytes(self, rel: str, size: int) -> bool:
         old = self.files.get(rel)
@@ -188,25 +231,43 @@ class RepoIndex:
             return True
         return False
 
-    def add_parsed(self, rel: str, mtime: float, data: bytes, defs: list[Definition], imports: list[ImportRef],
-                   chunks: list[tuple[int, int, set[str]]]) -> bool:
-        if self._over_bytes(rel, len(data)):
+    def add_parsed(self, rel: str, mtime: float, size: int, defs: list[Definition], imports: list[ImportRef],
+                   chunks: list[ChunkTerms]) -> bool:
+        if self._over_bytes(rel, size):
             return False
-        entry = FileEntry(rel, language_for_path(rel), mtime, defs, imports, size=len(data))
+        rel = sys.intern(rel)
+        entry = FileEntry(rel, language_for_path(rel), mtime, defs, imports, size=size)
         with self.lock:
             self._remove_locked(rel)
             self.indexed_bytes += entry.size
             self.files[rel] = entry
             self.basenames[rel.rsplit("/", 1)[-1]].append(rel)
             symbols, postings, all_chunks = self.symbols, self.postings, self.chunks
-            for d in entry.defs:
+            intern, sigs = sys.intern, _SIGS
+            for d in entry.defs:  # share the strings repeated across definitions (and with the postings' terms)
+                d.name, d.kind, d.owner, d.path = intern(d.name), intern(d.kind), intern(d.owner), rel
+                d.sig = sigs.setdefault(d.sig, d.sig)
                 symbols[d.name].append(d)
+            for ref in entry.imports:
+                ref.module = intern(ref.module)
+                ref.names = tuple(map(intern, ref.names))
+                ref.bound = tuple(map(intern, ref.bound)) if ref.bound else ()
             cid = self._next_chunk
+            get, common = postings.get, COMMON
             for start, end, idents in chunks:
                 all_chunks[cid] = Chunk(rel, start, end, len(idents))
                 entry.chunk_ids.append(cid)
                 for ident in idents:
-                    postings[ident].append(cid)
+                    p = get(ident)
+                    if p is None:
+                        postings[ident] = cid  # most terms occur in one chunk: a bare id, no array
+                    elif p.__class__ is int:
+                        postings[ident] = array("I", (p, cid))
+                    elif p is not common:
+                        if len(p) < MAX_POSTINGS:  # type: ignore[arg-type]
+                            p.append(cid)  # type: ignore[union-attr]
+                        else:
+                            postings[ident] = common
                 cid += 1
             self._next_chunk = cid
             self.generation += 1
@@ -240,9 +301,14 @@ class RepoIndex:
 
     def _compact_locked(self) -> None:
         for ident in list(self.postings):
-            live = [c for c in self.postings[ident] if c in self.chunks]
-            if live:
-                self.postings[ident] = live
+            ids = self.postings[ident]
+            if ids is COMMON:
+                continue
+            live = [c for c in posting_ids(ids) if c in self.chunks]
+            if len(live) > 1:
+                self.postings[ident] = array("I", live)
+            elif live:
+                self.postings[ident] = live[0]
             else:
                 del self.postings[ident]
         self._dead_postings = 0

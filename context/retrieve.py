@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeassist.context.imports import ImportRef
-from codeassist.context.index import RepoIndex, identifiers
+from codeassist.context.index import MAX_POSTINGS, RepoIndex, identifiers, posting_ids
 from codeassist.context.occur import Occurrences
 from codeassist.context.resolve import Resolver, class_bases
 from codeassist.context.symbols import Definition
 
 __all__ = ["Snippet", "dedup", "definition_snippets", "enclosing_class_bases", "similar_snippets"]
 
-MAX_POSTINGS = 250
 MAX_QUERY_TERMS = 24
 MAX_SYMBOL_NAMES = 300  # repo-wide fallback: the nearest names only
 
@@ -139,11 +138,13 @@ def similar_snippets(index: RepoIndex, query_text: str, exclude: str | None, k: 
     with index.lock:
         n = max(1, len(index.chunks))
         cap = max(50, min(n // 5, MAX_POSTINGS))
-        terms = sorted((len(p), t) for t in query if (p := index.postings.get(t)) and len(p) <= cap)
+        terms = sorted((len(ids), t) for t in query
+                       if (p := index.postings.get(t)) is not None and len(ids := posting_ids(p)) <= cap)
         for df, term in terms[:MAX_QUERY_TERMS]:  # the rarest terms discriminate; common ones cost time
+            ids = posting_ids(index.postings[term])
             weight = math.log(1 + (n - df + 0.5) / (df + 0.5)) if method == "bm25" else 1.0
             get = scores.get
-            for cid in index.postings[term]:
+            for cid in ids:
                 scores[cid] = get(cid, 0.0) + weight
         ranked: list[tuple[float, int]] = []
         for cid, s in heapq.nlargest(k * 8, scores.items(), key=lambda kv: kv[1]):

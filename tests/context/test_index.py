@@ -113,3 +113,54 @@ def test_parallel_cold_index_matches_in_process(monkeypatch: pytest.MonkeyPatch)
 
     assert summary(pooled) == summary(inline)
     assert sorted(pooled.postings) == sorted(inline.postings) and len(pooled.chunks) == len(inline.chunks)
+
+
+def test_binary_skipped_with_reason_by_the_worker_pool(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codeassist.context import index as index_mod
+
+    root = make_repo("python")
+    (root / "blob.py").write_bytes(b"def x():\x00\x01\x02 pass\n")
+    monkeypatch.setattr(index_mod, "POOL_MIN_FILES", 1)
+    index = RepoIndex(root, workers=2)
+    index.index_all()
+    assert index.skipped["blob.py"].startswith("binary") and "blob.py" not in index.files
+    assert "shop/cart.py" in index.files
+
+
+def test_walk_past_max_files_lists_the_rest_as_index_full(make_repo) -> None:
+    root = make_repo("python")
+    index = RepoIndex(root, max_files=1)
+    index.index_all()
+    full = [rel for rel, why in index.skipped.items() if why == "index full (1 files)"]
+    assert len(index.files) == 1 and len(full) == 2
+
+
+def test_cpp_headers_use_the_cpp_grammar(tmp_path: Path) -> None:
+    from codeassist.context.index import grammar_for
+
+    assert grammar_for("c", b"namespace geo {\nclass Shape {};\n}\n") == "cpp"
+    assert grammar_for("c", b"struct point { int x; };\nint area(struct point p);\n") == "c"
+    assert grammar_for("python", b"a::b") == "python"
+    (tmp_path / "shape.h").write_text("namespace geo {\nclass Shape {\n public:\n  double area() const;\n};\n}\n")
+    index = RepoIndex(tmp_path)
+    index.index_all()
+    assert [d.kind for d in index.symbols["Shape"]] == ["class_specifier"]
+
+
+def test_common_terms_share_one_capped_posting(tmp_path: Path) -> None:
+    from codeassist.context.index import COMMON, MAX_POSTINGS, posting_ids
+    from codeassist.context.retrieve import similar_snippets
+
+    index = RepoIndex(tmp_path)
+    for i in range(MAX_POSTINGS + 5):
+        terms = ("everywhere", f"only_in_{i}", "pair" if i < 2 else "x")
+        index.add_parsed(f"f{i}.py", 0.0, 10, [], [], [(0, 1, terms)])
+    assert index.postings["everywhere"] is COMMON and len(COMMON) > MAX_POSTINGS
+    assert list(posting_ids(index.postings["only_in_7"])) == [7]
+    assert list(posting_ids(index.postings["pair"])) == [0, 1]
+    (tmp_path / "f7.py").write_text("only_in_7 = everywhere\n")
+    hits = similar_snippets(index, "only_in_7 everywhere", exclude=None, k=1)
+    assert [s.path for s in hits] == ["f7.py"]
+    index.remove_file("f7.py")
+    index._compact_locked()
+    assert "only_in_7" not in index.postings and index.postings["everywhere"] is COMMON

@@ -25,6 +25,7 @@ from pathlib import Path
 from codeassist.context.ignore import IgnoreRules, _record, content_reason, skip_reason, walk_repo
 from codeassist.context.imports import ImportRef, extract_imports
 from codeassist.context.langs import language_for_path, parser_for
+from codeassist.context.pystrip import strip_bodies
 from codeassist.context.symbols import Definition, extract_definitions
 
 __all__ = ["CHUNK_LINES", "COMMON", "MAX_POSTINGS", "Chunk", "FileEntry", "Posting", "RepoIndex", "identifiers",
@@ -77,6 +78,11 @@ def parse_file(rel: str, lang: str | None, data: bytes, parser: object | None
     """Definitions and imports of one file (no index state: safe in any thread or worker process)."""
     if parser is None:
         return [], []
+    if lang == "python":  # function bodies hold nothing the index keeps: parse ~half the bytes
+        stripped = strip_bodies(data)
+        root = parser.parse(stripped).root_node  # type: ignore[attr-defined]
+        if not root.has_error or stripped is data:
+            return extract_definitions(root, stripped, rel), extract_imports(root, lang)
     root = parser.parse(data).root_node  # type: ignore[attr-defined]
     return extract_definitions(root, data, rel), extract_imports(root, lang or "")
 
@@ -120,7 +126,7 @@ class FileEntry:
     mtime: float
     defs: list[Definition] = field(default_factory=list)
     imports: list[ImportRef] = field(default_factory=list)
-    chunk_ids: list[int] = field(default_factory=list)
+    chunk_ids: Sequence[int] = ()
     size: int = 0  # bytes
 
 
@@ -149,6 +155,7 @@ class RepoIndex:
         self._thread: threading.Thread | None = None
         self._parsers: dict[str | None, object] = {}
         self._read_cache: dict[tuple[str, int, int, int], str] = {}
+        self._refs: dict[tuple[object, ...], ImportRef] = {}
 
     # -- building ----------------------------------------------------------------------------------
     def start(self) -> threading.Thread:
@@ -248,15 +255,20 @@ class RepoIndex:
                 d.name, d.kind, d.owner, d.path = intern(d.name), intern(d.kind), intern(d.owner), rel
                 d.sig = sigs.setdefault(d.sig, d.sig)
                 symbols[d.name].append(d)
-            for ref in entry.imports:
-                ref.module = intern(ref.module)
-                ref.names = tuple(map(intern, ref.names))
-                ref.bound = tuple(map(intern, ref.bound)) if ref.bound else ()
+            refs, imports = self._refs, []  # the same imports recur across files: one shared ImportRef each
+            for r in entry.imports:
+                key = (r.module, r.names, r.alias, r.level, r.bound)
+                shared = refs.get(key)
+                if shared is None:
+                    r.module, r.names = intern(r.module), tuple(map(intern, r.names))
+                    shared = refs[key] = r
+                imports.append(shared)
+            entry.imports = imports
             cid = self._next_chunk
             get, common = postings.get, COMMON
+            first = cid
             for start, end, idents in chunks:
                 all_chunks[cid] = Chunk(rel, start, end, len(idents))
-                entry.chunk_ids.append(cid)
                 for ident in idents:
                     p = get(ident)
                     if p is None:
@@ -269,6 +281,7 @@ class RepoIndex:
                         else:
                             postings[ident] = common
                 cid += 1
+            entry.chunk_ids = range(first, cid)  # a file's chunks have consecutive ids
             self._next_chunk = cid
             self.generation += 1
         return True

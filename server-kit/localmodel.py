@@ -18,7 +18,10 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["LOCAL_MODEL_ALIAS", "LocalModelError", "LocalModelServer", "llama_server_command", "model_path"]
+__all__ = [
+    "LOCAL_MODEL_ALIAS", "LocalModelError", "LocalModelServer", "llama_server_command", "model_path",
+    "wait_for_health",
+]
 
 LOCAL_MODEL_ALIAS = "gemma-3-270m"
 
@@ -74,6 +77,21 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def wait_for_health(proc: subprocess.Popen[bytes] | None, root_url: str, timeout: float, name: str,
+                    log_file: Path | None = None, interval: float = 0.1) -> None:
+    """Until ``/health`` answers 200 (it answers 503 while the model loads); a clear error if the process dies."""
+    see = f"; see {log_file}" if log_file else ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise LocalModelError(f"{name} exited with status {proc.returncode}{see}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{root_url}/health", timeout=max(1.0, interval * 4)).status_code == 200:
+                return
+        time.sleep(interval)
+    raise LocalModelError(f"{name} not ready within {timeout:.0f}s{see}")
+
+
 @dataclass
 class LocalModelServer:
     host: str = "127.0.0.1"
@@ -96,18 +114,11 @@ class LocalModelServer:
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        """``/health`` answers 503 while the model loads and 200 once it can serve."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise LocalModelError(f"llama-server exited with status {self.proc.returncode}"
-                                      + (f"; see {self.log_file}" if self.log_file else ""))
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise LocalModelError(f"llama-server not ready within {timeout:.0f}s")
+        try:
+            wait_for_health(self.proc, self.base_url, timeout, "llama-server", self.log_file)
+        except LocalModelError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

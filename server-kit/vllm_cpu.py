@@ -27,8 +27,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, model_path, port_open
+from codeassist.serverkit.localmodel import (
+    LOCAL_MODEL_ALIAS,
+    LocalModelError,
+    model_path,
+    port_open,
+    wait_for_health,
+)
 
 __all__ = ["MODEL_DIR_ENV", "PYTHON_ENV", "VllmCpuError", "VllmCpuServer", "default_model_dir", "ensure_hf_model",
            "vllm_python", "vllm_version"]
@@ -166,17 +171,10 @@ class VllmCpuServer:
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise VllmCpuError(f"vLLM exited with status {self.proc.returncode}"
-                                   + (f"; see {self.log_file}" if self.log_file else ""))
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.root}/health", timeout=2.0).status_code == 200:
-                    return
-            time.sleep(0.5)
-        raise VllmCpuError(f"vLLM not ready within {timeout:.0f}s" + (f"; see {self.log_file}" if self.log_file
-                                                                      else ""))
+        try:
+            wait_for_health(self.proc, self.root, timeout, "vLLM", self.log_file, interval=0.5)
+        except LocalModelError as exc:
+            raise VllmCpuError(str(exc)) from None
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file and self.log_file.exists() else ""

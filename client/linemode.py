@@ -13,33 +13,15 @@ loader is used.
 from __future__ import annotations
 
 import functools
-import importlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LineMode", "decide", "stops_for"]
+from codeassist.context import langs
 
-log = logging.getLogger(__name__)
+__all__ = ["LineMode", "decide", "stops_for"]
 
 WINDOW_CHARS = 2000
 CLOSERS = frozenset(")]}\"'`;:,")
-
-_GRAMMARS: dict[str, tuple[str, str]] = {
-    "python": ("tree_sitter_python", "language"),
-    "javascript": ("tree_sitter_javascript", "language"),
-    "javascriptreact": ("tree_sitter_javascript", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "typescriptreact": ("tree_sitter_typescript", "language_tsx"),
-    "go": ("tree_sitter_go", "language"),
-    "rust": ("tree_sitter_rust", "language"),
-    "java": ("tree_sitter_java", "language"),
-    "c": ("tree_sitter_c", "language"),
-    "cpp": ("tree_sitter_cpp", "language"),
-}
-_ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "tsx": "typescriptreact", "rs": "rust",
-            "h": "c", "cc": "cpp", "hpp": "cpp", "jsx": "javascriptreact"}
-
 
 @dataclass(frozen=True)
 class LineMode:
@@ -49,25 +31,8 @@ class LineMode:
 
 @functools.cache
 def _parser(language: str) -> Any | None:
-    language = _ALIASES.get(language, language)
-    try:
-        parse = importlib.import_module("codeassist.context.parse")
-        get = getattr(parse, "parser_for", None)
-        if get is not None:
-            return get(language)
-    except ImportError:
-        pass
-    spec = _GRAMMARS.get(language)
-    if spec is None:
-        return None
-    try:
-        import tree_sitter
-
-        mod = importlib.import_module(spec[0])
-        return tree_sitter.Parser(tree_sitter.Language(getattr(mod, spec[1])()))
-    except Exception as exc:  # a missing grammar wheel must not break completion
-        log.debug("no tree-sitter parser for %s: %r", language, exc)
-        return None
+    # Editors send LSP language ids, the CLI a file extension: the context engine's table knows both.
+    return langs.parser_for(langs.language_for_path(f"file.{language}", language))
 
 
 def _after_block_header(before: str, language: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -16,6 +17,14 @@ __all__ = ["HttpTransport"]
 log = logging.getLogger(__name__)
 
 _PRIORITY_VALUE = {"interactive": 0, "chat": 5, "prefetch": 10, "batch": 20}
+
+
+class _Dropped(Exception):
+    """The connection broke (read/write/protocol error), as opposed to a refused connect."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class HttpTransport:
@@ -79,6 +88,23 @@ class HttpTransport:
         return body
 
     async def stream(self, params: CompletionParams) -> AsyncIterator[StreamChunk]:
+        # A pooled keep-alive connection the server (or an SSH tunnel) already closed fails with a read or
+        # protocol error before any byte: that says nothing about the endpoint, so try once more on a fresh
+        # connection before calling it unreachable. A refused or timed-out connect is final at once.
+        for attempt in (1, 2):
+            yielded = False
+            try:
+                async with contextlib.aclosing(self._stream_once(params)) as chunks:  # closes the response now
+                    async for chunk in chunks:
+                        yielded = True
+                        yield chunk
+                return
+            except _Dropped as exc:
+                if yielded or attempt == 2:
+                    raise TransportError("connect", f"cannot reach {self.base_url}: {exc.cause!r}") from None
+                log.info("connection to %s dropped before an answer (%r); retrying once", self.base_url, exc.cause)
+
+    async def _stream_once(self, params: CompletionParams) -> AsyncIterator[StreamChunk]:
         start = time.perf_counter()
         timing = self.last_timing = {}
         deadline = start + self.total_timeout
@@ -123,10 +149,14 @@ class HttpTransport:
         except TimeoutError:
             kind = "first_token_timeout" if "ttft_ms" not in timing else "total_timeout"
             raise TransportError(kind, f"{kind.replace('_', ' ')} from {self.base_url}") from None
+        except httpx.ConnectTimeout as exc:
+            raise TransportError("connect", f"cannot reach {self.base_url}: {exc!r}") from None
         except httpx.TimeoutException as exc:
             raise TransportError("total_timeout", f"timeout talking to {self.base_url}: {exc!r}") from None
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
             raise TransportError("connect", f"cannot reach {self.base_url}: {exc!r}") from None
+        except httpx.TransportError as exc:
+            raise _Dropped(exc) from None
         finally:
             timing["total_ms"] = (time.perf_counter() - start) * 1000
 

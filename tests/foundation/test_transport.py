@@ -91,3 +91,42 @@ async def test_connection_is_reused(standin) -> None:
         assert len(pool.connections) == 1
     finally:
         await t.aclose()
+
+
+async def test_a_reused_connection_the_server_dropped_is_retried_once() -> None:
+    """A scripted stand-in that answers the first request on a connection, then closes it on the second
+    without a response (what a server's keep-alive timeout looks like mid-race): not an outage."""
+    body = b'data: {"choices":[{"text":"ok","finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
+              + str(len(body)).encode() + b"\r\n\r\n" + body)
+    connections = 0
+
+    async def read_request(reader: asyncio.StreamReader) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(v) for k, _, v in (line.partition(b":") for line in head.split(b"\r\n"))
+                      if k.lower() == b"content-length")
+        await reader.readexactly(length)
+        return True
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            await read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+            await read_request(reader)  # the second request on this connection: hang up instead
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    t = HttpTransport(f"http://127.0.0.1:{port}/v1")
+    try:
+        assert await _collect(t) == "ok"
+        assert await _collect(t) == "ok"  # the reused connection is dropped; the retry gets a fresh one
+        assert connections == 2
+    finally:
+        await t.aclose()
+        server.close()

@@ -37,6 +37,13 @@ class StandinStats:
     disconnected: int = 0
 
 
+async def _cancel_all() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class StandinServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, behaviour: StandinBehaviour | None = None) -> None:
         self.host, self.port = host, port
@@ -163,6 +170,9 @@ class StandinServer:
             self.port = self._server.sockets[0].getsockname()[1]
             self._ready.set()
             self._loop.run_forever()
+            # Stopped: end the open connections' handlers so none is destroyed while pending.
+            self._loop.run_until_complete(_cancel_all())
+            self._loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True, name="standin")
         self._thread.start()

@@ -110,8 +110,7 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
-    import uvicorn
-    from codeassist.serverkit.gateway.server import uvicorn_config
+    from codeassist.serverkit.gateway.server import serve
 
     if args.no_auth and args.host not in ("127.0.0.1", "localhost", "::1"):
         print("server-kit: --no-auth is only allowed on a loopback address", file=sys.stderr)
@@ -122,7 +121,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     cfg = gateway_config(args)
     scheme = "https" if args.tls_cert else "http"
     print(f"gateway on {scheme}://{args.host}:{args.port}/v1 -> {', '.join(cfg.upstreams)}", flush=True)
-    uvicorn.Server(uvicorn_config(cfg, args.host, args.port, args.tls_cert, args.tls_key)).run()
+    serve(cfg, args.host, args.port, args.tls_cert, args.tls_key)
     return 0
 
 

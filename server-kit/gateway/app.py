@@ -1,30 +1,25 @@
-"""The gateway ASGI app: ``create_app(cfg, upstream)``.
+"""The gateway's routes other than the completions: a Starlette app over a :class:`GatewayState`.
 
-The hot paths (``POST /v1/completions`` and ``/v1/chat/completions``) are raw ASGI callables in
-:mod:`.proxy`, dispatched by :class:`GatewayApp` before Starlette (whose two exception middlewares
-would otherwise wrap every streamed chunk's ``send``). Starlette serves the rest: /health, /metrics,
-/stats, /v1/models, 404/405 and the lifespan. Run it under uvicorn with uvloop + httptools (see
-:mod:`.server`).
+/health, /metrics, /stats and /v1/models. The completion routes (``POST /v1/completions`` and
+``/v1/chat/completions``) are served by :class:`~.proxy.CompletionProxy` straight from the HTTP/1.1
+connection (see :mod:`.http1` and :mod:`.server`); this app only sees the rest, through
+:mod:`.asgi_bridge`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-from codeassist.serverkit.gateway.config import GatewayConfig
-from codeassist.serverkit.gateway.proxy import CompletionProxy
 from codeassist.serverkit.gateway.state import GatewayState
-from codeassist.serverkit.gateway.upstream import UpstreamClient, UpstreamError
+from codeassist.serverkit.gateway.upstream import UpstreamError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-__all__ = ["GatewayApp", "create_app"]
+__all__ = ["create_app"]
 
 
 def _unauthorized() -> JSONResponse:
@@ -32,24 +27,8 @@ def _unauthorized() -> JSONResponse:
                         status_code=401)
 
 
-class GatewayApp:
-    """Completion routes straight to their proxies; everything else to Starlette."""
-
-    def __init__(self, app: Starlette, hot: dict[str, CompletionProxy]) -> None:
-        self.app, self.hot = app, hot
-        self.state = app.state
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            proxy = self.hot.get(scope["path"])
-            if proxy is not None:
-                await proxy(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def create_app(cfg: GatewayConfig, upstream: UpstreamClient | None = None) -> GatewayApp:
-    state = GatewayState(cfg, upstream)
+def create_app(state: GatewayState) -> Starlette:
+    cfg = state.cfg
 
     def authorized(request: Request) -> bool:
         return state.keys is None or state.keys.verify(request.headers.get("authorization")) is not None
@@ -101,20 +80,12 @@ def create_app(cfg: GatewayConfig, upstream: UpstreamClient | None = None) -> Ga
             return JSONResponse({"error": {"message": "upstream unreachable", "code": 502}}, status_code=502)
         return Response(content, status_code=status, media_type="application/json")
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await state.aclose()
-
-    hot = {"/v1/completions": CompletionProxy(state, "interactive", "/completions"),
-           "/v1/chat/completions": CompletionProxy(state, "chat", "/chat/completions")}
     routes = [
-        *(Route(path, proxy, methods=["POST"]) for path, proxy in hot.items()),  # for 405 on other methods
         Route("/v1/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/stats", stats, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes)
     app.state.gateway = state
-    return GatewayApp(app, hot)
+    return app

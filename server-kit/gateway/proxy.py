@@ -1,10 +1,13 @@
-"""The completion path as a raw ASGI app: auth, limits, admission, then an unbuffered SSE pass-through.
+"""The completion path: auth, limits, admission, then an unbuffered SSE pass-through.
 
-Upstream bytes go to the client chunk by chunk as they arrive (no re-framing, no parsing of events).
-The response head is sent only once the first upstream chunk is in, so a replica that fails before its
-first token can still be answered with a proper status (or retried on another replica). A watcher on
-``receive()`` cancels the work the moment the client hangs up, which closes the upstream connection
-and so aborts the request in vLLM.
+Transport-neutral: :meth:`CompletionProxy.handle` gets the parsed request head and body and answers
+through a :class:`Responder` (the HTTP/1.1 connection of :mod:`.http1`). Upstream bytes go to the
+client as they arrive (no re-framing, no parsing of events), handed over from the upstream socket's
+callback by :meth:`UpstreamResponse.relay` without a task wake-up per chunk. The response head is sent
+only once the first upstream chunk is in, so a replica that fails before its first token can still be
+answered with a proper status (or retried on another replica). A client that hangs up cancels the
+request's task (the connection does that), which closes the upstream connection and so aborts the
+request in vLLM.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import json
 import re
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from codeassist.serverkit.gateway.config import CLASS_FLOOR, CLASSES
 from codeassist.serverkit.gateway.keys import KeyRecord, user_hash
@@ -22,27 +25,34 @@ from codeassist.serverkit.gateway.replicas import Replica
 from codeassist.serverkit.gateway.state import GatewayState
 from codeassist.serverkit.gateway.upstream import UpstreamConnectError, UpstreamError, UpstreamResponse
 
-__all__ = ["CompletionProxy", "completion_tokens", "send_json"]
+__all__ = ["CompletionProxy", "Responder", "completion_tokens", "error_body"]
 
 _RANK = {c: i for i, c in enumerate(CLASSES)}
-_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no")]
 
 
-async def send_json(send: Any, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
-    await send({"type": "http.response.body", "body": body})
+class Responder(Protocol):
+    """The client side of one request, as the proxy needs it."""
+
+    gone: bool  # the client hung up
+
+    def send_json(self, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = ...) -> None: ...
+
+    def start_stream(self, status: int, content_type: bytes, first: bytes, end: bool) -> None:
+        """The response head and its first body bytes; ``end``: there are no more."""
+
+    def stream(self, data: bytes, end: bool) -> None:
+        """More body bytes (a relay sink); ``end`` closes the body."""
+
+    def relaying(self, resp: UpstreamResponse | None) -> None:
+        """The upstream response whose reading to pause while the client's buffer is full."""
 
 
-def _error(message: str, kind: str, code: int) -> dict[str, Any]:
+def error_body(message: str, kind: str, code: int) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code}}
 
 
 def sse_error(message: str, code: int = 502) -> bytes:
-    return b"data: " + json.dumps(_error(message, "upstream_error", code)).encode() + b"\n\ndata: [DONE]\n\n"
+    return b"data: " + json.dumps(error_body(message, "upstream_error", code)).encode() + b"\n\ndata: [DONE]\n\n"
 
 
 _JSON_HEADERS = {"content-type": "application/json"}
@@ -65,21 +75,40 @@ class _Refuse(Exception):
         self.status, self.message, self.reason, self.retry_after = status, message, reason, retry_after
 
 
+class _Tally:
+    """The relay sink: passes each piece on to the client and counts events, keeping the last two pieces."""
+
+    __slots__ = ("events", "last", "out", "prev")
+
+    def __init__(self, out: Responder, first: bytes) -> None:
+        self.out, self.events, self.prev, self.last = out, first.count(b"data: "), b"", first
+
+    def __call__(self, data: bytes, end: bool) -> None:
+        if data:
+            self.events += data.count(b"data: ")
+            self.prev, self.last = self.last, data
+        self.out.stream(data, end)
+
+    def tokens(self) -> int | None:
+        return completion_tokens(self.events, self.prev + self.last if self.prev else self.last)
+
+
 class CompletionProxy:
     def __init__(self, state: GatewayState, default_class: str = "interactive", path: str = "/completions") -> None:
         self.state, self.default_class, self.path = state, default_class, path
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def handle(self, headers: dict[bytes, bytes], body: bytes | None, out: Responder) -> None:
+        """One request; ``body`` is None when it was over ``max_body_bytes`` (answered 413 after auth)."""
         st = self.state
         t0 = time.perf_counter()
-        headers = dict(scope["headers"])
         rec: KeyRecord | None = None
         audit: dict[str, Any] = {"class": self.default_class}
         try:
             rec = self._auth(headers)
             uid = user_hash(st.cfg.pepper, rec.user) if rec else "anonymous"
             audit.update(user=uid, key_id=rec.key_id if rec else None)
-            body = await self._read_body(headers, receive)
+            if body is None:
+                raise _Refuse(413, f"request body over {st.cfg.max_body_bytes} bytes", "too_large")
             req, cls, cost = self._prepare(body, headers, rec)
             audit.update(model=req.get("model"), prompt_tokens=cost - int(req.get("max_tokens") or 16))
             audit["class"] = cls
@@ -88,47 +117,23 @@ class CompletionProxy:
             if wait > 0:
                 raise _Refuse(429, "rate limit exceeded", "rate_limit", int(st.limiter.retry_after(wait)))
         except _Refuse as r:
-            await self._refuse(send, r, audit, t0)
+            self._refuse(out, r, audit, t0)
             return
         st.users[uid].requests += 1
         payload = json.dumps(req).encode()
         affinity = headers.get(b"x-affinity-key", b"").decode() or None
         affinity = f"{uid}|{affinity}" if affinity else f"{uid}|{str(req.get('prompt', ''))[:256]}"
-
-        # The work runs in this (the server's) task; a watcher task cancels it the moment the client hangs up,
-        # which closes the upstream connection. Cheaper than a second task per request plus asyncio.wait.
-        task = asyncio.current_task()
-        assert task is not None
-        gone = done = False
-
-        def hung_up(w: asyncio.Future[None]) -> None:
-            nonlocal gone
-            if not done and not w.cancelled() and w.exception() is None:
-                gone = True
-                task.cancel()
-
-        watch = asyncio.ensure_future(self._watch_disconnect(receive))
-        watch.add_done_callback(hung_up)
         try:
-            await self._serve(send, payload, cls, cost, uid, affinity, audit, t0)
+            await self._serve(out, payload, cls, cost, uid, affinity, audit, t0)
         except asyncio.CancelledError:
-            if not gone:
+            if not out.gone:
                 raise
-            task.uncancel()
+            # The client hung up (the connection cancelled us): accounted below, nothing left to answer.
         finally:
-            done = True  # the end of the response also ends receive(): not a hang-up
-            watch.cancel()
-            if gone:
+            if out.gone:
                 audit.update(status=499, reason="client_disconnect")
                 st.users[uid].disconnected += 1
             self._finish(audit, t0)
-
-    @staticmethod
-    async def _watch_disconnect(receive: Any) -> None:
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
 
     # -- checks before the upstream ----------------------------------------------------------
     def _auth(self, headers: dict[bytes, bytes]) -> KeyRecord | None:
@@ -140,25 +145,6 @@ class CompletionProxy:
         if rec is None:
             raise _Refuse(401, "invalid, revoked or expired API key", "auth")
         return rec
-
-    async def _read_body(self, headers: dict[bytes, bytes], receive: Any) -> bytes:
-        limit = self.state.cfg.max_body_bytes
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _Refuse(413, f"request body over {limit} bytes", "too_large")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                raise _Refuse(499, "client went away", "client_disconnect")
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _Refuse(413, f"request body over {limit} bytes", "too_large")
-            chunks.append(chunk)
-            if not msg.get("more_body"):
-                return b"".join(chunks)
 
     def _prepare(self, body: bytes, headers: dict[bytes, bytes],
                  rec: KeyRecord | None) -> tuple[dict[str, Any], str, int]:
@@ -181,28 +167,27 @@ class CompletionProxy:
         cost = len(prompt if isinstance(prompt, str) else json.dumps(prompt)) // 4 + max_tokens
         return req, cls, cost
 
-    async def _refuse(self, send: Any, r: _Refuse, audit: dict[str, Any], t0: float) -> None:
+    def _refuse(self, out: Responder, r: _Refuse, audit: dict[str, Any], t0: float) -> None:
         st = self.state
         st.reject(r.reason, audit.get("user"))
         audit.update(status=r.status, reason=r.reason)
-        if r.status != 499:
-            extra = [(b"retry-after", str(r.retry_after).encode())] if r.retry_after is not None else []
-            await send_json(send, r.status, _error(r.message, r.reason, r.status), extra)
+        extra = [(b"retry-after", str(r.retry_after).encode())] if r.retry_after is not None else []
+        out.send_json(r.status, error_body(r.message, r.reason, r.status), extra)
         self._finish(audit, t0)
 
     # -- the upstream ------------------------------------------------------------------------
-    async def _serve(self, send: Any, payload: bytes, cls: str, cost: int, uid: str, affinity: str,
+    async def _serve(self, out: Responder, payload: bytes, cls: str, cost: int, uid: str, affinity: str,
                      audit: dict[str, Any], t0: float) -> None:
         st = self.state
         try:
             await st.scheduler.acquire(uid, _RANK[cls], cost)
         except Rejected as rj:
-            await self._refuse(send, _Refuse(rj.status, rj.reason, "queue_full" if rj.status != 503 or "full"
-                                             in rj.reason else "queue_timeout", rj.retry_after), audit, t0)
+            self._refuse(out, _Refuse(rj.status, rj.reason, "queue_full" if rj.status != 503 or "full"
+                                      in rj.reason else "queue_timeout", rj.retry_after), audit, t0)
             return
         st.registry.observe("codeassist_gateway_queue_wait_seconds", time.perf_counter() - t0, cls)
         try:
-            await self._forward(send, payload, cls, uid, affinity, audit, t0)
+            await self._forward(out, payload, cls, affinity, audit, t0)
         finally:
             st.scheduler.release()
 
@@ -244,54 +229,44 @@ class CompletionProxy:
                     resp.close()
                 raise
 
-    async def _forward(self, send: Any, payload: bytes, cls: str, uid: str, affinity: str,
+    async def _forward(self, out: Responder, payload: bytes, cls: str, affinity: str,
                        audit: dict[str, Any], t0: float) -> None:
         st = self.state
         try:
             rep, resp, first = await self._open(payload, affinity, t0)
         except _Refuse as r:
-            await self._refuse(send, r, audit, t0)
+            self._refuse(out, r, audit, t0)
             return
         audit["replica"] = rep.url
-        events = 0
-        prev = last = b""
+        tally = _Tally(out, first)
         try:
             ttft = time.perf_counter() - t0
             audit["ttft_ms"] = round(ttft * 1000, 2)
             st.registry.observe("codeassist_gateway_ttft_seconds", ttft, cls)
             if resp.status_code >= 500:
                 st.pool.failed(rep)
-            ctype = resp.headers.get("content-type", "application/json").encode("latin-1")
-            hdrs = _SSE_HEADERS if ctype.startswith(b"text/event-stream") else [(b"content-type", ctype)]
-            await send({"type": "http.response.start", "status": resp.status_code, "headers": hdrs})
             audit["status"] = resp.status_code
-            chunk = first
-            more = True
-            try:
-                while chunk:
-                    events += chunk.count(b"data: ")
-                    prev, last = last, chunk
-                    more = not resp.ended  # the last chunk goes out with the chunked terminator: one write less
-                    await send({"type": "http.response.body", "body": chunk, "more_body": more})
-                    if not more:
-                        break
-                    chunk = await resp.next_chunk()
-            except (UpstreamError, TimeoutError) as exc:  # upstream died or went silent mid-stream
-                st.pool.failed(rep)
-                kind = "timeout" if isinstance(exc, TimeoutError) else "protocol"
-                st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, kind)
-                audit.update(status=502, reason="upstream_died_mid_stream")
-                await send({"type": "http.response.body", "body": sse_error("upstream failed mid-stream"),
-                            "more_body": True})
-                more = True
-            if more:
-                await send({"type": "http.response.body", "body": b""})
+            ended = resp.ended  # the whole body is in: it goes out with the head in one write
+            out.start_stream(resp.status_code, resp.headers.get("content-type", "application/json").encode("latin-1"),
+                             first, ended)
+            if not ended:
+                out.relaying(resp)
+                try:
+                    await resp.relay(tally)
+                except (UpstreamError, TimeoutError) as exc:  # upstream died or went silent mid-stream
+                    st.pool.failed(rep)
+                    kind = "timeout" if isinstance(exc, TimeoutError) else "protocol"
+                    st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, kind)
+                    audit.update(status=502, reason="upstream_died_mid_stream")
+                    out.stream(sse_error("upstream failed mid-stream"), True)
+                finally:
+                    out.relaying(None)
             if audit["status"] < 500:
                 st.pool.succeeded(rep)
         finally:
             rep.outstanding -= 1
             resp.close()  # back to the pool when read to the end; otherwise closed, which aborts it in vLLM
-            audit["completion_tokens"] = completion_tokens(events, prev + last if prev else last)
+            audit["completion_tokens"] = tally.tokens()
 
     def _finish(self, audit: dict[str, Any], t0: float) -> None:
         if audit.get("finished"):

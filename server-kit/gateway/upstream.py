@@ -5,6 +5,10 @@ chunk (cancel scopes, h11 events, buffers), which was most of the gateway's CPU.
 chunk is one ``data_received`` → ``httptools.feed_data`` → ``on_body`` call that appends the bytes to a
 list and wakes the reader; the reader takes everything buffered in one ``next_chunk()``.
 
+Streaming to a client, :meth:`UpstreamResponse.relay` goes further: the body bytes of each socket read
+are handed straight from ``data_received`` to a sink (the client connection's write), with no task
+wake-up per chunk; the relaying task only wakes at the end of the response, on an error or a timeout.
+
 Scope: what the gateway needs from vLLM and nothing more — one request per connection at a time,
 ``content-length`` request bodies, chunked or sized responses, an idle pool per ``host:port``
 (a reused connection the server closed while idle is retried once on a fresh one), a connect timeout,
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httptools
@@ -24,6 +29,8 @@ import httptools
 __all__ = ["UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
 
 _PAUSE_AT = 1 << 20  # buffered but unread response bytes before reading from the socket pauses
+
+Sink = Callable[[bytes, bool], None]  # (body bytes of one socket read, response ended)
 
 
 class UpstreamError(Exception):
@@ -58,10 +65,12 @@ class _Conn(asyncio.Protocol):
         self.complete = False
         self.error: Exception | None = None
         self.waiter: asyncio.Future[None] | None = None
-        self.paused = False
+        self.paused = False  # reading paused: too much buffered and unread
+        self.held = False  # reading paused: the client we relay to cannot take more
         self.timer: asyncio.TimerHandle | None = None
         self.timeout = 0.0
         self.last_rx = 0.0
+        self.sink: Sink | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,6 +83,19 @@ class _Conn(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"bad response from upstream: {exc}"))
+            return
+        sink = self.sink
+        if sink is not None:  # relaying: everything this read brought goes out in one write, no wake-up
+            if self.body or self.complete:
+                body = self.body
+                data = body[0] if len(body) == 1 else b"".join(body)
+                body.clear()
+                self.buffered = 0
+                if self.complete:
+                    self.sink = None  # the end is signalled once
+                sink(data, self.complete)
+            if self.complete:
+                self._wake()
             return
         if self.buffered > _PAUSE_AT and not self.paused and self.transport is not None:
             self.paused = True
@@ -120,6 +142,11 @@ class _Conn(asyncio.Protocol):
         if w is not None and not w.done():
             w.set_result(None)
 
+    def resume_reading(self) -> None:
+        if not self.paused and not self.held and self.transport is not None and not self.closed:
+            self.last_rx = self.loop.time()  # the silence was ours
+            self.transport.resume_reading()
+
     def close(self) -> None:
         self.closed = True
         self.stop_timer()
@@ -143,6 +170,8 @@ class _Conn(asyncio.Protocol):
     def _check_silence(self) -> None:
         loop = self.loop
         due = self.last_rx + self.timeout
+        if self.paused or self.held:  # reading is paused: that silence is not the upstream's
+            due = loop.time() + self.timeout
         if loop.time() < due:
             self.timer = loop.call_at(due, self._check_silence)
             return
@@ -180,10 +209,9 @@ class UpstreamResponse:
                 data = c.body[0] if len(c.body) == 1 else b"".join(c.body)
                 c.body.clear()
                 c.buffered = 0
-                if c.paused and c.transport is not None:
+                if c.paused:
                     c.paused = False
-                    c.last_rx = c.loop.time()  # the silence was ours
-                    c.transport.resume_reading()
+                    c.resume_reading()
                 return data
             if c.complete:
                 self.close()
@@ -191,6 +219,46 @@ class UpstreamResponse:
             if c.error is not None:
                 raise c.error
             await c.wait(self._client.read_timeout_s)
+
+    async def relay(self, sink: Sink) -> None:
+        """Hand the rest of the body to ``sink(data, ended)`` as it arrives, called from the protocol callback
+        (one call per socket read, the last with ``ended=True``); returns when the response is complete.
+        Raises :class:`UpstreamError` or ``TimeoutError`` (silence) like :meth:`next_chunk`; then ``sink`` was
+        not told the end."""
+        c = self._conn
+        if c.body or c.complete:  # arrived before the relay began
+            data = c.body[0] if len(c.body) == 1 else b"".join(c.body)
+            c.body.clear()
+            c.buffered = 0
+            if c.paused:
+                c.paused = False
+                c.resume_reading()
+            sink(data, c.complete)
+            if c.complete:
+                self.close()
+                return
+        c.sink = sink
+        try:
+            while not c.complete:
+                if c.error is not None:
+                    raise c.error
+                await c.wait(self._client.read_timeout_s)
+        finally:
+            c.sink = None
+        self.close()
+
+    def pause(self) -> None:
+        """Stop reading from the upstream socket (the client cannot take more yet)."""
+        c = self._conn
+        if not c.held and c.transport is not None and not c.closed:
+            c.held = True
+            c.transport.pause_reading()
+
+    def resume(self) -> None:
+        c = self._conn
+        if c.held:
+            c.held = False
+            c.resume_reading()
 
     async def read(self) -> bytes:
         parts = []

@@ -7,24 +7,24 @@ import time
 
 import httpx
 import pytest
-from codeassist.serverkit.gateway.app import create_app
 from codeassist.serverkit.gateway.keys import KeyStore
 from gwhelpers import PEPPER, auth, body
 
 
-def client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+def client(gw) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=gw.url)
 
 
-async def test_wrong_revoked_expired_keys_are_refused_and_never_logged(keys, standin, tmp_path, caplog):
+async def test_wrong_revoked_expired_keys_are_refused_and_never_logged(keys, standin, gateway_factory, tmp_path,
+                                                                      caplog):
     caplog.set_level(logging.DEBUG)
     good = keys.add("alice")
     revoked = keys.add("bob")
     expired = keys.add("carol", expires=time.time() - 1)
     keys.store.revoke("bob")
     audit = tmp_path / "audit.jsonl"
-    app = create_app(keys.config(upstreams=(standin.base_url,), audit_file=audit))
-    async with client(app) as c:
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), audit_file=audit))
+    async with client(gw) as c:
         assert (await c.post("/v1/completions", json=body(), headers=auth(good))).status_code == 200
         tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
         for bad in (tampered, revoked, expired, "ca-nothere.secret", "garbage"):
@@ -42,51 +42,51 @@ async def test_wrong_revoked_expired_keys_are_refused_and_never_logged(keys, sta
     assert len(entries) == 7 and '"status":401' in entries[-1] and "alice" not in audit.read_text()
 
 
-async def test_revocation_by_another_process_takes_effect(keys, standin):
+async def test_revocation_by_another_process_takes_effect(keys, standin, gateway_factory):
     key = keys.add("dave")
-    app = create_app(keys.config(upstreams=(standin.base_url,)))
-    async with client(app) as c:
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
+    async with client(gw) as c:
         assert (await c.post("/v1/completions", json=body(), headers=auth(key))).status_code == 200
         KeyStore(keys.path, PEPPER).revoke("dave")  # as `server-kit keys revoke dave` would
-        app.state.gateway.keys._checked = 0.0  # skip the 1 s re-check interval
+        gw.state.keys._checked = 0.0  # skip the 1 s re-check interval
         assert (await c.post("/v1/completions", json=body(), headers=auth(key))).status_code == 401
 
 
-async def test_rate_limit_answers_429_with_retry_after(keys, standin):
+async def test_rate_limit_answers_429_with_retry_after(keys, standin, gateway_factory):
     key = keys.add("erin")
-    app = create_app(keys.config(upstreams=(standin.base_url,), requests_per_minute=6, request_burst=2))
-    async with client(app) as c:
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), requests_per_minute=6, request_burst=2))
+    async with client(gw) as c:
         codes = [(await c.post("/v1/completions", json=body(), headers=auth(key))) for _ in range(3)]
     assert [r.status_code for r in codes] == [200, 200, 429]
     assert int(codes[2].headers["retry-after"]) >= 1
     assert len(standin.stats.requests) == 2
 
 
-async def test_token_bucket_counts_tokens(keys, standin):
+async def test_token_bucket_counts_tokens(keys, standin, gateway_factory):
     key = keys.add("fay", tokens_per_minute=600)
-    app = create_app(keys.config(upstreams=(standin.base_url,)))
-    async with client(app) as c:
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
+    async with client(gw) as c:
         first = await c.post("/v1/completions", json=body(max_tokens=500), headers=auth(key))
         second = await c.post("/v1/completions", json=body(max_tokens=500), headers=auth(key))
     assert first.status_code == 200 and second.status_code == 429 and "retry-after" in second.headers
 
 
 @pytest.mark.parametrize("size", [2_000, 50_000])
-async def test_oversized_body_is_413(keys, standin, size):
+async def test_oversized_body_is_413(keys, standin, gateway_factory, size):
     key = keys.add("gus")
-    app = create_app(keys.config(upstreams=(standin.base_url,), max_body_bytes=1_000))
-    async with client(app) as c:
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), max_body_bytes=1_000))
+    async with client(gw) as c:
         r = await c.post("/v1/completions", json=body(prompt="x" * size), headers=auth(key))
         ok = await c.post("/v1/completions", json=body(prompt="x" * 100), headers=auth(key))
     assert r.status_code == 413 and ok.status_code == 200
     assert len(standin.stats.requests) == 1
 
 
-async def test_priority_is_capped_by_the_key_and_passed_to_vllm(keys, standin):
+async def test_priority_is_capped_by_the_key_and_passed_to_vllm(keys, standin, gateway_factory):
     bot = keys.add("ci-bot", max_class="batch")
     dev = keys.add("hana")
-    app = create_app(keys.config(upstreams=(standin.base_url,)))
-    async with client(app) as c:
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
+    async with client(gw) as c:
         await c.post("/v1/completions", json=body(priority=0), headers=auth(bot, "interactive"))
         await c.post("/v1/completions", json=body(priority=0), headers=auth(dev, "interactive"))
         await c.post("/v1/completions", json=body(priority=10), headers=auth(dev, "prefetch"))

@@ -115,18 +115,17 @@ def test_replicas_least_outstanding_affinity_and_ejection():
     assert a.ejections == 0
 
 
-async def test_dead_replica_is_skipped_and_ejected(keys):
-    from codeassist.serverkit.gateway.app import create_app
+async def test_dead_replica_is_skipped_and_ejected(keys, gateway_factory):
     from gwhelpers import auth, body
 
     with StandinServer() as live:
         dead = "http://127.0.0.1:9/v1"  # discard port: connection refused
-        app = create_app(keys.config(upstreams=(dead, live.base_url), eject_after_failures=1))
+        gw = gateway_factory(keys.config(upstreams=(dead, live.base_url), eject_after_failures=1))
         key = keys.add("r")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as cl:
+        async with httpx.AsyncClient(base_url=gw.url) as cl:
             rs = [await cl.post("/v1/completions", json=body(prompt=f"p{i}"), headers=auth(key)) for i in range(6)]
         assert [r.status_code for r in rs] == [200] * 6
-        pool = app.state.gateway.pool
+        pool = gw.state.pool
         assert not pool.replicas[0].available(pool.now()) and pool.replicas[1].served == 6
 
 

@@ -1,0 +1,344 @@
+"""The gateway's HTTP/1.1 server: an asyncio protocol on the httptools request parser.
+
+Why not uvicorn + ASGI: on the streaming path every chunk went through a task wake-up, an ASGI message
+dict and uvicorn's ``send`` (flow-control checks, chunk framing, a write), and every request through
+ASGI scope building and a watcher task for disconnects — together more than the whole proxying job.
+Here a completion request is parsed straight into a header dict and body, handed to
+:meth:`CompletionProxy.handle` in one task, and its upstream chunks are written to this connection's
+transport from the upstream socket's callback (see :meth:`UpstreamResponse.relay`). Other routes
+(/health, /metrics, /stats, /v1/models) go to the Starlette app through :mod:`.asgi_bridge`.
+
+HTTP details kept: keep-alive and pipelining (requests on one connection are answered in order, one at a
+time; reading pauses while several wait), ``content-length`` and chunked request bodies, 413 decided
+from the declared length before the body is read (the connection then closes), 100-continue, 400 for a
+malformed request (then close), 431 for oversized heads, an idle keep-alive timeout, HTTP/1.0 (no chunked
+responses: the body ends with the connection), write-side flow control that pauses reading the upstream
+while the client's buffer is full, and a client hang-up cancelling its request at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
+from typing import Any
+
+import httptools
+from codeassist.serverkit.gateway.proxy import CompletionProxy, error_body
+from codeassist.serverkit.gateway.upstream import UpstreamResponse
+
+__all__ = ["Connection", "Request", "Routes"]
+
+log = logging.getLogger("codeassist.gateway")
+
+MAX_HEAD_BYTES = 64 * 1024      # request line + headers
+MAX_WAITING = 8                 # pipelined requests parsed ahead before reading pauses
+MAX_DISCARD = 16 << 20          # body bytes of a refused (413) request read and dropped before closing
+LINGER_S = 5.0                  # ... and for at most this long
+KEEP_ALIVE_S = 75.0             # idle keep-alive connections are closed after this
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_SSE = (b"content-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\n")
+_END = b"0\r\n\r\n"
+
+
+class Request:
+    """One parsed request. ``body`` is None once it went over the limit (the request is then answered 413)."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "size", "url", "version")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] | None = []
+        self.size = 0
+        self.method = b""
+        self.path = ""
+        self.query = b""
+        self.version = "1.1"
+        self.keep_alive = True
+
+
+class Routes:
+    """What the connections serve: the completion proxies by path, everything else via ``other``."""
+
+    def __init__(self, hot: dict[str, CompletionProxy], max_body_bytes: int,
+                 other: Callable[[Connection, Request, bytes], Coroutine[Any, Any, None]]) -> None:
+        self.hot, self.max_body_bytes, self.other = hot, max_body_bytes, other
+        self.connections: set[Connection] = set()
+
+
+class Connection(asyncio.Protocol):
+    """One client connection; it is also the :class:`~.proxy.Responder` of the request it is serving."""
+
+    def __init__(self, routes: Routes, scheme: str = "http") -> None:
+        self.routes, self.scheme = routes, scheme
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.parsing: Request | None = None          # the request being parsed
+        self.waiting: deque[Request] = deque()       # parsed, not yet served (pipelining)
+        self.serving: Request | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.gone = False                            # the client hung up
+        self.closing = False                         # close once the current response is out
+        self.reading_paused = False
+        self.writing_paused = False
+        self.chunked = True                          # framing of the current streamed response
+        self.upstream: UpstreamResponse | None = None
+        self.disconnected: asyncio.Future[None] | None = None  # for the ASGI bridge's receive()
+        self.head_bytes = 0
+        self.discarded = 0
+        self.idle: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.routes.connections.add(self)
+        self._arm_idle()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return  # answered and closing (after a 400/413): the rest is not read
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._bad(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            self._bad(431 if self.head_bytes > MAX_HEAD_BYTES else 400, f"malformed request: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        self.routes.connections.discard(self)
+        self.waiting.clear()
+        if self.idle is not None:
+            self.idle.cancel()
+        if self.disconnected is not None and not self.disconnected.done():
+            self.disconnected.set_result(None)
+        if self.task is not None and not self.task.done() and self.serving is not None \
+                and self.serving.path in self.routes.hot:
+            self.task.cancel()  # aborts the upstream request at once (the proxy accounts it as 499)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.upstream is not None:
+            self.upstream.pause()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.upstream is not None:
+            self.upstream.resume()
+
+    # -- httptools callbacks -----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.parsing = Request()
+        self.head_bytes = 0
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
+
+    def on_url(self, url: bytes) -> None:
+        req = self.parsing
+        assert req is not None
+        req.url += url
+        self.head_bytes += len(url)
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise httptools.HttpParserError("request head too large")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self.parsing
+        assert req is not None
+        req.headers.append((name.lower(), value))
+        self.head_bytes += len(name) + len(value)
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise httptools.HttpParserError("request head too large")
+
+    def on_headers_complete(self) -> None:
+        req = self.parsing
+        assert req is not None
+        p = self.parser
+        req.method = p.get_method()
+        req.version = p.get_http_version()
+        req.keep_alive = p.should_keep_alive()
+        path, _, req.query = req.url.partition(b"?")
+        req.path = path.decode("latin-1")
+        limit = self.routes.max_body_bytes
+        declared = next((v for k, v in req.headers if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            req.body = None  # answered 413 without reading it; the connection closes after the answer
+            self._enqueue(req)
+            return
+        if any(k == b"expect" and v.lower() == b"100-continue" for k, v in req.headers):
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        req = self.parsing
+        if req is None:
+            return
+        if req.body is None:  # refused as too large: read and dropped, so that the 413 is not lost to a reset
+            self.discarded += len(body)
+            if self.discarded > MAX_DISCARD and self.transport is not None:
+                self.transport.close()
+            return
+        req.size += len(body)
+        if req.size > self.routes.max_body_bytes:  # chunked, or more than it declared
+            req.body = None
+            self._enqueue(req)
+            return
+        req.body.append(body)
+
+    def on_message_complete(self) -> None:
+        req = self.parsing
+        self.parsing = None
+        if req is None:
+            return
+        if req.body is not None:
+            self._enqueue(req)
+            return
+        self.closing = True  # the refused body is all in: nothing after it is read
+        if self.serving is not req and req not in self.waiting and self.transport is not None:
+            self.transport.close()  # already answered
+
+    # -- request dispatch --------------------------------------------------------------------
+    def _enqueue(self, req: Request) -> None:
+        if self.closing:
+            return  # after a malformed or refused request nothing more is served
+        if req.body is None:
+            req.keep_alive = False  # answered before its body is read: the connection closes after that
+        self.waiting.append(req)
+        if self.task is None:
+            self._next()
+        elif len(self.waiting) >= MAX_WAITING and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _next(self) -> None:
+        req = self.waiting.popleft()
+        self.serving = req
+        self.chunked = req.version == "1.1"
+        proxy = self.routes.hot.get(req.path)
+        body = None if req.body is None else (req.body[0] if len(req.body) == 1 else b"".join(req.body))
+        if proxy is not None and req.method == b"POST":
+            coro = proxy.handle(dict(req.headers), body, self)
+        elif body is None:
+            self.send_json(413, error_body(f"request body over {self.routes.max_body_bytes} bytes", "too_large", 413))
+            self._finished(req)
+            return
+        elif proxy is not None:
+            self.send_json(405, error_body("method not allowed", "method", 405), [(b"allow", b"POST")])
+            self._finished(req)
+            return
+        else:
+            coro = self.routes.other(self, req, body)
+        self.task = self.loop.create_task(coro)
+        self.task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        req = self.serving
+        self.task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("gateway request failed", exc_info=task.exception())
+            if self.serving is not None and not self.gone:
+                self.closing = True  # the response may be half written: only closing is safe
+                if self.transport is not None:
+                    self.transport.close()
+            return
+        if req is not None:
+            self._finished(req)
+
+    def _finished(self, req: Request) -> None:
+        """The response to ``req`` is out: on to the next request, or close, or wait idle."""
+        self.serving = None
+        self.upstream = None
+        if self.gone or self.transport is None:
+            return
+        if not req.keep_alive:
+            if self.parsing is req:  # a refused body still arriving: close when it is in (or soon)
+                self.loop.call_later(LINGER_S, self.transport.close)
+            else:
+                self.transport.close()
+            return
+        if self.waiting:
+            self._next()
+            return
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self.idle is None:
+            self.idle = self.loop.call_later(KEEP_ALIVE_S, self._idle_timeout)
+
+    def _idle_timeout(self) -> None:
+        self.idle = None
+        if self.serving is None and self.parsing is None and not self.waiting and self.transport is not None:
+            self.transport.close()
+
+    def _bad(self, status: int, message: str) -> None:
+        """A request that cannot be parsed: answered once nothing is in progress, then the connection closes."""
+        self.closing = True
+        self.parsing = None
+        if self.serving is None and not self.waiting:
+            self.send_json(status, error_body(message, "bad_request", status), keep_alive=False)
+            if self.transport is not None:
+                self.transport.close()
+        else:
+            last = self.waiting[-1] if self.waiting else self.serving
+            assert last is not None
+            last.keep_alive = False  # what was parsed before is still answered; then close
+
+    # -- responses (the Responder interface) ---------------------------------------------------
+    def _head(self, status: int, fields: bytes, keep_alive: bool) -> bytes:
+        return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, _REASONS.get(status, b"Unknown"), fields,
+                                                b"" if keep_alive else b"connection: close\r\n")
+
+    def send_json(self, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = (),
+                  keep_alive: bool | None = None) -> None:
+        self.send(status, [(b"content-type", b"application/json"), *headers], json.dumps(payload).encode(),
+                  keep_alive)
+
+    def send(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+             keep_alive: bool | None = None) -> None:
+        """A whole response with a ``content-length``."""
+        if self.gone or self.transport is None:
+            return
+        if keep_alive is None:
+            keep_alive = self.serving is not None and self.serving.keep_alive
+        fields = b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers if k != b"content-length")
+        fields += b"content-length: %d\r\n" % len(body)
+        self.transport.write(self._head(status, fields, keep_alive) + body)
+
+    def start_stream(self, status: int, content_type: bytes, first: bytes, end: bool) -> None:
+        if self.gone or self.transport is None:
+            return
+        keep_alive = self.serving is not None and self.serving.keep_alive and self.chunked
+        fields = _SSE if content_type.startswith(b"text/event-stream") else b"content-type: %s\r\n" % content_type
+        if self.chunked:
+            fields += b"transfer-encoding: chunked\r\n"
+            body = (b"%x\r\n%s\r\n" % (len(first), first) if first else b"") + (_END if end else b"")
+        else:
+            body = first
+            if self.serving is not None:
+                self.serving.keep_alive = False  # HTTP/1.0: the end of the body is the end of the connection
+        self.transport.write(self._head(status, fields, keep_alive) + body)
+
+    def stream(self, data: bytes, end: bool) -> None:
+        if self.gone or self.transport is None:
+            return
+        if not self.chunked:
+            if data:
+                self.transport.write(data)
+            return
+        if data:
+            self.transport.write(b"%x\r\n%s\r\n%s" % (len(data), data, _END if end else b""))
+        elif end:
+            self.transport.write(_END)
+
+    def relaying(self, resp: UpstreamResponse | None) -> None:
+        self.upstream = resp
+        if resp is not None and self.writing_paused:
+            resp.pause()

@@ -112,7 +112,8 @@ NAME="$(http_get http://127.0.0.1:8000/v1/models "$VLLM_API_KEY" | "$PY" -c 'imp
 
 export CODEASSIST_SERVER_DIR="$STATE"
 server-kit keys add bench 2>/dev/null | tail -1 > "$STATE/key" && chmod 600 "$STATE/key"
-server-kit gateway --upstream http://127.0.0.1:8000/v1 --port 8080 --max-inflight 64 \
+# "$PY" itself, not the server-kit function, so that $GW_PID is the gateway's own pid
+"$PY" -m codeassist.serverkit.cli gateway --upstream http://127.0.0.1:8000/v1 --port 8080 --max-inflight 64 \
   --rpm 1e7 --burst 1e6 --tpm 1e12 --audit-log "$STATE/audit.jsonl" > "$RES/gateway.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq 1 100); do http_get http://127.0.0.1:8080/health >/dev/null && break; sleep 0.2; done

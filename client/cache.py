@@ -7,6 +7,9 @@ Two ways in, one bounded LRU (entries and bytes):
   no URI in it, so a second editor on the same content hits too. :meth:`CompletionCache.typed_through`
   walks back up to ``max_walk`` characters (llama.vim's trick): if the user has typed the start of a
   completion shown there, the rest is served with no request.
+
+The walk-back hashes up to ``max_walk`` keys; a count of the suffixes held (the text after the cursor does not
+change while the user types at it) answers most misses — every keystroke's first question — with no hashing.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class CompletionCache:
         self.max_entries, self.max_bytes, self.max_walk = max_entries, max_bytes, max_walk
         self._lru: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.bytes = 0
+        self._sfx_of: dict[str, int] = {}  # position key -> hash of its suffix
+        self._sfx_count: dict[int, int] = {}  # suffix hash -> position entries holding it
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -61,27 +66,44 @@ class CompletionCache:
         self._lru.move_to_end(key)
         return entry[0]
 
-    def put(self, key: str, text: str, source: str = "model") -> None:
+    def put(self, key: str, text: str, source: str = "model", suffix_hash: int | None = None) -> None:
         if not text:
             return
         old = self._lru.pop(key, None)
         if old is not None:
             self.bytes -= self._size(key, old[0])
+            self._forget_suffix(key)
         size = self._size(key, text)
         if size > self.max_bytes:
             return
         self._lru[key] = (text, source)
         self.bytes += size
+        if suffix_hash is not None:
+            self._sfx_of[key] = suffix_hash
+            self._sfx_count[suffix_hash] = self._sfx_count.get(suffix_hash, 0) + 1
         while len(self._lru) > self.max_entries or self.bytes > self.max_bytes:
             k, (t, _) = self._lru.popitem(last=False)
             self.bytes -= self._size(k, t)
+            self._forget_suffix(k)
+
+    def _forget_suffix(self, key: str) -> None:
+        h = self._sfx_of.pop(key, None)
+        if h is not None:
+            n = self._sfx_count[h] - 1
+            if n:
+                self._sfx_count[h] = n
+            else:
+                del self._sfx_count[h]
 
     def put_position(self, text: str, offset: int, completion: str, source: str = "model") -> None:
-        self.put(position_key(text, offset), completion, source)
+        suffix = text[offset : offset + SUFFIX_CHARS]
+        self.put(position_key(text, offset, suffix), completion, source, hash(suffix))
 
     def typed_through(self, text: str, offset: int) -> CacheHit | None:
         """A cached completion for this position, or for an earlier one whose start the user typed."""
         suffix = text[offset : offset + SUFFIX_CHARS]
+        if hash(suffix) not in self._sfx_count:
+            return None  # no entry was made in front of this suffix: no position can hit
         for back in range(0, min(self.max_walk, offset) + 1):
             entry = self._lru.get(position_key(text, offset - back, suffix))
             if entry is None:
@@ -99,3 +121,5 @@ class CompletionCache:
     def clear(self) -> None:
         self._lru.clear()
         self.bytes = 0
+        self._sfx_of.clear()
+        self._sfx_count.clear()

@@ -48,6 +48,9 @@ JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this
 PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet...
 PREFETCH_QUIET_RHYTHM = 2.5  # ...and quiet for this many of the user's inter-key gaps (a pause)
 SHOWN_REMEMBERED = 512
+IDLE_PARSE_MIN_MS = 80.0  # the context engine re-parses a document once it is this quiet...
+IDLE_PARSE_RHYTHM = 1.5  # ...and quiet for this many of the user's inter-key gaps (builds meanwhile use the
+# last tree shifted by the edits: a parse holds the GIL, so it belongs in a pause, not before a request)
 
 
 @dataclass
@@ -90,6 +93,7 @@ class CompletionEngine:
         self._upstream: dict[str, Upstream] = {}  # interactive request on the wire, per document
         self._urgent: dict[str, asyncio.Event] = {}  # set: the document's speculation stops waiting for a pause
         self._shown_uri: dict[str, str] = {}  # completion id -> document, for accepts
+        self._idle_parse: dict[str, asyncio.TimerHandle] = {}  # per document: the re-parse armed for a pause
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -128,8 +132,30 @@ class CompletionEngine:
             self._drop_upstream(doc.uri)
         if self.prefetcher.on_change(doc.uri, doc.text):
             self.stats.bump("prefetch_cancelled")
+        self._arm_idle_parse(doc.uri)
+
+    def _arm_idle_parse(self, uri: str) -> None:
+        if getattr(self.context, "refresh", None) is None:
+            return
+        if (handle := self._idle_parse.pop(uri, None)) is not None:
+            handle.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        quiet = max(IDLE_PARSE_MIN_MS, IDLE_PARSE_RHYTHM * (self.debouncer.rhythm_ms(uri) or 0.0))
+        self._idle_parse[uri] = loop.call_later(quiet / 1000, self._parse_now, uri)
+
+    def _parse_now(self, uri: str) -> None:
+        self._idle_parse.pop(uri, None)
+        try:
+            self.context.refresh(uri)
+        except Exception:
+            log.exception("idle re-parse failed")
 
     def on_close(self, uri: str) -> None:
+        if (handle := self._idle_parse.pop(uri, None)) is not None:
+            handle.cancel()
         if (task := self._inflight.pop(uri, None)) is not None:
             task.cancel()
         self._drop_upstream(uri)
@@ -380,7 +406,7 @@ class CompletionEngine:
             log.debug("prefetch failed: %s", exc)
 
     async def aclose(self) -> None:
-        for uri in {*self._inflight, *self._upstream}:
+        for uri in {*self._inflight, *self._upstream, *self._idle_parse}:
             self.on_close(uri)
         await self.prefetcher.aclose()
 

@@ -1,7 +1,12 @@
 """ContextEngine: open documents + repo indexes -> PromptParts within a token budget.
 
 Sync and pure apart from the background index/watch threads it owns; the daemon feeds it document events
-and calls ``build`` from ``CompletionEngine.build_prompt``.
+and calls ``build`` from ``CompletionEngine.build_prompt``. Not thread-safe: one caller (the event loop).
+
+Per keystroke only the prefix/suffix window is recomputed. The cross-file part (definitions the cursor needs,
+similar chunks, recent edits) and its packing are computed once per (document, cursor line, index generation,
+other documents' edits) and reused while the user types on that line; the syntax tree is the last one, shifted
+by the edits since, and re-parsed when the editor is idle (``refresh``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -29,6 +35,8 @@ from codeassist.context.window import PromptParts
 __all__ = ["ContextEngine"]
 
 log = logging.getLogger(__name__)
+
+CROSS_ENTRIES = 64  # cached cross-file packs (a few per open document)
 
 
 def _path_of(uri_or_path: str) -> Path | None:
@@ -53,6 +61,12 @@ class ContextEngine:
         self._resolve_cache: dict[object, object] = {}
         self._cache_gen: dict[Path, int] = {}
         self._parsed: dict[str, ParsedDoc] = {}
+        self._cross: dict[tuple[object, ...], object] = {}  # cross-file candidates and packs, per cursor line
+        self._edits: dict[str, int] = {}  # edits per document, and in all (``_edit_total``): cache keys
+        self._edit_total = 0
+        self._docs_gen = 0  # bumped when a document opens or closes (other open documents feed "recent")
+        self._resolved: dict[Path, Path] = {}
+        self.cross_hits = self.cross_misses = 0  # for tests and stats
 
     # -- roots -------------------------------------------------------------------------------------
     def add_root(self, root: str | Path, background: bool = True, watch: bool = True) -> RepoIndex:
@@ -88,6 +102,7 @@ class ContextEngine:
     # -- documents -------------------------------------------------------------------------------
     def open_document(self, uri: str, text: str, language: str = "") -> None:
         self.docs[uri] = ParsedDoc(text, language_for_path(_path_of(uri), language))
+        self._docs_gen += 1
 
     def change_document(self, uri: str, edits: list[tuple[int, int, str]]) -> None:
         doc = self.docs.get(uri)
@@ -96,9 +111,17 @@ class ContextEngine:
         for start, end, new_text in edits:
             doc.edit(int(start), int(end), str(new_text))
             self.recent.append((uri, doc.text.count("\n", 0, min(int(start), len(doc.text))), time.monotonic()))
+        self._edits[uri] = self._edits.get(uri, 0) + len(edits)
+        self._edit_total += len(edits)
 
     def close_document(self, uri: str) -> None:
         self.docs.pop(uri, None)
+        self._docs_gen += 1
+
+    def refresh(self, uri: str) -> bool:
+        """Re-parse the document if it was edited since its last parse: for idle time, off the keystroke path."""
+        doc = self.docs.get(uri)
+        return doc.refresh() if doc is not None else False
 
     def _doc(self, uri: str | None, text: str, lang: str | None) -> ParsedDoc:
         doc = self.docs.get(uri) if uri else None
@@ -112,9 +135,28 @@ class ContextEngine:
             while len(self._parsed) > 8:
                 self._parsed.pop(next(iter(self._parsed)))
             return doc
-        if doc.text != text:  # out of step with the daemon's mirror: trust the mirror
-            doc.set_text(text)
+        if doc.text != text:
+            # A speculation (the document plus a guessed completion) or a mirror out of step: a scratch copy
+            # derived from the live document's tree. Never ``set_text`` the live document: that threw its tree
+            # away (a full re-parse, twice: there and back).
+            key = f"derived:{uri}"
+            derived = self._parsed.pop(key, None)
+            if derived is None or derived.text != text:
+                derived = doc.derive(text)
+            self._parsed[key] = derived
+            while len(self._parsed) > 8:
+                self._parsed.pop(next(iter(self._parsed)))
+            return derived
         return doc
+
+    def _resolve(self, path: Path) -> Path:
+        """``Path.resolve`` (syscalls) once per path: a build per keystroke need not stat the same file again."""
+        hit = self._resolved.get(path)
+        if hit is None:
+            if len(self._resolved) > 4096:
+                self._resolved.clear()
+            hit = self._resolved[path] = path.resolve()
+        return hit
 
     # -- building --------------------------------------------------------------------------------
     def build(self, text: str, offset: int, template: Template, path: str | Path | None = None,
@@ -128,7 +170,7 @@ class ContextEngine:
         fpath = Path(path) if path is not None else (_path_of(uri) if uri else None)
         lang = language_for_path(fpath, language)
         doc = self._doc(uri or (str(fpath) if fpath else None), text, lang)
-        index, rel = self.index_for(fpath.resolve() if fpath else None)
+        index, rel = self.index_for(self._resolve(fpath) if fpath else None)
         rel_name = rel or (fpath.name if fpath else "untitled")
         c = self.counter
         overhead = c.count_piece(template.render("", "")) + (c.count_piece(f"{template.file_sep}{rel_name}\n")
@@ -137,15 +179,14 @@ class ContextEngine:
         snip_budget = int(room * self.split.snippets)
         suffix_budget = int(room * self.split.suffix) if template.fim else 0
         cursor_line = text.count("\n", 0, offset)
-        lines = doc.lines
 
         def render(s: Snippet) -> str:
             if template.file_sep:
                 return f"{template.file_sep}{s.path}\n{s.text}\n"
             return f"{comment_prefix(lang)} Path: {s.path}\n{s.text}\n"
 
-        cands = self._candidates(doc, index, rel, lang, text, lines, cursor_line, uri)
-        chosen, costs = pack(cands, render, c, snip_budget)
+        chosen, costs = self._cross_file(doc, index, rel, lang, cursor_line, uri, render, snip_budget,
+                                         template.file_sep)
         prefix_budget = room - suffix_budget - sum(costs)
         for _ in range(100):
             window = syntax_window(doc, offset, c, max(0, prefix_budget), suffix_budget)
@@ -180,6 +221,28 @@ class ContextEngine:
                            snippets=snippets, tokens=tokens, budget=budget, token_counter=c.name,
                            ms=(time.perf_counter() - t0) * 1000)
 
+    def _cross_file(self, doc: ParsedDoc, index: RepoIndex | None, rel: str | None, lang: str | None,
+                    cursor_line: int, uri: str | None, render: Callable[[Snippet], str], snip_budget: int,
+                    file_sep: str) -> tuple[list[Snippet], list[int]]:
+        """The packed cross-file snippets, reused while the cursor stays on one line and nothing they depend on
+        changed: the index (generation), other documents (edits, opens, closes). Typing on the line itself does
+        not invalidate them: what the line adds is a few characters of one identifier."""
+        other_edits = self._edit_total - self._edits.get(uri or "", 0)
+        key = (uri, rel, lang, cursor_line, index.root if index is not None else None,
+               index.generation if index is not None else -1, self._docs_gen, other_edits, snip_budget, file_sep)
+        hit = self._cross.pop(key, None)
+        if hit is None:
+            self.cross_misses += 1
+            cands = self._candidates(doc, index, rel, lang, doc.text, doc.lines, cursor_line, uri)
+            hit = pack(cands, render, self.counter, snip_budget)
+        else:
+            self.cross_hits += 1
+        self._cross[key] = hit
+        while len(self._cross) > CROSS_ENTRIES:
+            self._cross.pop(next(iter(self._cross)))
+        chosen, costs = hit  # type: ignore[misc]
+        return list(chosen), list(costs)
+
     def _candidates(self, doc: ParsedDoc, index: RepoIndex | None, rel: str | None, lang: str | None,
                     text: str, lines: list[str], cursor_line: int, uri: str | None) -> list[Snippet]:
         out: list[Snippet] = []
@@ -187,7 +250,7 @@ class ContextEngine:
             if self._cache_gen.get(index.root) != index.generation:
                 self._resolve_cache.clear()
                 self._cache_gen[index.root] = index.generation
-            root = doc.root
+            root = doc.window_root()  # imports sit lines away from the typing: the shifted tree has them
             imports = doc.memo.get("imports")
             if imports is None:
                 imports = doc.memo["imports"] = extract_imports(root, lang) if root is not None and lang else []
@@ -213,7 +276,7 @@ class ContextEngine:
             lines = doc.text.split("\n")
             lo, hi = max(0, line - 5), min(len(lines), line + 6)
             p = _path_of(uri)
-            _, rel = self.index_for(p.resolve() if p else None)
+            _, rel = self.index_for(self._resolve(p) if p else None)
             name = rel or (p.name if p else uri)
             age = time.monotonic() - when
             out.append(Snippet(name, "\n".join(lines[lo:hi]), f"recently edited ({age:.0f}s ago)",

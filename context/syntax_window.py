@@ -136,7 +136,7 @@ def syntax_window(doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_bud
                   suffix_budget: int) -> Window:
     data = doc.data
     cur = byte_offset(doc.text, offset)
-    root = doc.root
+    root = doc.window_root()  # while typing: the last tree, shifted by the edits since (no parse per keystroke)
     if root is not None:
         starts, ends, defs = _boundaries(root, data, cur)
     else:

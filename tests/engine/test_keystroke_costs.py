@@ -1,0 +1,69 @@
+"""What a keystroke costs the daemon: the cache's walk-back skipped when no entry can match, and the context
+engine's re-parse moved to a pause in the typing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from codeassist.client import engine as engine_mod
+from codeassist.client.cache import CompletionCache, prompt_key
+from codeassist.client.config import load_config
+from codeassist.client.documents import Document
+from codeassist.client.engine import CompletionEngine
+
+
+def test_cache_suffix_count_follows_puts_and_evictions() -> None:
+    cache = CompletionCache(max_entries=4)
+    text = "def f(x):\n    return \n" * 3
+    offsets = [i for i, ch in enumerate(text) if ch == "\n"]
+    for off in offsets:
+        cache.put_position(text, off, "pass")
+        cache.put(prompt_key("m", "s", str(off)), "c")  # prompt entries hold no suffix
+    held = [k for k in cache._lru if k.startswith("x:")]
+    assert sum(cache._sfx_count.values()) == len(held) == len(cache._sfx_of)
+    assert cache.typed_through(text, offsets[0]) is None  # evicted: the count says so without a walk
+    last = offsets[-1]
+    hit = cache.typed_through(text, last)
+    assert hit is not None and hit.text == "pass"
+    typed = text[:last] + "pa" + text[last:]
+    hit = cache.typed_through(typed, last + 2)
+    assert hit is not None and (hit.text, hit.typed) == ("ss", 2)
+    cache.put_position(text, last, "return")  # replacing an entry keeps one count for it
+    assert sum(cache._sfx_count.values()) == len(cache._sfx_of)
+    cache.clear()
+    assert not cache._sfx_count and cache.typed_through(text, last) is None
+
+
+class Transport:
+    async def models(self) -> list[str]:
+        return ["m"]
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Context:
+    def __init__(self) -> None:
+        self.refreshed: list[str] = []
+
+    def refresh(self, uri: str) -> bool:
+        self.refreshed.append(uri)
+        return True
+
+
+async def test_reparse_waits_for_a_pause_in_the_typing(monkeypatch) -> None:
+    monkeypatch.setattr(engine_mod, "IDLE_PARSE_MIN_MS", 60.0)
+    eng = CompletionEngine(load_config(env={}), Transport())  # type: ignore[arg-type]
+    ctx = eng.context = Context()
+    doc = Document(uri="file:///a.py", text="x = 1\n", language="python")
+    for _ in range(6):  # typing faster than the quiet time: no parse yet
+        eng.on_change(doc)
+        await asyncio.sleep(0.02)
+    assert ctx.refreshed == []
+    await asyncio.sleep(0.25)
+    assert ctx.refreshed == ["file:///a.py"]  # one parse, in the pause
+    eng.on_change(doc)
+    eng.on_close(doc.uri)  # a closed document is not parsed
+    await asyncio.sleep(0.25)
+    assert ctx.refreshed == ["file:///a.py"]
+    await eng.aclose()

@@ -48,6 +48,9 @@ JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this
 PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet...
 PREFETCH_QUIET_RHYTHM = 2.5  # ...and quiet for this many of the user's inter-key gaps (a pause)
 SHOWN_REMEMBERED = 512
+TRUST_AFTER_ACCEPT_S = 10.0  # a speculation goes on its own (at a pause) this long after an accept...
+TRUST_TYPED = 2  # ...or once the user has typed this many characters of the shown completion; else it waits
+# for the accept itself: most shown completions are not taken, and a blind speculation was a wasted request
 IDLE_PARSE_MIN_MS = 80.0  # the context engine re-parses a document once it is this quiet...
 IDLE_PARSE_RHYTHM = 1.5  # ...and quiet for this many of the user's inter-key gaps (builds meanwhile use the
 # last tree shifted by the edits: a parse holds the GIL, so it belongs in a pause, not before a request)
@@ -61,6 +64,7 @@ class CompletionResult:
     multiline: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    typed: int = 0  # characters of a cached completion the user typed through before this answer
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,8 +96,10 @@ class CompletionEngine:
         self._inflight: dict[str, asyncio.Task[CompletionResult | None]] = {}  # waiting (debounce/join)
         self._upstream: dict[str, Upstream] = {}  # interactive request on the wire, per document
         self._urgent: dict[str, asyncio.Event] = {}  # set: the document's speculation stops waiting for a pause
+        self._eager: dict[str, asyncio.Event] = {}  # set: the document's speculation may go at a pause
         self._shown_uri: dict[str, str] = {}  # completion id -> document, for accepts
         self._idle_parse: dict[str, asyncio.TimerHandle] = {}  # per document: the re-parse armed for a pause
+        self._accepted_at: dict[str, float] = {}  # per document: the last accept (full or partial)
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -156,6 +162,7 @@ class CompletionEngine:
     def on_close(self, uri: str) -> None:
         if (handle := self._idle_parse.pop(uri, None)) is not None:
             handle.cancel()
+        self._accepted_at.pop(uri, None)
         if (task := self._inflight.pop(uri, None)) is not None:
             task.cancel()
         self._drop_upstream(uri)
@@ -172,6 +179,8 @@ class CompletionEngine:
         """Count the accept; a full accept makes the document's speculation (that very hypothesis) go now."""
         kind = self.stats.record_accept(completion_id, chars)
         uri = self._shown_uri.pop(completion_id, None) if completion_id else None
+        if uri is not None:
+            self._accepted_at[uri] = time.monotonic()
         if kind == "accepted" and uri is not None:
             self._hurry(uri)
         elif uri is not None:
@@ -220,12 +229,17 @@ class CompletionEngine:
             while len(self._shown_uri) > SHOWN_REMEMBERED:
                 self._shown_uri.pop(next(iter(self._shown_uri)))
             if self.smart:
-                self._speculate(doc, offset, result.text)
+                self._speculate(doc, offset, result.text, eager=self._trusted(doc.uri, result))
         elif result.error:
             self.stats.bump("errors")
         else:
             self.stats.bump("empty")
         return result
+
+    def _trusted(self, uri: str, result: CompletionResult) -> bool:
+        """Evidence that the user takes this document's completions: a recent accept, or typing through this one."""
+        at = self._accepted_at.get(uri)
+        return result.typed >= TRUST_TYPED or (at is not None and time.monotonic() - at < TRUST_AFTER_ACCEPT_S)
 
     async def _obtain(self, doc: Document, offset: int, priority: str) -> CompletionResult:
         """Join the request on the wire when it can answer this position, else debounce and send one.
@@ -301,7 +315,7 @@ class CompletionEngine:
         if hit.typed:
             self.stats.bump("typed_through")
         return CompletionResult(text=hit.text, source="prefetch" if hit.source == "prefetch" else "cache",
-                                multiline="\n" in hit.text)
+                                multiline="\n" in hit.text, typed=hit.typed)
 
     async def _request(self, doc: Document, offset: int, priority: str, timings: dict[str, float],
                        streamed: list[str] | None = None) -> CompletionResult:
@@ -372,23 +386,35 @@ class CompletionEngine:
     def on_wire(self, params: CompletionParams) -> None:
         """Hook called just before a request goes to the transport (benchmarks time it)."""
 
-    def _speculate(self, doc: Document, offset: int, guess: str) -> None:
+    def _speculate(self, doc: Document, offset: int, guess: str, eager: bool = True) -> None:
         text = doc.text
         new_text = text[:offset] + guess + text[offset:]
         new_offset = offset + len(guess)
         if self.cache.typed_through(new_text, new_offset) is not None:
             return
         hypo = Document(uri=doc.uri, text=new_text, language=doc.language, version=doc.version)
-        urgent = asyncio.Event()
-        if self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset, urgent)):
-            self._urgent[doc.uri] = urgent
+        urgent, allowed = asyncio.Event(), asyncio.Event()
+        if eager:
+            allowed.set()
+        if self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset, urgent, allowed)):
+            self._urgent[doc.uri], self._eager[doc.uri] = urgent, allowed
+        elif eager and (event := self._eager.get(doc.uri)) is not None:
+            event.set()  # the same hypothesis, now typed through: it may go at the next pause
 
-    async def _prefetch(self, hypo: Document, offset: int, urgent: asyncio.Event) -> None:
+    async def _prefetch(self, hypo: Document, offset: int, urgent: asyncio.Event, allowed: asyncio.Event) -> None:
         # The prompt build is synchronous work on the event loop (the context engine is not thread-safe:
         # its parse trees and caches are mutated by builds and edits), so a speculation waits until the
         # document is quiet — a pause in the user's rhythm — and never delays the next keystroke's answer;
-        # an accept of the guess, or a request joining it, makes it go at once.
+        # an accept of the guess, or a request joining it, makes it go at once. Without evidence that the user
+        # takes completions here (``allowed`` unset), only that makes it go: it costs nothing while it waits.
         try:
+            if not allowed.is_set():
+                waits = {asyncio.ensure_future(urgent.wait()), asyncio.ensure_future(allowed.wait())}
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
             while not urgent.is_set():
                 since = self.debouncer.since_ms(hypo.uri)
                 quiet = max(PREFETCH_QUIET_MIN_MS,
@@ -400,6 +426,8 @@ class CompletionEngine:
         finally:
             if self._urgent.get(hypo.uri) is urgent:
                 del self._urgent[hypo.uri]
+            if self._eager.get(hypo.uri) is allowed:
+                del self._eager[hypo.uri]
         try:
             await self._generate(hypo, offset, "prefetch", {})
         except TransportError as exc:

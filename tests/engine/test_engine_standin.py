@@ -192,13 +192,19 @@ async def test_keystroke_during_debounce_sends_nothing(standin) -> None:
         await eng.transport.aclose()
 
 
+def trust(engine: CompletionEngine, uri: str) -> None:
+    """The user took a completion in this document a moment ago: speculations may go at a pause."""
+    engine._accepted_at[uri] = time.monotonic()
+
+
 async def test_typing_through_served_from_cache_without_request(engine, standin) -> None:
     doc = Document(uri="file:///a.py", text="greeting = \nprint(greeting)\n")
     off = len("greeting = ")
     first = await engine.complete(doc, off)
     assert (first.text, first.source) == ("hello world", "model")
-    await until(lambda: not engine.prefetcher.in_flight(doc.uri))
+    await asyncio.sleep(0.3)
     sent = len(standin.stats.requests)
+    assert sent == 1  # nothing taken yet in this document: the speculation waits for an accept, unsent
     off = type_text(engine, doc, off, "hel")
     t0 = time.perf_counter()
     hit = await engine.complete(doc, off)
@@ -211,6 +217,7 @@ async def test_typing_through_served_from_cache_without_request(engine, standin)
 async def test_prefetch_low_priority_cancelled_on_divergence(engine, standin) -> None:
     doc = Document(uri="file:///a.py", text="greeting = ")
     off = len(doc.text)
+    trust(engine, doc.uri)
     first = await engine.complete(doc, off)
     assert first.text == "hello world"
     standin.behaviour.ttft_s = 5  # the speculative request will hang until cancelled
@@ -230,6 +237,7 @@ async def test_prefetch_low_priority_cancelled_on_divergence(engine, standin) ->
 async def test_accepting_joins_the_prefetch_and_one_speculation_per_document(engine, standin) -> None:
     doc = Document(uri="file:///a.py", text="greeting = ")
     off = len(doc.text)
+    trust(engine, doc.uri)
     await engine.complete(doc, off)
     standin.behaviour.ttft_s = 0.3
     standin.behaviour.tokens = [" again", "\n"]
@@ -243,6 +251,7 @@ async def test_accepting_joins_the_prefetch_and_one_speculation_per_document(eng
 
 async def test_at_most_one_speculation_per_document(engine, standin) -> None:
     doc = Document(uri="file:///a.py", text="a = \nb = \n")
+    trust(engine, doc.uri)
     await engine.complete(doc, 4)
     standin.behaviour.ttft_s = 5
     await until(lambda: len(standin.stats.requests) == 2 and engine.prefetcher.in_flight(doc.uri))
@@ -280,6 +289,24 @@ async def test_closing_the_document_cancels_its_request(engine, standin) -> None
     assert (await task)["source"] == "cancelled"
     await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
     daemon.context.close()
+
+
+async def test_untaken_suggestion_speculates_only_once_typed_through(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    assert (await engine.complete(doc, off)).text == "hello world"
+    await asyncio.sleep(0.4)  # a pause, but nothing was ever taken here: no speculative request
+    assert len(standin.stats.requests) == 1
+    off = type_text(engine, doc, off, "h")
+    assert (await engine.complete(doc, off)).typed == 1
+    await asyncio.sleep(0.4)
+    assert len(standin.stats.requests) == 1  # one typed character is no evidence
+    off = type_text(engine, doc, off, "e")
+    hit = await engine.complete(doc, off)
+    assert (hit.text, hit.typed) == ("llo world", 2)
+    await until(lambda: len(standin.stats.requests) == 2)  # typing through it: the speculation goes at a pause
+    assert standin.stats.headers[1]["x-priority"] == "prefetch"
+    assert standin.stats.requests[1]["prompt"].endswith("greeting = hello world")
 
 
 async def test_speculation_waits_for_a_pause_before_building(standin) -> None:

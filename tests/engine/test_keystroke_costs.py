@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from codeassist.client import engine as engine_mod
 from codeassist.client.cache import CompletionCache, prompt_key
 from codeassist.client.config import load_config
@@ -67,3 +68,28 @@ async def test_reparse_waits_for_a_pause_in_the_typing(monkeypatch) -> None:
     await asyncio.sleep(0.25)
     assert ctx.refreshed == ["file:///a.py"]
     await eng.aclose()
+
+
+def test_debounce_learns_where_this_user_pauses() -> None:
+    from codeassist.client.debounce import Debouncer
+
+    t = [1000.0]
+    deb = Debouncer(0, 1000, clock=lambda: t[0])
+
+    def key(gap_ms: float) -> None:
+        t[0] += gap_ms / 1000
+        deb.keystroke("u")
+
+    for _ in range(3):
+        key(100)
+    assert deb.delay_ms("u", " ") == pytest.approx(140) and deb.delay_ms("u", "a") == pytest.approx(150)
+    for i in range(40):  # after "(" this user pauses half the time; after a space or mid-word, rarely
+        for ch, pause in (("(", i % 2 == 0), (" ", i % 7 == 0), ("a", False)):
+            deb.delay_ms("u", ch)
+            key(1200 if pause else 100)
+    assert deb.rhythm_ms("u") == pytest.approx(100)
+    assert deb.delay_ms("u", "(") == pytest.approx(140)  # a long gap there is likely a pause: fire as before
+    assert deb.delay_ms("u", " ") == pytest.approx(220)  # likely a slow key: wait longer before a request
+    assert deb.delay_ms("u", "a") == pytest.approx(220)
+    t[0] += 0.1
+    assert deb.delay_ms("u", " ") == pytest.approx(120)  # time since the last key still counts

@@ -228,7 +228,10 @@ class ContextEngine:
         changed: the index (generation), other documents (edits, opens, closes). Typing on the line itself does
         not invalidate them: what the line adds is a few characters of one identifier."""
         other_edits = self._edit_total - self._edits.get(uri or "", 0)
-        key = (uri, rel, lang, cursor_line, index.root if index is not None else None,
+        # An open document is one evolving text (reuse across its keystrokes is the point); any other text
+        # (CLI, benchmarks: a path and a text) is keyed by its content.
+        ident: object = uri if uri is not None and uri in self.docs else hash(doc.text)
+        key = (ident, rel, lang, cursor_line, index.root if index is not None else None,
                index.generation if index is not None else -1, self._docs_gen, other_edits, snip_budget, file_sep)
         hit = self._cross.pop(key, None)
         if hit is None:

@@ -132,3 +132,20 @@ def test_derived_document_matches_its_text() -> None:
         tree = derived.tree
         fresh = ParsedDoc(new, "python").root
         assert tree is not None and fresh is not None and str(tree.root_node) == str(fresh)
+
+
+def test_texts_not_open_in_an_editor_never_share_cross_file_context(make_repo) -> None:
+    root = make_repo("python")
+    engine = ContextEngine(budget=2048)
+    engine.add_root(root, background=False, watch=False)
+    text = (root / "shop/cart.py").read_text()
+    offset = text.index(ANCHOR) + len(ANCHOR)
+    first = engine.build(text, offset, template_for("qwen"), path=root / "shop/cart.py")
+    assert any(s["path"] == "shop/pricing.py" for s in first.snippets)
+    line_start = text.rfind("\n", 0, offset) + 1
+    other = text[:line_start] + "        return 0\n" + text[text.index("\n", offset) + 1:]  # no pricing use there
+    other = other.replace("from shop.pricing import PriceBook, apply_discount\n", "import os\n")
+    line = text.count("\n", 0, offset)
+    at = len("\n".join(other.split("\n")[:line])) + 1 + 8  # the same line as before
+    second = engine.build(other, at, template_for("qwen"), path=root / "shop/cart.py")
+    assert engine.cross_misses == 2 and second.snippets != first.snippets

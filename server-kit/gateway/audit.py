@@ -50,7 +50,10 @@ class AuditLog:
         if self._fd is None:
             return
         entry: dict[str, object] = {"ts": round(time.time(), 3)}
-        entry.update((k, v) for k, v in fields.items() if k in FIELDS and v is not None)
+        for k in FIELDS:  # only these: never a prompt or a key, whatever the caller passes
+            v = fields.get(k)
+            if v is not None:
+                entry[k] = v
         line = (_dumps(entry) + "\n").encode()
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()

@@ -47,11 +47,12 @@ _END = b"0\r\n\r\n"
 class Request:
     """One parsed request. ``body`` is None once it went over the limit (the request is then answered 413)."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "size", "url", "version")
+    __slots__ = ("body", "fields", "headers", "keep_alive", "method", "path", "query", "size", "url", "version")
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []   # lower-cased names, as received
+        self.fields: dict[bytes, bytes] = {}            # the same by name (the last of repeated ones)
         self.body: list[bytes] | None = []
         self.size = 0
         self.method = b""
@@ -88,16 +89,20 @@ class Connection(asyncio.Protocol):
         self.writing_paused = False
         self.chunked = True                          # framing of the current streamed response
         self.upstream: UpstreamResponse | None = None
+        self.events = 0                              # the current streamed body: "data: " count, last two pieces
+        self.prev = self.last = b""
         self.disconnected: asyncio.Future[None] | None = None  # for the ASGI bridge's receive()
         self.head_bytes = 0
         self.discarded = 0
-        self.idle: asyncio.TimerHandle | None = None
+        self.idle: asyncio.TimerHandle | None = None  # one per connection, re-armed from idle_since when it fires
+        self.idle_since = 0.0
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.routes.connections.add(self)
-        self._arm_idle()
+        self.idle_since = self.loop.time()
+        self.idle = self.loop.call_at(self.idle_since + KEEP_ALIVE_S, self._idle_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -135,9 +140,6 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.parsing = Request()
         self.head_bytes = 0
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
 
     def on_url(self, url: bytes) -> None:
         req = self.parsing
@@ -165,12 +167,14 @@ class Connection(asyncio.Protocol):
         path, _, req.query = req.url.partition(b"?")
         req.path = path.decode("latin-1")
         limit = self.routes.max_body_bytes
-        declared = next((v for k, v in req.headers if k == b"content-length"), None)
+        req.fields = fields = dict(req.headers)
+        declared = fields.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             req.body = None  # answered 413 without reading it; the connection closes after the answer
             self._enqueue(req)
             return
-        if any(k == b"expect" and v.lower() == b"100-continue" for k, v in req.headers):
+        expect = fields.get(b"expect")
+        if expect is not None and expect.lower() == b"100-continue":
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -222,7 +226,7 @@ class Connection(asyncio.Protocol):
         proxy = self.routes.hot.get(req.path)
         body = None if req.body is None else (req.body[0] if len(req.body) == 1 else b"".join(req.body))
         if proxy is not None and req.method == b"POST":
-            coro = proxy.handle(dict(req.headers), body, self)
+            coro = proxy.handle(req.fields, body, self)
         elif body is None:
             self.send_json(413, error_body(f"request body over {self.routes.max_body_bytes} bytes", "too_large", 413))
             self._finished(req)
@@ -267,16 +271,21 @@ class Connection(asyncio.Protocol):
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
-        self._arm_idle()
-
-    def _arm_idle(self) -> None:
-        if self.idle is None:
-            self.idle = self.loop.call_later(KEEP_ALIVE_S, self._idle_timeout)
+        self.idle_since = self.loop.time()
 
     def _idle_timeout(self) -> None:
+        """Closes a connection idle for KEEP_ALIVE_S; cheaper than a timer per request (one re-arm per period)."""
+        if self.gone or self.transport is None:
+            self.idle = None
+            return
+        now = self.loop.time()
+        busy = self.serving is not None or bool(self.waiting)  # a request head or body stalled that long: closed
+        if busy or now < self.idle_since + KEEP_ALIVE_S:
+            self.idle = self.loop.call_at(now + KEEP_ALIVE_S if busy else self.idle_since + KEEP_ALIVE_S,
+                                          self._idle_timeout)
+            return
         self.idle = None
-        if self.serving is None and self.parsing is None and not self.waiting and self.transport is not None:
-            self.transport.close()
+        self.transport.close()
 
     def _bad(self, status: int, message: str) -> None:
         """A request that cannot be parsed: answered once nothing is in progress, then the connection closes."""
@@ -313,6 +322,7 @@ class Connection(asyncio.Protocol):
         self.transport.write(self._head(status, fields, keep_alive) + body)
 
     def start_stream(self, status: int, content_type: bytes, first: bytes, end: bool) -> None:
+        self.events, self.prev, self.last = first.count(b"data: "), b"", first
         if self.gone or self.transport is None:
             return
         keep_alive = self.serving is not None and self.serving.keep_alive and self.chunked
@@ -327,13 +337,16 @@ class Connection(asyncio.Protocol):
         self.transport.write(self._head(status, fields, keep_alive) + body)
 
     def stream(self, data: bytes, end: bool) -> None:
+        """The relay sink: called from the upstream socket's callback once per read."""
+        if data:
+            self.events += data.count(b"data: ")
+            self.prev, self.last = self.last, data
         if self.gone or self.transport is None:
             return
         if not self.chunked:
             if data:
                 self.transport.write(data)
-            return
-        if data:
+        elif data:
             self.transport.write(b"%x\r\n%s\r\n%s" % (len(data), data, _END if end else b""))
         elif end:
             self.transport.write(_END)

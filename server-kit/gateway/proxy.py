@@ -19,7 +19,7 @@ import time
 from typing import Any, Protocol
 
 from codeassist.serverkit.gateway.config import CLASS_FLOOR, CLASSES
-from codeassist.serverkit.gateway.keys import KeyRecord, user_hash
+from codeassist.serverkit.gateway.keys import KeyRecord
 from codeassist.serverkit.gateway.queue import Rejected
 from codeassist.serverkit.gateway.replicas import Replica
 from codeassist.serverkit.gateway.state import GatewayState
@@ -34,14 +34,19 @@ class Responder(Protocol):
     """The client side of one request, as the proxy needs it."""
 
     gone: bool  # the client hung up
+    # What went out in the current response body (counted where the bytes are written, so that the relay's
+    # per-chunk path is one call): "data: " occurrences, and the last two pieces written.
+    events: int
+    prev: bytes
+    last: bytes
 
     def send_json(self, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = ...) -> None: ...
 
     def start_stream(self, status: int, content_type: bytes, first: bytes, end: bool) -> None:
-        """The response head and its first body bytes; ``end``: there are no more."""
+        """The response head and its first body bytes (which restart the counts); ``end``: there are no more."""
 
     def stream(self, data: bytes, end: bool) -> None:
-        """More body bytes (a relay sink); ``end`` closes the body."""
+        """More body bytes (the relay sink, counted); ``end`` closes the body."""
 
     def relaying(self, resp: UpstreamResponse | None) -> None:
         """The upstream response whose reading to pause while the client's buffer is full."""
@@ -55,7 +60,7 @@ def sse_error(message: str, code: int = 502) -> bytes:
     return b"data: " + json.dumps(error_body(message, "upstream_error", code)).encode() + b"\n\ndata: [DONE]\n\n"
 
 
-_JSON_HEADERS = {"content-type": "application/json"}
+_JSON_HEADERS = b"content-type: application/json\r\n"
 _USAGE = re.compile(rb'"usage"\s*:\s*\{[^{}]*"completion_tokens"\s*:\s*(\d+)')
 
 
@@ -69,28 +74,19 @@ def completion_tokens(events: int, last: bytes) -> int | None:
     return max(0, events - 1) if events else None
 
 
+def _with_priority(body: bytes, prio: int) -> bytes | None:
+    """The client's own JSON object with ``"priority"`` added before its closing brace: no re-encoding of the
+    prompt. Only for a non-empty UTF-8 object without that key (else None: the caller re-encodes)."""
+    end = body.rstrip()
+    if not end.endswith(b"}") or not body.lstrip().startswith(b"{"):
+        return None
+    return b'%s,"priority":%d}' % (end[:-1], prio)
+
+
 class _Refuse(Exception):
     def __init__(self, status: int, message: str, reason: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.reason, self.retry_after = status, message, reason, retry_after
-
-
-class _Tally:
-    """The relay sink: passes each piece on to the client and counts events, keeping the last two pieces."""
-
-    __slots__ = ("events", "last", "out", "prev")
-
-    def __init__(self, out: Responder, first: bytes) -> None:
-        self.out, self.events, self.prev, self.last = out, first.count(b"data: "), b"", first
-
-    def __call__(self, data: bytes, end: bool) -> None:
-        if data:
-            self.events += data.count(b"data: ")
-            self.prev, self.last = self.last, data
-        self.out.stream(data, end)
-
-    def tokens(self) -> int | None:
-        return completion_tokens(self.events, self.prev + self.last if self.prev else self.last)
 
 
 class CompletionProxy:
@@ -105,11 +101,11 @@ class CompletionProxy:
         audit: dict[str, Any] = {"class": self.default_class}
         try:
             rec = self._auth(headers)
-            uid = user_hash(st.cfg.pepper, rec.user) if rec else "anonymous"
+            uid = st.user_id(rec.user) if rec else "anonymous"
             audit.update(user=uid, key_id=rec.key_id if rec else None)
             if body is None:
                 raise _Refuse(413, f"request body over {st.cfg.max_body_bytes} bytes", "too_large")
-            req, cls, cost = self._prepare(body, headers, rec)
+            req, cls, cost, payload = self._prepare(body, headers, rec)
             audit.update(model=req.get("model"), prompt_tokens=cost - int(req.get("max_tokens") or 16))
             audit["class"] = cls
             wait = st.limiter.check(uid, cost, rec.requests_per_minute if rec else None,
@@ -120,7 +116,6 @@ class CompletionProxy:
             self._refuse(out, r, audit, t0)
             return
         st.users[uid].requests += 1
-        payload = json.dumps(req).encode()
         affinity = headers.get(b"x-affinity-key", b"").decode() or None
         affinity = f"{uid}|{affinity}" if affinity else f"{uid}|{str(req.get('prompt', ''))[:256]}"
         try:
@@ -147,7 +142,8 @@ class CompletionProxy:
         return rec
 
     def _prepare(self, body: bytes, headers: dict[bytes, bytes],
-                 rec: KeyRecord | None) -> tuple[dict[str, Any], str, int]:
+                 rec: KeyRecord | None) -> tuple[dict[str, Any], str, int, bytes]:
+        """The parsed body, its class, its cost in tokens, and the body to send upstream (with vLLM's priority)."""
         try:
             req = json.loads(body)
             if not isinstance(req, dict):
@@ -162,10 +158,14 @@ class CompletionProxy:
         cap = _RANK[rec.max_class] if rec else 0
         cls = CLASSES[max(_RANK[asked], cap)]  # a key cannot ask for more urgency than it is allowed
         floor = CLASS_FLOOR[cls]
-        req["priority"] = floor + min(max(client_prio - floor, 0), 4)  # vLLM: lower runs first
+        prio = floor + min(max(client_prio - floor, 0), 4)  # vLLM: lower runs first
+        payload = _with_priority(body, prio) if req and "priority" not in req else None
+        req["priority"] = prio
+        if payload is None:
+            payload = json.dumps(req).encode()
         prompt = req.get("prompt") or req.get("messages") or ""
         cost = len(prompt if isinstance(prompt, str) else json.dumps(prompt)) // 4 + max_tokens
-        return req, cls, cost
+        return req, cls, cost, payload
 
     def _refuse(self, out: Responder, r: _Refuse, audit: dict[str, Any], t0: float) -> None:
         st = self.state
@@ -204,9 +204,9 @@ class CompletionProxy:
             rep.outstanding += 1
             resp: UpstreamResponse | None = None
             try:
-                async with asyncio.timeout(max(0.001, deadline - time.perf_counter())):
-                    resp = await st.client.stream("POST", rep.url + self.path, payload, _JSON_HEADERS)
-                    first = await resp.next_chunk()
+                resp = await st.client.stream("POST", rep.url + self.path, payload, _JSON_HEADERS, first_body=True,
+                                              within=deadline - time.perf_counter())
+                first = await resp.next_chunk()  # already in: no wait
                 return rep, resp, first
             except TimeoutError:
                 rep.outstanding -= 1
@@ -238,7 +238,8 @@ class CompletionProxy:
             self._refuse(out, r, audit, t0)
             return
         audit["replica"] = rep.url
-        tally = _Tally(out, first)
+        tokens: int | None = None
+        started = False
         try:
             ttft = time.perf_counter() - t0
             audit["ttft_ms"] = round(ttft * 1000, 2)
@@ -249,11 +250,13 @@ class CompletionProxy:
             ended = resp.ended  # the whole body is in: it goes out with the head in one write
             out.start_stream(resp.status_code, resp.headers.get("content-type", "application/json").encode("latin-1"),
                              first, ended)
+            started = True
             if not ended:
                 out.relaying(resp)
                 try:
-                    await resp.relay(tally)
+                    await resp.relay(out.stream)
                 except (UpstreamError, TimeoutError) as exc:  # upstream died or went silent mid-stream
+                    tokens = completion_tokens(out.events, out.prev + out.last)  # before the error event
                     st.pool.failed(rep)
                     kind = "timeout" if isinstance(exc, TimeoutError) else "protocol"
                     st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, kind)
@@ -266,7 +269,9 @@ class CompletionProxy:
         finally:
             rep.outstanding -= 1
             resp.close()  # back to the pool when read to the end; otherwise closed, which aborts it in vLLM
-            audit["completion_tokens"] = tally.tokens()
+            if tokens is None and started:
+                tokens = completion_tokens(out.events, out.prev + out.last)
+            audit["completion_tokens"] = tokens
 
     def _finish(self, audit: dict[str, Any], t0: float) -> None:
         if audit.get("finished"):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from codeassist.serverkit.gateway.audit import AuditLog
 from codeassist.serverkit.gateway.config import CLASSES, GatewayConfig
-from codeassist.serverkit.gateway.keys import KeyStore
+from codeassist.serverkit.gateway.keys import KeyStore, user_hash
 from codeassist.serverkit.gateway.metrics import Registry, UpstreamMetrics
 from codeassist.serverkit.gateway.queue import Scheduler
 from codeassist.serverkit.gateway.ratelimit import RateLimiter
@@ -51,6 +51,7 @@ class GatewayState:
         self.client = upstream  # pooled keep-alive HTTP/1.1 (httptools), see upstream.py
         self.audit = AuditLog(cfg.audit_file, cfg.audit_max_bytes, cfg.audit_backups)
         self.users: dict[str, UserStats] = defaultdict(UserStats)
+        self._user_ids: dict[str, str] = {}
         self.registry = self._registry()
         self.upstream_metrics = UpstreamMetrics(self.client, cfg.upstream_roots, cfg.upstream_metrics_ttl_s)
 
@@ -72,6 +73,15 @@ class GatewayState:
         reg.gauge("codeassist_gateway_replica_up", "1 unless the replica is ejected",
                   lambda: [(f'{{replica="{r.url}"}}', int(r.available(self.pool.now()))) for r in self.pool.replicas])
         return reg
+
+    def user_id(self, user: str) -> str:
+        """The user's pseudonym for logs and /stats (an HMAC, so computed once per user)."""
+        uid = self._user_ids.get(user)
+        if uid is None:
+            if len(self._user_ids) > 100_000:
+                self._user_ids.clear()
+            uid = self._user_ids[user] = user_hash(self.cfg.pepper, user)
+        return uid
 
     def reject(self, reason: str, user: str | None = None) -> None:
         self.registry.inc("codeassist_gateway_rejections_total", reason)

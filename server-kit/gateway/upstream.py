@@ -71,6 +71,8 @@ class _Conn(asyncio.Protocol):
         self.timeout = 0.0
         self.last_rx = 0.0
         self.sink: Sink | None = None
+        self.want_body = False  # the waiter wants body bytes (or the end), not just the head: no wake before
+        self.deadline = 0.0  # loop time by which the first body bytes must be in (0: none), besides the silence
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,7 +102,8 @@ class _Conn(asyncio.Protocol):
         if self.buffered > _PAUSE_AT and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
+        if not self.want_body or self.body or self.complete:
+            self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -161,7 +164,8 @@ class _Conn(asyncio.Protocol):
         self.waiter = fut = loop.create_future()
         if self.timer is None:
             self.timeout = timeout
-            self.timer = loop.call_at(self.last_rx + timeout, self._check_silence)
+            due = self.last_rx + timeout
+            self.timer = loop.call_at(min(due, self.deadline) if self.deadline else due, self._check_silence)
         try:
             await fut
         finally:
@@ -172,6 +176,8 @@ class _Conn(asyncio.Protocol):
         due = self.last_rx + self.timeout
         if self.paused or self.held:  # reading is paused: that silence is not the upstream's
             due = loop.time() + self.timeout
+        if self.deadline:
+            due = min(due, self.deadline)
         if loop.time() < due:
             self.timer = loop.call_at(due, self._check_silence)
             return
@@ -333,13 +339,20 @@ class UpstreamClient:
         conn.reused = True
         idle.append(conn)
 
-    async def stream(self, method: str, url: str, body: bytes = b"",
-                     headers: dict[str, str] | None = None) -> UpstreamResponse:
-        """Send a request; returns once the response head is in. The caller must ``close()`` the response."""
+    async def stream(self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | bytes | None = None,
+                     first_body: bool = False, within: float | None = None) -> UpstreamResponse:
+        """Send a request; returns once the response head is in (with ``first_body``: and the first body bytes,
+        or the end, so that the caller wakes once rather than twice). The caller must ``close()`` the response.
+        ``headers`` may be given pre-encoded (``b"name: value\\r\\n"`` lines). ``within``: seconds for all
+        that once the request is sent, else TimeoutError (the connection is closed) — the same timer as the
+        silence timeout, so no extra timer per request."""
         if self._closed:
             raise UpstreamError("client closed")
         key, path, host = self._target(url)
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1") if headers else b""
+        if isinstance(headers, bytes):
+            extra = headers
+        else:
+            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1") if headers else b""
         head = b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s%s\r\n" % (
             method.encode(), path, host, len(body), self._extra, extra)
         while True:
@@ -353,10 +366,15 @@ class UpstreamClient:
                 conn.transport.write(head + body if len(body) < 65536 else head)
                 if len(body) >= 65536:
                     conn.transport.write(body)
-                while not conn.head_done:
+                conn.want_body = first_body
+                if within is not None:
+                    conn.deadline = conn.loop.time() + max(0.001, within)
+                while not conn.head_done or (first_body and not conn.body and not conn.complete):
                     if conn.error is not None:
                         raise conn.error
                     await conn.wait(self.read_timeout_s)
+                conn.want_body = False
+                conn.deadline = 0.0
             except UpstreamError:
                 conn.close()
                 if not fresh and not conn.got_bytes:

@@ -46,6 +46,8 @@ if [ "$WHEELS_INSTALLED" = 1 ]; then
   ln -s "$ROOT/server-kit" "$STATE/shim/codeassist/serverkit"
   export PYTHONPATH="$STATE/shim${PYTHONPATH:+:$PYTHONPATH}"
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+  # The offline bundle leaves flashinfer out; vLLM 0.26 imports it for top-k/top-p sampling unless told not to.
+  "$PY" -c 'import flashinfer' 2>/dev/null || export VLLM_USE_FLASHINFER_SAMPLER=0
   "$PY" -c 'import vllm, starlette, uvicorn, httpx; print("vllm", vllm.__version__)'
 else
   python3 -m venv .venv-gpu && . .venv-gpu/bin/activate

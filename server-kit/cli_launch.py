@@ -27,6 +27,8 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speculative", choices=["auto", "on", "off"], default="auto",
                    help="n-gram speculative decoding (auto: on below --spec-max-qps)")
     p.add_argument("--spec-max-qps", type=float, default=8.0)
+    p.add_argument("--fp8", choices=["auto", "on", "off"], default="auto",
+                   help="FP8 weights (auto: on for Hopper/Blackwell cards)")
     p.add_argument("--gateway-port", type=int, default=8080)
     p.add_argument("--write-systemd", type=Path, metavar="DIR")
     p.add_argument("--write-compose", type=Path, metavar="FILE")
@@ -50,7 +52,7 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
     expected = plan(PlanInputs(developers=args.developers))["peak_rps"]
     spec = {"auto": None, "on": True, "off": False}[args.speculative]
     lp = plan_launch(gpus, gateway_port=args.gateway_port, expected_qps=expected, spec_max_qps=args.spec_max_qps,
-                     speculative=spec, model=args.model)
+                     speculative=spec, model=args.model, fp8={"auto": None, "on": True, "off": False}[args.fp8])
     wrote = []
     if args.write_systemd:
         wrote += write_systemd(lp, args.write_systemd, args.domain)

@@ -30,7 +30,7 @@ def fake_smi(tmp_path, monkeypatch, rows: list[str]) -> None:
     (["NVIDIA A100-SXM4-40GB, 40960", "NVIDIA A100-SXM4-40GB, 40960"], "Qwen/Qwen2.5-Coder-32B",
      ["--tensor-parallel-size 2", "CUDA_VISIBLE_DEVICES=0,1 "], []),
     (["NVIDIA H200, 143771"] * 4, "Qwen/Qwen2.5-Coder-32B",
-     ["--port 8003", "--upstream http://127.0.0.1:8003/v1", "--max-inflight 512"], ["--quantization"]),
+     ["--port 8003", "--upstream http://127.0.0.1:8003/v1", "--max-inflight 512", "--quantization fp8"], []),
 ])
 def test_launch_dry_run_for_gpu_types(tmp_path, monkeypatch, capsys, rows, model, expect, absent):
     fake_smi(tmp_path, monkeypatch, rows)
@@ -115,3 +115,15 @@ def test_plan_reproduces_32_req_s_for_100_developers(capsys):
     assert next(o for o in out["options"] if o["model"] == "Qwen2.5-Coder-7B" and o["gpu"] == "H100")["gpus"] == 4
     assert main(["plan", "--developers", "100"]) == 0
     assert "p99 minute 31.6 req/s" in capsys.readouterr().out
+
+
+def test_fp8_is_chosen_for_hopper_cards_and_can_be_turned_off(tmp_path, monkeypatch, capsys) -> None:
+    fake_smi(tmp_path, monkeypatch, ["NVIDIA H200, 143771"])
+    assert main(["launch", "--dry-run", "--developers", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "--quantization fp8" in out and "868 → 635 ms" in out
+    assert main(["launch", "--dry-run", "--developers", "100", "--fp8", "off"]) == 0
+    assert "--quantization" not in capsys.readouterr().out
+    fake_smi(tmp_path, monkeypatch, ["NVIDIA A100-SXM4-80GB, 81920"])  # no FP8 tensor cores: the table decides
+    assert main(["launch", "--dry-run", "--developers", "100", "--fp8", "on"]) == 0
+    assert "--quantization fp8" in capsys.readouterr().out

@@ -16,7 +16,8 @@ The delay follows the user's rhythm and the server's latency (Tabby's idea, simp
   rhythms is much more often just a slow keystroke than a pause, and a request fired then is cancelled by the
   next key: there the wait grows to ``patient_factor`` gaps. The odds come from the session's own keystrokes
   (was the gap after a request at this kind of character a pause?), starting from priors that keep the plain
-  behaviour until the data says otherwise.
+  behaviour until the data says otherwise. Where a long gap is almost surely a pause (a line start, for most
+  people) it fires after ``sure_factor`` gaps instead: a wait there only delays the suggestion.
 
 :meth:`Debouncer.pause_delay_ms` gives the figure the ≤ 50 ms-at-a-pause target is about: how long after
 the pause became detectable (last key + one rhythm gap) — or after the request came in, if later — a
@@ -40,6 +41,7 @@ BOUNDARY_CHARS = frozenset(" \t\n.,;:()[]{}=<>+-*/'\"")
 PAUSE_GAPS = 2.5  # a gap this many rhythms long was a pause (what the class odds learn from)
 TYPING_TAIL = 0.17  # share of plain typing gaps longer than ~1.4 rhythms (log-normal gaps, sigma ~0.35)
 MIN_PAUSE_ODDS = 0.65  # below this chance that a long-ish gap is a real pause, wait ``patient_factor`` gaps
+SURE_PAUSE_ODDS = 0.95  # above it, ``sure_factor`` gaps
 PRIOR_N = 6.0  # weight of the prior pause rate, in keystrokes
 PRIOR_BOUNDARY, PRIOR_WORD = 0.5, 0.3  # prior pause rates: both fire as before until data says otherwise
 
@@ -75,6 +77,7 @@ class Debouncer:
         latency_cap_ms: float = 150.0,
         fixed_ms: float | None = None,
         patient_factor: float = 2.2,
+        sure_factor: float = 1.1,
     ) -> None:
         if min_ms < 0 or max_ms < min_ms:
             raise ValueError(f"debounce bounds must satisfy 0 <= min <= max, got {min_ms}..{max_ms}")
@@ -85,7 +88,7 @@ class Debouncer:
         self.rhythm_factor, self.boundary_factor = rhythm_factor, boundary_factor
         self.latency_factor, self.latency_cap_ms = latency_factor, latency_cap_ms
         self.fixed_ms = fixed_ms
-        self.patient_factor = patient_factor
+        self.patient_factor, self.sure_factor = patient_factor, sure_factor
         self._docs: dict[str, _Rhythm] = {}
         self._pauses: dict[str, list[float]] = {}  # class -> [pauses seen, requests seen] (the session's habit)
 
@@ -142,8 +145,11 @@ class Debouncer:
         cls = char_class(char_before)
         r.asked = cls
         factor = self.boundary_factor if boundary else self.rhythm_factor
-        if self.pause_odds(cls) < MIN_PAUSE_ODDS:
+        odds = self.pause_odds(cls)
+        if odds < MIN_PAUSE_ODDS:
             factor = max(factor, self.patient_factor)
+        elif odds >= SURE_PAUSE_ODDS:
+            factor = min(factor, self.sure_factor)
         since = (self.clock() - r.last) * 1000 if r.last is not None else 0.0
         base = max(0.0, factor * r.gap_ms - since)
         lat = self.latency.p50

@@ -48,9 +48,9 @@ JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this
 PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet...
 PREFETCH_QUIET_RHYTHM = 2.5  # ...and quiet for this many of the user's inter-key gaps (a pause)
 SHOWN_REMEMBERED = 512
-TRUST_AFTER_ACCEPT_S = 10.0  # a speculation goes on its own (at a pause) this long after an accept...
-TRUST_TYPED = 2  # ...or once the user has typed this many characters of the shown completion; else it waits
-# for the accept itself: most shown completions are not taken, and a blind speculation was a wasted request
+TRUST_TYPED = 2  # a speculation goes on its own (at a pause) once the user has typed this many characters of
+# the shown completion; else it waits for the accept itself: a few % of shown completions are taken whole (the
+# hypothesis it bets on), so a blind speculation was nearly always a wasted request
 IDLE_PARSE_MIN_MS = 80.0  # the context engine re-parses a document once it is this quiet...
 IDLE_PARSE_RHYTHM = 1.5  # ...and quiet for this many of the user's inter-key gaps (builds meanwhile use the
 # last tree shifted by the edits: a parse holds the GIL, so it belongs in a pause, not before a request)
@@ -99,7 +99,6 @@ class CompletionEngine:
         self._eager: dict[str, asyncio.Event] = {}  # set: the document's speculation may go at a pause
         self._shown_uri: dict[str, str] = {}  # completion id -> document, for accepts
         self._idle_parse: dict[str, asyncio.TimerHandle] = {}  # per document: the re-parse armed for a pause
-        self._accepted_at: dict[str, float] = {}  # per document: the last accept (full or partial)
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -162,7 +161,6 @@ class CompletionEngine:
     def on_close(self, uri: str) -> None:
         if (handle := self._idle_parse.pop(uri, None)) is not None:
             handle.cancel()
-        self._accepted_at.pop(uri, None)
         if (task := self._inflight.pop(uri, None)) is not None:
             task.cancel()
         self._drop_upstream(uri)
@@ -179,8 +177,6 @@ class CompletionEngine:
         """Count the accept; a full accept makes the document's speculation (that very hypothesis) go now."""
         kind = self.stats.record_accept(completion_id, chars)
         uri = self._shown_uri.pop(completion_id, None) if completion_id else None
-        if uri is not None:
-            self._accepted_at[uri] = time.monotonic()
         if kind == "accepted" and uri is not None:
             self._hurry(uri)
         elif uri is not None:
@@ -237,9 +233,8 @@ class CompletionEngine:
         return result
 
     def _trusted(self, uri: str, result: CompletionResult) -> bool:
-        """Evidence that the user takes this document's completions: a recent accept, or typing through this one."""
-        at = self._accepted_at.get(uri)
-        return result.typed >= TRUST_TYPED or (at is not None and time.monotonic() - at < TRUST_AFTER_ACCEPT_S)
+        """Evidence that the user is taking this completion: typing through it."""
+        return result.typed >= TRUST_TYPED
 
     async def _obtain(self, doc: Document, offset: int, priority: str) -> CompletionResult:
         """Join the request on the wire when it can answer this position, else debounce and send one.

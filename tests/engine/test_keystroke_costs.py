@@ -84,12 +84,13 @@ def test_debounce_learns_where_this_user_pauses() -> None:
         key(100)
     assert deb.delay_ms("u", " ") == pytest.approx(140) and deb.delay_ms("u", "a") == pytest.approx(150)
     for i in range(40):  # after "(" this user pauses half the time; after a space or mid-word, rarely
-        for ch, pause in (("(", i % 2 == 0), (" ", i % 7 == 0), ("a", False)):
+        for ch, pause in (("(", i % 2 == 0), (" ", i % 7 == 0), ("a", False), ("\n", True)):
             deb.delay_ms("u", ch)
             key(1200 if pause else 100)
     assert deb.rhythm_ms("u") == pytest.approx(100)
     assert deb.delay_ms("u", "(") == pytest.approx(140)  # a long gap there is likely a pause: fire as before
     assert deb.delay_ms("u", " ") == pytest.approx(220)  # likely a slow key: wait longer before a request
     assert deb.delay_ms("u", "a") == pytest.approx(220)
+    assert deb.delay_ms("u", "\n") == pytest.approx(110)  # always a pause there: no reason to wait
     t[0] += 0.1
     assert deb.delay_ms("u", " ") == pytest.approx(120)  # time since the last key still counts

@@ -11,6 +11,7 @@ import pytest
 from codeassist.client import auth, doctor
 from codeassist.client.config import Config
 from codeassist.client.endpoints import FallbackTransport, resolve_endpoints
+from codeassist.client.latency import percentile
 from codeassist.client.transport.base import CompletionParams, TransportError
 from keyring.backend import KeyringBackend
 
@@ -93,7 +94,7 @@ def test_clock_skew_verdicts(offset_s: float, ok: bool, warn: bool) -> None:
 
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 11)]
-    assert doctor.percentile(values, 50) == 5.0 and doctor.percentile(values, 99) == 10.0
+    assert percentile(values, 50) == 5.0 and percentile(values, 99) == 10.0
 
 
 def test_resolve_endpoints_order_and_names() -> None:

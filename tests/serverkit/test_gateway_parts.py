@@ -154,3 +154,27 @@ def test_metrics_render_and_gpu_parse():
     assert 'codeassist_gpu_memory_total_mib{gpu="0",name="NVIDIA L4"} 23034' in lines
     assert not any("power" in ln and 'gpu="0"' in ln for ln in lines)
     assert 'codeassist_gpu_power_watts{gpu="1",name="NVIDIA L4"} 70.1' in lines
+
+
+@pytest.mark.parametrize("pepper", [b"", b"short", b"p" * 64, b"long" * 40])
+def test_peppered_hmac_equals_hmac_sha256(pepper):
+    import hashlib
+    import hmac
+
+    from codeassist.serverkit.gateway.keys import PepperedHmac
+
+    mac = PepperedHmac(pepper)
+    for msg in (b"", b"secret", b"x" * 200):
+        assert mac.hexdigest(msg) == hmac.new(pepper, msg, hashlib.sha256).hexdigest()
+    assert mac.hexdigest(b"a") != mac.hexdigest(b"b")  # the pads are copied, not consumed
+
+
+def test_priority_is_spliced_into_the_clients_json_or_reencoded():
+    import json
+
+    from codeassist.serverkit.gateway.proxy import _with_priority
+
+    spliced = _with_priority(b'{"prompt": "}{\\"priority\\"", "n": 1}  \n', 7)
+    assert json.loads(spliced) == {"prompt": '}{"priority"', "n": 1, "priority": 7}
+    assert _with_priority(b"\xef\xbb\xbf{}", 0) is None  # BOM: left to json.dumps
+    assert _with_priority(b"[1]", 0) is None

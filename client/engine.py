@@ -99,6 +99,7 @@ class CompletionEngine:
         self._eager: dict[str, asyncio.Event] = {}  # set: the document's speculation may go at a pause
         self._shown_uri: dict[str, str] = {}  # completion id -> document, for accepts
         self._idle_parse: dict[str, asyncio.TimerHandle] = {}  # per document: the re-parse armed for a pause
+        self._partly_taken: set[str] = set()  # documents whose shown completion was accepted only in part
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -161,6 +162,7 @@ class CompletionEngine:
     def on_close(self, uri: str) -> None:
         if (handle := self._idle_parse.pop(uri, None)) is not None:
             handle.cancel()
+        self._partly_taken.discard(uri)
         if (task := self._inflight.pop(uri, None)) is not None:
             task.cancel()
         self._drop_upstream(uri)
@@ -181,6 +183,7 @@ class CompletionEngine:
             self._hurry(uri)
         elif uri is not None:
             self._shown_uri[completion_id or ""] = uri  # more of it may be accepted later
+            self._partly_taken.add(uri)
         return kind
 
     def _hurry(self, uri: str) -> None:
@@ -224,6 +227,8 @@ class CompletionEngine:
             self._shown_uri[result.id] = doc.uri
             while len(self._shown_uri) > SHOWN_REMEMBERED:
                 self._shown_uri.pop(next(iter(self._shown_uri)))
+            if result.source == "model":
+                self._partly_taken.discard(doc.uri)  # a new suggestion
             if self.smart:
                 self._speculate(doc, offset, result.text, eager=self._trusted(doc.uri, result))
         elif result.error:
@@ -233,8 +238,9 @@ class CompletionEngine:
         return result
 
     def _trusted(self, uri: str, result: CompletionResult) -> bool:
-        """Evidence that the user is taking this completion: typing through it."""
-        return result.typed >= TRUST_TYPED
+        """Evidence that the user is taking this completion: typing through it. Not an accept of part of it:
+        whoever takes a word or a line rather than the whole has seen that the rest does not fit."""
+        return result.typed >= TRUST_TYPED and uri not in self._partly_taken
 
     async def _obtain(self, doc: Document, offset: int, priority: str) -> CompletionResult:
         """Join the request on the wire when it can answer this position, else debounce and send one.

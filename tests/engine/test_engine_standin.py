@@ -309,6 +309,24 @@ async def test_untaken_suggestion_speculates_only_once_typed_through(engine, sta
     assert standin.stats.requests[1]["prompt"].endswith("greeting = hello world")
 
 
+async def test_no_speculation_on_the_rest_of_a_partly_accepted_completion(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    shown = await engine.complete(doc, off)
+    assert shown.text == "hello world"
+    doc.apply(off, off, "hello")  # accept-word: the editor inserts "hello" and reports 5 characters taken
+    engine.on_change(doc)
+    assert engine.accept(shown.id, 5) == "partial"
+    off += 5
+    rest = await engine.complete(doc, off)
+    assert (rest.text, rest.typed, rest.source) == (" world", 5, "cache")
+    await asyncio.sleep(0.4)  # a pause: still no bet on " world" being taken as well
+    assert len(standin.stats.requests) == 1
+    assert engine.accept(rest.id, None) == "accepted"  # ...until it is
+    await until(lambda: len(standin.stats.requests) == 2)
+    assert standin.stats.headers[1]["x-priority"] == "prefetch"
+
+
 async def test_speculation_waits_for_a_pause_before_building(standin) -> None:
     now = [1000.0]
     cfg = Config(server_url=standin.base_url, debounce_min_ms=0, debounce_max_ms=0, family="plain")

@@ -174,7 +174,8 @@ class Connection(asyncio.Protocol):
             self._enqueue(req)
             return
         expect = fields.get(b"expect")
-        if expect is not None and expect.lower() == b"100-continue":
+        if expect is not None and expect.lower() == b"100-continue" and self.serving is None and not self.waiting:
+            # (not in the middle of another response: a pipelining client then sends the body after its wait)
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 

@@ -168,3 +168,25 @@ async def test_relay_hands_chunks_over_and_pauses_while_the_client_is_full():
     assert [e for _, _, e in got].count(True) == 1 and got[-1][2]
     assert got[2][0] - got[1][0] > 0.25  # nothing came while paused
     assert len(got) >= 6  # not one blob at the end: chunks were handed over as they came
+
+
+async def test_a_full_client_buffer_pauses_the_upstream_it_relays():
+    class Upstream:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def pause(self) -> None:
+            self.calls.append("pause")
+
+        def resume(self) -> None:
+            self.calls.append("resume")
+
+    conn = http1.Connection(http1.Routes({}, 1000, None))
+    up, later = Upstream(), Upstream()
+    conn.relaying(up)
+    conn.pause_writing()  # the client's socket buffer is full
+    conn.resume_writing()
+    conn.pause_writing()
+    conn.relaying(None)
+    conn.relaying(later)  # a relay that starts while the client is still full starts paused
+    assert up.calls == ["pause", "resume", "pause"] and later.calls == ["pause"]

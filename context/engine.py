@@ -202,7 +202,7 @@ class ContextEngine:
                 prompt = template.render(block + prefix, window.suffix)
             else:
                 prompt = block + prefix
-            tokens = c.count(prompt)
+            tokens = c.count_text(prompt)
             if tokens <= budget:
                 break
             over = tokens - budget

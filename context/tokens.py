@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,6 +30,11 @@ CL100K_PATTERN = (
 
 MEMO_ENTRIES = 50_000
 MEMO_MAX_CHARS = 2_000
+# After a newline whose next line holds a non-blank character, cl100k's pre-tokenizer always ends a chunk (its
+# newline rules end at the last newline of a whitespace run; nothing else spans one), and BPE never merges across
+# chunks: the count of a text is the sum of the counts of the pieces cut there. Python's ``\s`` covers at least
+# the Unicode White_Space the tokenizer's regex uses, so a doubtful place is never cut.
+_CHUNK_END = re.compile(r"\n(?=[^\S\r\n]*[^\s])")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class TokenCounter:
     exact: bool
     _count: Callable[[str], int]
     _memo: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    lines_add_up: bool = False  # pieces cut by ``_CHUNK_END`` count exactly the whole (cl100k)
 
     def count(self, text: str) -> int:
         return self._count(text) if text else 0
@@ -52,6 +59,18 @@ class TokenCounter:
                 memo.clear()
             n = memo[text] = self.count(text)
         return n
+
+    def count_text(self, text: str, whole_below: int = MEMO_MAX_CHARS) -> int:
+        """``count`` of a long text (a whole prompt), summed over memoised line pieces where that is exact:
+        from one keystroke to the next most lines of a prompt are the same, so only the edited one is encoded."""
+        if not self.lines_add_up or len(text) <= whole_below:
+            return self.count(text)
+        total = start = 0
+        for m in _CHUNK_END.finditer(text):
+            end = m.end()
+            total += self.count_piece(text[start:end])
+            start = end
+        return total + self.count_piece(text[start:])
 
 
 def chars4_counter() -> TokenCounter:
@@ -83,7 +102,7 @@ def _tiktoken_cl100k(path: Path) -> TokenCounter:
     ranks = load_tiktoken_bpe(str(path), expected_hash=CL100K_SHA256)
     enc = tiktoken.Encoding(name="cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks, special_tokens={})
     # Sentinels like <|fim_prefix|> are counted as ordinary text: an upper bound on their real cost.
-    return TokenCounter("tiktoken:cl100k_base", True, lambda s: len(enc.encode_ordinary(s)))
+    return TokenCounter("tiktoken:cl100k_base", True, lambda s: len(enc.encode_ordinary(s)), lines_add_up=True)
 
 
 @cache

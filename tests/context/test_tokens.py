@@ -7,6 +7,8 @@ import pytest
 from codeassist.context import tokens
 from codeassist.context.engine import ContextEngine
 from codeassist.context.templates import template_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_shipped_cl100k_is_exact_and_offline() -> None:
@@ -44,3 +46,21 @@ def test_fallback_is_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Lo
         assert parts.token_counter == "chars/4" and parts.tokens <= 2048
     finally:
         tokens.default_counter.cache_clear()
+
+
+_PIECES = ["\n", " ", "\t", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u3000", "\xa0", "a", "é", "😀",
+           ":", "(", "'s", "1", "\n\n", "  \n", "    return x", "def f():", "<|fim_prefix|>"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(parts=st.lists(st.sampled_from(_PIECES), max_size=400), tail=st.text(max_size=50))
+def test_prompt_count_from_line_pieces_is_exact(parts: list[str], tail: str) -> None:
+    path = tokens.find_cl100k_file()
+    assert path is not None
+    counter = _CL100K.setdefault("c", tokens._tiktoken_cl100k(path))
+    text = "".join(parts) + tail
+    assert counter.count_text(text, whole_below=0) == counter.count(text)  # cut into line pieces, however short
+    assert counter.count_text(text) == counter.count(text)
+
+
+_CL100K: dict[str, tokens.TokenCounter] = {}

@@ -35,6 +35,8 @@ __all__ = ["Connection", "Request", "Routes"]
 log = logging.getLogger("codeassist.gateway")
 
 MAX_HEAD_BYTES = 64 * 1024      # request line + headers
+MAX_HEADERS = 100               # header lines per request
+HEAD_SLACK = 16 * 1024          # raw bytes counted in a head may include the end of pipelined requests before it
 MAX_WAITING = 8                 # pipelined requests parsed ahead before reading pauses
 MAX_DISCARD = 16 << 20          # body bytes of a refused (413) request read and dropped before closing
 LINGER_S = 5.0                  # ... and for at most this long
@@ -92,7 +94,12 @@ class Connection(asyncio.Protocol):
         self.events = 0                              # the current streamed body: "data: " count, last two pieces
         self.prev = self.last = b""
         self.disconnected: asyncio.Future[None] | None = None  # for the ASGI bridge's receive()
-        self.head_bytes = 0
+        self.head_bytes = 0                          # url + headers of the request being parsed (as parsed)
+        self.head_count = 0
+        self.in_head = False                         # between message begin and headers complete
+        self.head_raw = 0                            # raw bytes received while in the head (httptools buffers an
+        self.fed_body = 0                            # unfinished header itself); body bytes of the current read
+        self.too_large = False
         self.discarded = 0
         self.idle: asyncio.TimerHandle | None = None  # one per connection, re-armed from idle_since when it fires
         self.idle_since = 0.0
@@ -107,12 +114,23 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return  # answered and closing (after a 400/413): the rest is not read
+        self.fed_body = 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._bad(400, "protocol upgrades are not supported")
+            return
         except httptools.HttpParserError as exc:
-            self._bad(431 if self.head_bytes > MAX_HEAD_BYTES else 400, f"malformed request: {exc}")
+            self._bad(431 if self.too_large else 400, f"malformed request: {exc}")
+            return
+        if self.in_head:
+            # Still in a head after this read: httptools holds an unfinished header line itself and reports it
+            # only at its end, so the raw bytes are counted here (less the body bytes of earlier requests that
+            # came in the same read) and the connection is refused before that buffer grows.
+            self.head_raw += len(data) - self.fed_body
+            if self.head_raw > MAX_HEAD_BYTES + HEAD_SLACK:
+                self.too_large = True
+                self._bad(431, "request head too large")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
@@ -139,7 +157,8 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.parsing = Request()
-        self.head_bytes = 0
+        self.head_bytes = self.head_count = self.head_raw = 0
+        self.in_head = True
 
     def on_url(self, url: bytes) -> None:
         req = self.parsing
@@ -147,17 +166,22 @@ class Connection(asyncio.Protocol):
         req.url += url
         self.head_bytes += len(url)
         if self.head_bytes > MAX_HEAD_BYTES:
+            self.too_large = True
             raise httptools.HttpParserError("request head too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self.parsing
         assert req is not None
         req.headers.append((name.lower(), value))
-        self.head_bytes += len(name) + len(value)
-        if self.head_bytes > MAX_HEAD_BYTES:
+        self.head_bytes += len(name) + len(value) + 4
+        self.head_count += 1
+        if self.head_bytes > MAX_HEAD_BYTES or self.head_count > MAX_HEADERS:
+            self.too_large = True
             raise httptools.HttpParserError("request head too large")
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_raw = 0
         req = self.parsing
         assert req is not None
         p = self.parser
@@ -180,6 +204,7 @@ class Connection(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
+        self.fed_body += len(body)
         req = self.parsing
         if req is None:
             return
@@ -294,12 +319,23 @@ class Connection(asyncio.Protocol):
         self.parsing = None
         if self.serving is None and not self.waiting:
             self.send_json(status, error_body(message, "bad_request", status), keep_alive=False)
-            if self.transport is not None:
-                self.transport.close()
+            self._linger()
         else:
             last = self.waiting[-1] if self.waiting else self.serving
             assert last is not None
             last.keep_alive = False  # what was parsed before is still answered; then close
+
+    def _linger(self) -> None:
+        """Close after an early answer without losing it to a reset: our side is shut down at once, what the
+        client still sends is read and dropped (``closing``) until it closes too, for at most LINGER_S."""
+        t = self.transport
+        if t is None or self.gone:
+            return
+        if t.can_write_eof():
+            t.write_eof()
+            self.loop.call_later(LINGER_S, t.close)
+        else:
+            t.close()
 
     # -- responses (the Responder interface) ---------------------------------------------------
     def _head(self, status: int, fields: bytes, keep_alive: bool) -> bytes:

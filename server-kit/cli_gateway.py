@@ -104,6 +104,7 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
         max_inflight=args.max_inflight, max_queue=args.max_queue, max_queue_per_user=args.max_queue_per_user,
         queue_timeout_s=args.queue_timeout, requests_per_minute=args.rpm, request_burst=args.burst,
         tokens_per_minute=args.tpm, max_body_bytes=args.max_body_bytes,
+        request_timeout_s=args.request_timeout, max_connections=args.max_connections,
         first_token_timeout_s=args.first_token_timeout, read_timeout_s=args.read_timeout,
         audit_file=args.audit_log, audit_max_bytes=args.audit_max_bytes,
     )
@@ -149,6 +150,11 @@ def _gateway_args(g: argparse.ArgumentParser) -> None:
     g.add_argument("--burst", type=float, default=60.0, help="request bucket size per user")
     g.add_argument("--tpm", type=float, default=1_000_000.0, help="prompt+completion tokens per minute per user")
     g.add_argument("--max-body-bytes", type=int, default=256 * 1024)
+    g.add_argument("--request-timeout", type=float, default=15.0,
+                   help="seconds for a client to send a request head and body (slow senders get 408)")
+    g.add_argument("--max-connections", type=int, default=4096,
+                   help="open client connections; at the cap the oldest idle one is closed (the open-files "
+                        "limit is raised to its hard limit, and this lowered to fit)")
     g.add_argument("--first-token-timeout", type=float, default=30.0)
     g.add_argument("--read-timeout", type=float, default=60.0)
     g.add_argument("--audit-log", type=Path, default=default_state_dir() / "audit.jsonl")

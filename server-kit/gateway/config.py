@@ -29,6 +29,8 @@ class GatewayConfig:
     tokens_per_minute: float = 1_000_000.0
     # Limits and timeouts.
     max_body_bytes: int = 256 * 1024
+    request_timeout_s: float = 15.0        # a request head + body not in this long after it began -> 408, closed
+    max_connections: int = 4096            # open client connections (at the cap the oldest idle one is closed)
     connect_timeout_s: float = 2.0
     first_token_timeout_s: float = 30.0    # no status + first chunk by then -> 504
     read_timeout_s: float = 60.0           # silence mid-stream -> SSE error event

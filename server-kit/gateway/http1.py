@@ -41,6 +41,8 @@ MAX_WAITING = 8                 # pipelined requests parsed ahead before reading
 MAX_DISCARD = 16 << 20          # body bytes of a refused (413) request read and dropped before closing
 LINGER_S = 5.0                  # ... and for at most this long
 KEEP_ALIVE_S = 75.0             # idle keep-alive connections are closed after this
+REQUEST_TIMEOUT_S = 15.0        # a request head and body must be in this long after they began (else 408)
+MAX_CONNECTIONS = 4096          # open client connections; at the cap the oldest idle one is closed for a new one
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _SSE = (b"content-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\n")
 _END = b"0\r\n\r\n"
@@ -68,9 +70,11 @@ class Routes:
     """What the connections serve: the completion proxies by path, everything else via ``other``."""
 
     def __init__(self, hot: dict[str, CompletionProxy], max_body_bytes: int,
-                 other: Callable[[Connection, Request, bytes], Coroutine[Any, Any, None]]) -> None:
+                 other: Callable[[Connection, Request, bytes], Coroutine[Any, Any, None]],
+                 request_timeout_s: float = REQUEST_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
         self.hot, self.max_body_bytes, self.other = hot, max_body_bytes, other
-        self.connections: set[Connection] = set()
+        self.request_timeout_s, self.max_connections = request_timeout_s, max_connections
+        self.connections: dict[Connection, None] = {}  # in the order they were opened
 
 
 class Connection(asyncio.Protocol):
@@ -101,15 +105,33 @@ class Connection(asyncio.Protocol):
         self.fed_body = 0                            # unfinished header itself); body bytes of the current read
         self.too_large = False
         self.discarded = 0
-        self.idle: asyncio.TimerHandle | None = None  # one per connection, re-armed from idle_since when it fires
+        self.idle: asyncio.TimerHandle | None = None  # one per connection, re-armed when it fires
         self.idle_since = 0.0
+        self.head_since = 0.0                        # when the request being parsed began (or the connection)
+        self.fresh = True                            # no request begun yet on this connection
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.routes.connections.add(self)
-        self.idle_since = self.loop.time()
-        self.idle = self.loop.call_at(self.idle_since + KEEP_ALIVE_S, self._idle_timeout)
+        conns = self.routes.connections
+        if len(conns) >= self.routes.max_connections:
+            oldest = next((c for c in conns if c.is_idle()), None)
+            if oldest is None:  # all busy: this one is refused
+                self.gone = True
+                transport.write(self._head(503, b"content-length: 0\r\nretry-after: 1\r\n", False))  # type: ignore[attr-defined]
+                transport.close()
+                return
+            oldest.gone = True
+            conns.pop(oldest, None)
+            if oldest.transport is not None:
+                oldest.transport.close()
+        conns[self] = None
+        self.idle_since = self.head_since = now = self.loop.time()
+        self.idle = self.loop.call_at(now + min(KEEP_ALIVE_S, self.routes.request_timeout_s), self._idle_timeout)
+
+    def is_idle(self) -> bool:
+        """Nothing in progress: no request being received, waiting or served."""
+        return self.parsing is None and self.serving is None and not self.waiting and not self.gone
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -134,7 +156,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
-        self.routes.connections.discard(self)
+        self.routes.connections.pop(self, None)
         self.waiting.clear()
         if self.idle is not None:
             self.idle.cancel()
@@ -159,6 +181,8 @@ class Connection(asyncio.Protocol):
         self.parsing = Request()
         self.head_bytes = self.head_count = self.head_raw = 0
         self.in_head = True
+        self.fresh = False
+        self.head_since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         req = self.parsing
@@ -300,18 +324,31 @@ class Connection(asyncio.Protocol):
         self.idle_since = self.loop.time()
 
     def _idle_timeout(self) -> None:
-        """Closes a connection idle for KEEP_ALIVE_S; cheaper than a timer per request (one re-arm per period)."""
+        """Closes a connection idle for KEEP_ALIVE_S, or whose request head or body is not in
+        ``request_timeout_s`` after it began (slow senders); one timer per connection, re-armed each period
+        rather than per request, so a stall is noticed between one and two periods after that."""
         if self.gone or self.transport is None:
             self.idle = None
             return
         now = self.loop.time()
-        busy = self.serving is not None or bool(self.waiting)  # a request head or body stalled that long: closed
-        if busy or now < self.idle_since + KEEP_ALIVE_S:
-            self.idle = self.loop.call_at(now + KEEP_ALIVE_S if busy else self.idle_since + KEEP_ALIVE_S,
-                                          self._idle_timeout)
+        period = min(KEEP_ALIVE_S, self.routes.request_timeout_s)
+        receiving = self.parsing is not None or (self.fresh and self.serving is None)
+        if receiving and not self.reading_paused and not self.closing \
+                and now >= self.head_since + self.routes.request_timeout_s:
+            self.idle = None
+            if self.fresh:  # connected and sent nothing
+                self.transport.close()
+            else:
+                self._bad(408, "request not received in time")
             return
-        self.idle = None
-        self.transport.close()
+        if not receiving and self.serving is None and not self.waiting and now >= self.idle_since + KEEP_ALIVE_S:
+            self.idle = None
+            if self.writing_paused:
+                self.transport.abort()  # a client that does not read its responses: not waited for
+            else:
+                self.transport.close()
+            return
+        self.idle = self.loop.call_at(now + period, self._idle_timeout)
 
     def _bad(self, status: int, message: str) -> None:
         """A request that cannot be parsed: answered once nothing is in progress, then the connection closes."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import resource
 import signal
 import ssl
 import threading
@@ -22,7 +24,7 @@ from codeassist.serverkit.gateway.proxy import CompletionProxy
 from codeassist.serverkit.gateway.state import GatewayState
 from codeassist.serverkit.gateway.upstream import UpstreamClient
 
-__all__ = ["Gateway", "GatewayServer", "serve", "tls_context"]
+__all__ = ["Gateway", "GatewayServer", "raise_nofile_limit", "serve", "tls_context"]
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -37,7 +39,7 @@ class Gateway:
         self.app = create_app(self.state)
         hot = {"/v1/completions": CompletionProxy(self.state, "interactive", "/completions"),
                "/v1/chat/completions": CompletionProxy(self.state, "chat", "/chat/completions")}
-        self.routes = Routes(hot, cfg.max_body_bytes, self._other)
+        self.routes = Routes(hot, cfg.max_body_bytes, self._other, cfg.request_timeout_s, cfg.max_connections)
         self.server: asyncio.Server | None = None
 
     async def _other(self, conn: Connection, req: Request, body: bytes) -> None:
@@ -67,8 +69,29 @@ class Gateway:
         await self.state.aclose()
 
 
+def raise_nofile_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (each client connection is one); returns the soft
+    limit in force afterwards."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 1024
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
 def serve(cfg: GatewayConfig, host: str, port: int, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
     """The gateway until SIGINT or SIGTERM (the ``server-kit gateway`` command)."""
+    nofile = raise_nofile_limit()
+    # Leave descriptors for the upstream connections (in flight and pooled), the audit log and the listener.
+    cap = max(16, nofile - 2 * cfg.max_inflight - 64)
+    if cfg.max_connections > cap:
+        cfg = dataclasses.replace(cfg, max_connections=cap)
+
     async def main() -> None:
         gw = Gateway(cfg)
         await gw.listen(host, port, tls_context(tls_cert, tls_key) if tls_cert and tls_key else None)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import select
 import socket
+import time
 
 import httpx
-from gwhelpers import auth, body
-from test_gateway_http1 import request, statuses
+from gwhelpers import auth, body, wait_until
+from test_gateway_http1 import read_response, request, statuses
 
 
 def _send_all(s: socket.socket, data: bytes, piece: int = 16384) -> None:
@@ -57,3 +59,69 @@ def test_many_headers_within_the_limits_are_served(keys, standin, gateway_factor
         s.sendall(request(key, extra="x-pad: " + "p" * 1000 + "\r\n" + "a: b\r\n" * 50, version="1.0"))
         raw = _read_to_close(s)
     assert statuses(raw) == [200] and b"[DONE]" in raw
+
+
+def test_a_slowly_sent_head_is_cut_off(keys, standin, gateway_factory):
+    key = keys.add("slow")
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), request_timeout_s=0.3))
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+        s.sendall(f"POST /v1/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n".encode())
+        t0 = time.monotonic()
+        raw = b""
+        try:
+            for i in range(60):  # one header line every 0.05 s: bytes keep coming, the head never ends
+                s.sendall(b"x-%d: y\r\n" % i)
+                if select.select([s], [], [], 0.05)[0]:
+                    break  # answered
+        except OSError:
+            pass
+        raw = _read_to_close(s)
+        assert time.monotonic() - t0 < 2.5
+    assert statuses(raw) == [408]
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:  # a body stalled halfway: the same
+        s.sendall(request(key)[:-5])
+        raw = _read_to_close(s)
+    assert statuses(raw) == [408]
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:  # connected, nothing sent: closed
+        assert _read_to_close(s) == b""
+    assert wait_until(lambda: not gw.gateway.routes.connections, 2.0)
+
+
+def test_the_connection_cap_closes_the_oldest_idle_connection(keys, standin, gateway_factory):
+    key = keys.add("cap")
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), max_connections=3))
+    socks = [socket.create_connection((gw.host, gw.port), timeout=5) for _ in range(3)]
+    try:
+        assert wait_until(lambda: len(gw.gateway.routes.connections) == 3, 2.0)
+        socks[1].sendall(b"GET /health HTTP/1.1\r\nhost: gw\r\n")  # a head in progress: not idle
+        time.sleep(0.05)
+        with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+            s.sendall(request(key, version="1.0"))
+            raw = _read_to_close(s)
+        assert statuses(raw) == [200]
+        assert socks[0].recv(10) == b""  # the oldest idle one made room
+        socks.append(socket.create_connection((gw.host, gw.port), timeout=5))
+        for s in socks[2:]:
+            s.sendall(b"GET /health HTTP/1.1\r\nhost: gw\r\n")
+        assert wait_until(lambda: len(gw.gateway.routes.connections) == 3
+                          and all(c.parsing is not None for c in gw.gateway.routes.connections), 2.0)
+        with socket.create_connection((gw.host, gw.port), timeout=5) as s:  # none idle: refused
+            assert statuses(_read_to_close(s)) == [503]
+        socks[1].sendall(b"\r\n")
+        assert read_response(socks[1])[0].startswith(b"HTTP/1.1 200")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit():
+    import resource
+
+    from codeassist.serverkit.gateway.server import raise_nofile_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    got = raise_nofile_limit()
+    now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert got == now >= soft
+    if hard != resource.RLIM_INFINITY:
+        assert now == hard

@@ -106,6 +106,7 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
         tokens_per_minute=args.tpm, max_body_bytes=args.max_body_bytes,
         request_timeout_s=args.request_timeout, max_connections=args.max_connections,
         first_token_timeout_s=args.first_token_timeout, read_timeout_s=args.read_timeout,
+        client_write_timeout_s=args.client_write_timeout,
         audit_file=args.audit_log, audit_max_bytes=args.audit_max_bytes,
     )
 
@@ -157,6 +158,8 @@ def _gateway_args(g: argparse.ArgumentParser) -> None:
                         "limit is raised to its hard limit, and this lowered to fit)")
     g.add_argument("--first-token-timeout", type=float, default=30.0)
     g.add_argument("--read-timeout", type=float, default=60.0)
+    g.add_argument("--client-write-timeout", type=float, default=60.0,
+                   help="seconds a client may take no response bytes before it is cut off and its slot freed")
     g.add_argument("--audit-log", type=Path, default=default_state_dir() / "audit.jsonl")
     g.add_argument("--audit-max-bytes", type=int, default=20 * 1024 * 1024)
     g.add_argument("--tls-cert", type=Path)

@@ -425,6 +425,11 @@ class Connection(asyncio.Protocol):
         elif end:
             self.transport.write(_END)
 
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None and not self.gone:
+            self.transport.abort()
+
     def relaying(self, resp: UpstreamResponse | None) -> None:
         self.upstream = resp
         if resp is not None and self.writing_paused:

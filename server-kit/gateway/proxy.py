@@ -23,7 +23,7 @@ from codeassist.serverkit.gateway.keys import KeyRecord
 from codeassist.serverkit.gateway.queue import Rejected
 from codeassist.serverkit.gateway.replicas import Replica
 from codeassist.serverkit.gateway.state import GatewayState
-from codeassist.serverkit.gateway.upstream import UpstreamConnectError, UpstreamError, UpstreamResponse
+from codeassist.serverkit.gateway.upstream import ClientStalled, UpstreamConnectError, UpstreamError, UpstreamResponse
 
 __all__ = ["CompletionProxy", "Responder", "completion_tokens", "error_body"]
 
@@ -50,6 +50,9 @@ class Responder(Protocol):
 
     def relaying(self, resp: UpstreamResponse | None) -> None:
         """The upstream response whose reading to pause while the client's buffer is full."""
+
+    def abort(self) -> None:
+        """Drop the client connection at once (a response that cannot be finished properly)."""
 
 
 def error_body(message: str, kind: str, code: int) -> dict[str, Any]:
@@ -255,6 +258,10 @@ class CompletionProxy:
                 out.relaying(resp)
                 try:
                     await resp.relay(out.stream)
+                except ClientStalled:  # the client took nothing for the write timeout: cut off, slot freed
+                    tokens = completion_tokens(out.events, out.prev + out.last)
+                    audit.update(status=499, reason="client_stalled")
+                    out.abort()
                 except (UpstreamError, TimeoutError) as exc:  # upstream died or went silent mid-stream
                     tokens = completion_tokens(out.events, out.prev + out.last)  # before the error event
                     st.pool.failed(rep)

@@ -47,7 +47,8 @@ class GatewayState:
             if os.environ.get(UPSTREAM_KEY_ENV):
                 headers["authorization"] = f"Bearer {os.environ[UPSTREAM_KEY_ENV]}"
             upstream = UpstreamClient(headers, connect_timeout_s=cfg.connect_timeout_s,
-                                      read_timeout_s=cfg.read_timeout_s, max_idle_per_host=cfg.max_inflight + 16)
+                                      read_timeout_s=cfg.read_timeout_s, max_idle_per_host=cfg.max_inflight + 16,
+                                      write_timeout_s=cfg.client_write_timeout_s)
         self.client = upstream  # pooled keep-alive HTTP/1.1 (httptools), see upstream.py
         self.audit = AuditLog(cfg.audit_file, cfg.audit_max_bytes, cfg.audit_backups)
         self.users: dict[str, UserStats] = defaultdict(UserStats)

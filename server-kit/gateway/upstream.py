@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
+__all__ = ["ClientStalled", "UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
 
 _PAUSE_AT = 1 << 20  # buffered but unread response bytes before reading from the socket pauses
 
@@ -39,6 +39,10 @@ class UpstreamError(Exception):
 
 class UpstreamConnectError(UpstreamError):
     """No connection could be opened (refused, unreachable, connect timeout)."""
+
+
+class ClientStalled(TimeoutError):
+    """The client we relay to took nothing for the client write timeout (reading stayed paused that long)."""
 
 
 class _Conn(asyncio.Protocol):
@@ -67,6 +71,8 @@ class _Conn(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False  # reading paused: too much buffered and unread
         self.held = False  # reading paused: the client we relay to cannot take more
+        self.held_since = 0.0
+        self.hold_timeout = 0.0  # held this long -> ClientStalled (0: no limit)
         self.timer: asyncio.TimerHandle | None = None
         self.timeout = 0.0
         self.last_rx = 0.0
@@ -173,18 +179,24 @@ class _Conn(asyncio.Protocol):
 
     def _check_silence(self) -> None:
         loop = self.loop
+        now = loop.time()
         due = self.last_rx + self.timeout
+        stalled = False
         if self.paused or self.held:  # reading is paused: that silence is not the upstream's
-            due = loop.time() + self.timeout
+            due = now + self.timeout
+            if self.held and self.hold_timeout:  # ... but a client that takes nothing holds a slot: limited
+                held_due = self.held_since + self.hold_timeout
+                stalled = now >= held_due
+                due = min(due, held_due)
         if self.deadline:
             due = min(due, self.deadline)
-        if loop.time() < due:
+        if now < due and not stalled:
             self.timer = loop.call_at(due, self._check_silence)
             return
         self.timer = None
         w = self.waiter
         if w is not None and not w.done():
-            w.set_exception(TimeoutError())
+            w.set_exception(ClientStalled() if stalled else TimeoutError())
 
     def stop_timer(self) -> None:
         if self.timer is not None:
@@ -258,7 +270,12 @@ class UpstreamResponse:
         c = self._conn
         if not c.held and c.transport is not None and not c.closed:
             c.held = True
+            c.held_since = c.loop.time()
+            c.hold_timeout = self._client.write_timeout_s
             c.transport.pause_reading()
+            if c.timer is not None and c.hold_timeout and c.timer.when() > c.held_since + c.hold_timeout:
+                c.timer.cancel()  # due later than the client's time is up: brought forward
+                c.timer = c.loop.call_at(c.held_since + c.hold_timeout, c._check_silence)
 
     def resume(self) -> None:
         c = self._conn
@@ -283,8 +300,10 @@ class UpstreamResponse:
 class UpstreamClient:
     def __init__(self, headers: dict[str, str] | None = None, connect_timeout_s: float = 2.0,
                  read_timeout_s: float = 60.0, max_idle_per_host: int = 256,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, write_timeout_s: float | None = None) -> None:
         self.connect_timeout_s, self.read_timeout_s = connect_timeout_s, read_timeout_s
+        # A relay whose client took nothing this long ends with ClientStalled (None: read_timeout_s; 0: never).
+        self.write_timeout_s = read_timeout_s if write_timeout_s is None else write_timeout_s
         self.max_idle_per_host = max_idle_per_host
         self._extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
         self._ssl = ssl_context

@@ -7,6 +7,7 @@ import socket
 import time
 
 import httpx
+from codeassist.serverkit.standin import StandinBehaviour, StandinServer
 from gwhelpers import auth, body, wait_until
 from test_gateway_http1 import read_response, request, statuses
 
@@ -125,3 +126,23 @@ def test_the_open_files_limit_is_raised_to_the_hard_limit():
     assert got == now >= soft
     if hard != resource.RLIM_INFINITY:
         assert now == hard
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(keys, gateway_factory):
+    big = "x" * 16384
+    with StandinServer(behaviour=StandinBehaviour(tokens=[big] * 1000)) as up:
+        key = keys.add("stall")
+        gw = gateway_factory(keys.config(upstreams=(up.base_url,), client_write_timeout_s=0.3))
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(5)
+        s.connect((gw.host, gw.port))
+        try:
+            s.sendall(request(key, body(max_tokens=1000)))  # and reads nothing
+            assert wait_until(lambda: gw.state.scheduler.inflight == 1, 2.0)
+            assert wait_until(lambda: gw.state.scheduler.inflight == 0, 3.0)
+            user = next(iter(gw.state.users.values()))
+            assert wait_until(lambda: user.by_status.get("499") == 1, 1.0)
+            assert wait_until(lambda: up.stats.disconnected == 1, 2.0) and up.stats.completed == 0
+        finally:
+            s.close()

@@ -105,6 +105,7 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
         queue_timeout_s=args.queue_timeout, requests_per_minute=args.rpm, request_burst=args.burst,
         tokens_per_minute=args.tpm, max_body_bytes=args.max_body_bytes,
         request_timeout_s=args.request_timeout, max_connections=args.max_connections,
+        max_tokens_limit=args.max_tokens_limit, default_max_tokens=args.default_max_tokens,
         first_token_timeout_s=args.first_token_timeout, read_timeout_s=args.read_timeout,
         client_write_timeout_s=args.client_write_timeout,
         audit_file=args.audit_log, audit_max_bytes=args.audit_max_bytes,
@@ -151,6 +152,10 @@ def _gateway_args(g: argparse.ArgumentParser) -> None:
     g.add_argument("--burst", type=float, default=60.0, help="request bucket size per user")
     g.add_argument("--tpm", type=float, default=1_000_000.0, help="prompt+completion tokens per minute per user")
     g.add_argument("--max-body-bytes", type=int, default=256 * 1024)
+    g.add_argument("--max-tokens-limit", type=int, default=32768,
+                   help="largest max_tokens / max_completion_tokens a request may ask for (above: 400)")
+    g.add_argument("--default-max-tokens", type=int, default=1024,
+                   help="max_tokens sent (and charged) for chat requests without one (completions: 16)")
     g.add_argument("--request-timeout", type=float, default=15.0,
                    help="seconds for a client to send a request head and body (slow senders get 408)")
     g.add_argument("--max-connections", type=int, default=4096,

@@ -29,6 +29,8 @@ class GatewayConfig:
     tokens_per_minute: float = 1_000_000.0
     # Limits and timeouts.
     max_body_bytes: int = 256 * 1024
+    max_tokens_limit: int = 32768          # max_tokens / max_completion_tokens above this -> 400
+    default_max_tokens: int = 1024         # chat requests without max_tokens get this (completions: 16, the API's)
     request_timeout_s: float = 15.0        # a request head + body not in this long after it began -> 408, closed
     max_connections: int = 4096            # open client connections (at the cap the oldest idle one is closed)
     connect_timeout_s: float = 2.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from typing import Any, Protocol
@@ -77,13 +78,34 @@ def completion_tokens(events: int, last: bytes) -> int | None:
     return max(0, events - 1) if events else None
 
 
-def _with_priority(body: bytes, prio: int) -> bytes | None:
-    """The client's own JSON object with ``"priority"`` added before its closing brace: no re-encoding of the
-    prompt. Only for a non-empty UTF-8 object without that key (else None: the caller re-encodes)."""
+def _with_priority(body: bytes, prio: int, extra: bytes = b"") -> bytes | None:
+    """The client's own JSON object with ``"priority"`` (and ``extra`` members, ``b',"k":v'``) added before its
+    closing brace: no re-encoding of the prompt. Only for a non-empty UTF-8 object without that key (else None:
+    the caller re-encodes)."""
     end = body.rstrip()
     if not end.endswith(b"}") or not body.lstrip().startswith(b"{"):
         return None
-    return b'%s,"priority":%d}' % (end[:-1], prio)
+    return b'%s,"priority":%d%s}' % (end[:-1], prio, extra)
+
+
+_MAX_N = 64  # n / best_of above this -> 400
+
+
+def _integer(req: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
+    """``req[name]`` as an int within [lo, hi] (None when absent); a JSON number that is not a finite integer,
+    or anything else, is refused."""
+    v = req.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _Refuse(400, f"{name} must be an integer", "bad_request")
+    if isinstance(v, float):
+        if not math.isfinite(v) or not v.is_integer():
+            raise _Refuse(400, f"{name} must be an integer", "bad_request")
+        v = int(v)
+    if not lo <= v <= hi:
+        raise _Refuse(400, f"{name} must be between {lo} and {hi}", "bad_request")
+    return v
 
 
 class _Refuse(Exception):
@@ -95,6 +117,9 @@ class _Refuse(Exception):
 class CompletionProxy:
     def __init__(self, state: GatewayState, default_class: str = "interactive", path: str = "/completions") -> None:
         self.state, self.default_class, self.path = state, default_class, path
+        # What a request without max_tokens is charged, and sent with (so that what runs is what was charged):
+        # the completions API's own default; for chat, vLLM's is the rest of the context, so the gateway's.
+        self.default_max_tokens = 16 if path == "/completions" else state.cfg.default_max_tokens
 
     async def handle(self, headers: dict[bytes, bytes], body: bytes | None, out: Responder) -> None:
         """One request; ``body`` is None when it was over ``max_body_bytes`` (answered 413 after auth)."""
@@ -108,9 +133,15 @@ class CompletionProxy:
             audit.update(user=uid, key_id=rec.key_id if rec else None)
             if body is None:
                 raise _Refuse(413, f"request body over {st.cfg.max_body_bytes} bytes", "too_large")
-            req, cls, cost, payload = self._prepare(body, headers, rec)
-            audit.update(model=req.get("model"), prompt_tokens=cost - int(req.get("max_tokens") or 16))
+            req, cls, cost, payload, prompt_tokens = self._prepare(body, headers, rec)
+            model = req.get("model")
+            audit.update(model=model[:128] if model else None, prompt_tokens=prompt_tokens)
             audit["class"] = cls
+            try:
+                affinity = headers.get(b"x-affinity-key", b"").decode("latin-1")[:256] or None
+                affinity = f"{uid}|{affinity}" if affinity else f"{uid}|{str(req.get('prompt', ''))[:256]}"
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise _Refuse(400, f"bad request: {type(exc).__name__}", "bad_request") from None
             wait = st.limiter.check(uid, cost, rec.requests_per_minute if rec else None,
                                     rec.tokens_per_minute if rec else None)
             if wait > 0:
@@ -119,8 +150,6 @@ class CompletionProxy:
             self._refuse(out, r, audit, t0)
             return
         st.users[uid].requests += 1
-        affinity = headers.get(b"x-affinity-key", b"").decode() or None
-        affinity = f"{uid}|{affinity}" if affinity else f"{uid}|{str(req.get('prompt', ''))[:256]}"
         try:
             await self._serve(out, payload, cls, cost, uid, affinity, audit, t0)
         except asyncio.CancelledError:
@@ -145,16 +174,36 @@ class CompletionProxy:
         return rec
 
     def _prepare(self, body: bytes, headers: dict[bytes, bytes],
-                 rec: KeyRecord | None) -> tuple[dict[str, Any], str, int, bytes]:
-        """The parsed body, its class, its cost in tokens, and the body to send upstream (with vLLM's priority)."""
+                 rec: KeyRecord | None) -> tuple[dict[str, Any], str, int, bytes, int]:
+        """The parsed body, its class, its cost in tokens, the body to send upstream (with vLLM's priority, and
+        max_tokens when the client left it out), and the estimated prompt tokens.
+
+        The cost is what the request may make vLLM do: the prompt (≈ 4 characters a token) plus the most
+        tokens it may generate, times the completions per prompt (``n``, ``best_of``) and the prompts."""
         try:
-            req = json.loads(body)
-            if not isinstance(req, dict):
-                raise ValueError("not an object")
-            max_tokens = int(req.get("max_tokens") or 16)
-            client_prio = int(req.get("priority") or 0)
-        except (ValueError, TypeError) as exc:
-            raise _Refuse(400, f"bad request body: {exc}", "bad_request") from None
+            return self._prepare_checked(body, headers, rec)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            raise _Refuse(400, f"bad request body: {type(exc).__name__}: {str(exc)[:200]}", "bad_request") from None
+
+    def _prepare_checked(self, body: bytes, headers: dict[bytes, bytes],
+                         rec: KeyRecord | None) -> tuple[dict[str, Any], str, int, bytes, int]:
+        req = json.loads(body)
+        if not isinstance(req, dict):
+            raise ValueError("not an object")
+        model = req.get("model")
+        if model is not None and not isinstance(model, str):
+            raise _Refuse(400, "model must be a string", "bad_request")
+        limit = self.state.cfg.max_tokens_limit
+        max_tokens = _integer(req, "max_tokens", 1, limit)
+        max_completion = _integer(req, "max_completion_tokens", 1, limit)
+        client_prio = _integer(req, "priority", -(1 << 63), 1 << 63) or 0
+        copies = max(_integer(req, "n", 1, _MAX_N) or 1, _integer(req, "best_of", 1, _MAX_N) or 1)
+        extra = b""
+        if max_tokens is None and max_completion is None:
+            max_tokens = self.default_max_tokens
+            req["max_tokens"] = max_tokens
+            extra = b',"max_tokens":%d' % max_tokens
+        most = max(max_tokens or 0, max_completion or 0)
         asked = headers.get(b"x-priority", b"").decode("latin-1").strip().lower() or self.default_class
         if asked not in _RANK:
             raise _Refuse(400, f"x-priority must be one of {', '.join(CLASSES)}", "bad_request")
@@ -162,13 +211,17 @@ class CompletionProxy:
         cls = CLASSES[max(_RANK[asked], cap)]  # a key cannot ask for more urgency than it is allowed
         floor = CLASS_FLOOR[cls]
         prio = floor + min(max(client_prio - floor, 0), 4)  # vLLM: lower runs first
-        payload = _with_priority(body, prio) if req and "priority" not in req else None
+        payload = _with_priority(body, prio, extra) if req and "priority" not in req else None
         req["priority"] = prio
         if payload is None:
             payload = json.dumps(req).encode()
         prompt = req.get("prompt") or req.get("messages") or ""
-        cost = len(prompt if isinstance(prompt, str) else json.dumps(prompt)) // 4 + max_tokens
-        return req, cls, cost, payload
+        prompts = 1  # a completions prompt may be a list of prompts (strings or token lists), each run n times
+        if "prompt" in req and isinstance(prompt, list) and prompt and isinstance(prompt[0], str | list):
+            prompts = len(prompt)
+        prompt_tokens = len(prompt if isinstance(prompt, str) else json.dumps(prompt)) // 4
+        cost = prompt_tokens + most * copies * prompts
+        return req, cls, cost, payload, prompt_tokens
 
     def _refuse(self, out: Responder, r: _Refuse, audit: dict[str, Any], t0: float) -> None:
         st = self.state

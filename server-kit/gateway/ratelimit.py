@@ -18,8 +18,9 @@ class TokenBucket:
     stamp: float
 
     def _refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
-        self.stamp = now
+        if now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
 
     def wait_for(self, cost: float, now: float) -> float:
         """Seconds until ``cost`` units are available (0 = now)."""
@@ -28,7 +29,7 @@ class TokenBucket:
         return 0.0 if self.level >= cost else (cost - self.level) / self.rate
 
     def take(self, cost: float) -> None:
-        self.level -= min(cost, self.capacity)
+        self.level -= min(max(0.0, cost), self.capacity)  # never a refill
 
 
 class RateLimiter:
@@ -39,10 +40,9 @@ class RateLimiter:
         self.rpm, self.burst, self.tpm, self.now = requests_per_minute, request_burst, tokens_per_minute, now
         self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}
 
-    def _get(self, user: str, rpm: float | None, tpm: float | None) -> tuple[TokenBucket, TokenBucket]:
+    def _get(self, user: str, rpm: float | None, tpm: float | None, t: float) -> tuple[TokenBucket, TokenBucket]:
         b = self._buckets.get(user)
         if b is None:
-            t = self.now()
             r_rate, t_rate = (rpm or self.rpm) / 60.0, (tpm or self.tpm) / 60.0
             burst = max(1.0, self.burst if rpm is None else max(1.0, rpm / 10))
             b = (TokenBucket(r_rate, burst, burst, t), TokenBucket(t_rate, t_rate * 60, t_rate * 60, t))
@@ -51,7 +51,7 @@ class RateLimiter:
 
     def check(self, user: str, tokens: float, rpm: float | None = None, tpm: float | None = None) -> float:
         now = self.now()
-        reqs, toks = self._get(user, rpm, tpm)
+        reqs, toks = self._get(user, rpm, tpm, now)  # (created full at ``now``: not a hair below, for a big cost)
         wait = max(reqs.wait_for(1, now), toks.wait_for(tokens, now))
         if wait > 0:
             return wait

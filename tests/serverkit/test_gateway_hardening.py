@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import time
 
 import httpx
+import pytest
 from codeassist.serverkit.standin import StandinBehaviour, StandinServer
 from gwhelpers import auth, body, wait_until
 from test_gateway_http1 import read_response, request, statuses
@@ -146,3 +148,108 @@ def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(keys, gateway
             assert wait_until(lambda: up.stats.disconnected == 1, 2.0) and up.stats.completed == 0
         finally:
             s.close()
+
+
+def _post(gw, key: str, data: bytes, path: str = "/v1/completions", extra: bytes = b"") -> tuple[int, bytes]:
+    """One raw request on its own connection: (status, body); status 0 when no response came."""
+    head = (f"POST {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\nconnection: close\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(data)}\r\n").encode() + extra + b"\r\n"
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+        _send_all(s, head + data)
+        raw = _read_to_close(s)
+    got = statuses(raw)
+    return (got[0] if got else 0), raw.partition(b"\r\n\r\n")[2]
+
+
+def _audit(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_max_tokens_must_be_a_positive_integer_within_the_limit(keys, standin, gateway_factory, tmp_path):
+    key = keys.add("neg")
+    audit = tmp_path / "audit.jsonl"
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), tokens_per_minute=600, max_tokens_limit=4096,
+                                     audit_file=audit))
+    bad = [b'{"prompt":"x","max_tokens":-1000000}', b'{"prompt":"x","max_tokens":0}',
+           b'{"prompt":"x","max_tokens":5000}', b'{"prompt":"x","max_tokens":"2"}', b'{"prompt":"x","max_tokens":2.5}',
+           b'{"prompt":"x","max_tokens":true}', b'{"prompt":"x","n":0}', b'{"prompt":"x","best_of":1000}',
+           b'{"messages":[],"max_completion_tokens":-3}']
+    for data in bad:
+        status, payload = _post(gw, key, data)
+        assert status == 400 and json.loads(payload)["error"]["type"] == "bad_request", data
+    assert standin.stats.requests == []
+    # the bucket was not refilled by any of them: a request costing it all still goes through once
+    assert _post(gw, key, json.dumps(body(max_tokens=590)).encode())[0] == 200
+    assert _post(gw, key, json.dumps(body(max_tokens=100)).encode())[0] == 429
+    assert [e["status"] for e in _audit(audit)] == [400] * len(bad) + [200, 429]
+
+
+def test_token_bucket_take_never_refills():
+    from codeassist.serverkit.gateway.ratelimit import TokenBucket
+
+    b = TokenBucket(rate=1.0, capacity=100.0, level=10.0, stamp=0.0)
+    b.take(-1e9)
+    assert b.level == 10.0
+
+
+@pytest.mark.parametrize("data", [
+    body(max_tokens=100, n=8), body(max_tokens=100, best_of=8),
+    body(prompt=["a", "b", "c", "d", "e", "f", "g", "h"], max_tokens=100),
+    {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 500, "stream": True},
+    {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True},
+])
+def test_what_a_request_may_generate_is_charged(keys, standin, gateway_factory, data):
+    key = keys.add("under")
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), tokens_per_minute=600, default_max_tokens=500))
+    path = "/v1/chat/completions" if "messages" in data else "/v1/completions"
+    assert _post(gw, key, json.dumps(data).encode(), path)[0] == 200
+    assert _post(gw, key, json.dumps(data).encode(), path)[0] == 429  # the first took (nearly) the whole bucket
+
+
+def test_a_missing_max_tokens_is_sent_as_charged(keys, standin, gateway_factory):
+    key = keys.add("dflt")
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), default_max_tokens=77))
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    assert _post(gw, key, json.dumps(chat).encode(), "/v1/chat/completions")[0] == 200
+    assert _post(gw, key, b'{"model":"m","prompt":"x","stream":true}')[0] == 200
+    assert _post(gw, key, json.dumps({**chat, "max_completion_tokens": 5}).encode(), "/v1/chat/completions")[0] == 200
+    sent = standin.stats.requests
+    assert sent[0]["max_tokens"] == 77 and sent[1]["max_tokens"] == 16
+    assert "max_tokens" not in sent[2] and sent[2]["max_completion_tokens"] == 5
+
+
+def test_hostile_numbers_and_nesting_are_400_and_audited(keys, standin, gateway_factory, tmp_path):
+    key = keys.add("num")
+    audit = tmp_path / "audit.jsonl"
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), audit_file=audit))
+    bad = [b'{"prompt":"x","max_tokens":1e400}', b'{"prompt":"x","max_tokens":Infinity}',
+           b'{"prompt":"x","max_tokens":NaN}', b'{"prompt":"x","max_tokens":1,"priority":-Infinity}',
+           b'{"prompt":"x","max_tokens":1,"priority":1e400}', b'{"prompt":"x","max_tokens":' + b"9" * 5000 + b"}",
+           b'{"prompt":' + b"[" * 100_000 + b"]" * 100_000 + b"}", b'{"prompt":"\xff\xfe"}']
+    for data in bad:
+        status, payload = _post(gw, key, data)
+        assert status == 400 and json.loads(payload)["error"]["type"] == "bad_request", data[:60]
+    assert [e["status"] for e in _audit(audit)] == [400] * len(bad)
+    assert standin.stats.requests == []
+
+
+def test_a_non_utf8_affinity_key_is_served(keys, standin, gateway_factory, tmp_path):
+    key = keys.add("aff")
+    audit = tmp_path / "audit.jsonl"
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), audit_file=audit))
+    status, payload = _post(gw, key, json.dumps(body(max_tokens=1)).encode(), extra=b"x-affinity-key: \xff\xfe\r\n")
+    assert status == 200 and b"[DONE]" in payload
+    assert [e["status"] for e in _audit(audit)] == [200]
+
+
+def test_the_audit_log_never_takes_the_clients_model_verbatim(keys, standin, gateway_factory, tmp_path):
+    key = keys.add("mod")
+    audit = tmp_path / "audit.jsonl"
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), audit_file=audit))
+    sneaky = body(max_tokens=1, model={"prompt": "secret prompt", "key": key})
+    status, _ = _post(gw, key, json.dumps(sneaky).encode())
+    assert status == 400
+    assert _post(gw, key, json.dumps(body(max_tokens=1, model="m" * 5000)).encode())[0] == 200
+    text = audit.read_text()
+    assert "secret prompt" not in text and key not in text
+    assert [len(e.get("model", "")) for e in _audit(audit)] == [0, 128]

@@ -104,6 +104,8 @@ class Connection(asyncio.Protocol):
         self.head_raw = 0                            # raw bytes received while in the head (httptools buffers an
         self.fed_body = 0                            # unfinished header itself); body bytes of the current read
         self.too_large = False
+        self.refused = 0                             # status for a request refused from its head (400, 501)
+        self.head_only = False                       # the current response is to a HEAD request: no body
         self.discarded = 0
         self.idle: asyncio.TimerHandle | None = None  # one per connection, re-armed when it fires
         self.idle_since = 0.0
@@ -143,7 +145,8 @@ class Connection(asyncio.Protocol):
             self._bad(400, "protocol upgrades are not supported")
             return
         except httptools.HttpParserError as exc:
-            self._bad(431 if self.too_large else 400, f"malformed request: {exc}")
+            status = self.refused or (431 if self.too_large else 400)
+            self._bad(status, str(exc) if self.refused else f"malformed request: {exc}")
             return
         if self.in_head:
             # Still in a head after this read: httptools holds an unfinished header line itself and reports it
@@ -216,6 +219,13 @@ class Connection(asyncio.Protocol):
         req.path = path.decode("latin-1")
         limit = self.routes.max_body_bytes
         req.fields = fields = dict(req.headers)
+        if req.version == "1.1" and sum(1 for k, _ in req.headers if k == b"host") != 1:
+            self.refused = 400
+            raise httptools.HttpParserError("an HTTP/1.1 request needs exactly one host header")
+        if b"transfer-encoding" in fields and any(k == b"transfer-encoding" and v.strip().lower() != b"chunked"
+                                                  for k, v in req.headers):
+            self.refused = 501
+            raise httptools.HttpParserError("transfer codings other than chunked are not supported")
         declared = fields.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             req.body = None  # answered 413 without reading it; the connection closes after the answer
@@ -391,6 +401,12 @@ class Connection(asyncio.Protocol):
             return
         if keep_alive is None:
             keep_alive = self.serving is not None and self.serving.keep_alive
+        if self.serving is not None and self.serving.method == b"HEAD":  # the head only, with the app's length
+            fields = b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers)
+            if not any(k == b"content-length" for k, _ in headers):
+                fields += b"content-length: %d\r\n" % len(body)
+            self.transport.write(self._head(status, fields, keep_alive))
+            return
         fields = b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers if k != b"content-length")
         fields += b"content-length: %d\r\n" % len(body)
         self.transport.write(self._head(status, fields, keep_alive) + body)
@@ -401,6 +417,13 @@ class Connection(asyncio.Protocol):
             return
         keep_alive = self.serving is not None and self.serving.keep_alive and self.chunked
         fields = _SSE if content_type.startswith(b"text/event-stream") else b"content-type: %s\r\n" % content_type
+        self.head_only = self.serving is not None and self.serving.method == b"HEAD"
+        if self.head_only:  # no body follows, nor its end: the connection stays usable only when chunked
+            fields += b"transfer-encoding: chunked\r\n" if self.chunked else b""
+            if not self.chunked and self.serving is not None:
+                self.serving.keep_alive = False
+            self.transport.write(self._head(status, fields, keep_alive))
+            return
         if self.chunked:
             fields += b"transfer-encoding: chunked\r\n"
             body = (b"%x\r\n%s\r\n" % (len(first), first) if first else b"") + (_END if end else b"")
@@ -415,7 +438,7 @@ class Connection(asyncio.Protocol):
         if data:
             self.events += data.count(b"data: ")
             self.prev, self.last = self.last, data
-        if self.gone or self.transport is None:
+        if self.gone or self.transport is None or self.head_only:
             return
         if not self.chunked:
             if data:

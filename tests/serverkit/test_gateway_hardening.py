@@ -253,3 +253,33 @@ def test_the_audit_log_never_takes_the_clients_model_verbatim(keys, standin, gat
     text = audit.read_text()
     assert "secret prompt" not in text and key not in text
     assert [len(e.get("model", "")) for e in _audit(audit)] == [0, 128]
+
+
+def test_head_gets_no_body_and_keep_alive_stays_in_step(keys, standin, gateway_factory):
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+        s.sendall(b"HEAD /health HTTP/1.1\r\nhost: gw\r\n\r\n"
+                  b"HEAD /v1/completions HTTP/1.1\r\nhost: gw\r\n\r\n"
+                  b"GET /health HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n")
+        raw = _read_to_close(s)
+    first, _, rest = raw.partition(b"\r\n\r\n")
+    second, _, rest = rest.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200") and b"content-length:" in first.lower()
+    assert second.startswith(b"HTTP/1.1 405"), raw
+    assert rest.startswith(b"HTTP/1.1 200"), raw
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize(("head", "status"), [
+    (b"POST /v1/completions HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: gzip, chunked\r\n\r\n", 501),
+    (b"GET /health HTTP/1.1\r\n\r\n", 400),
+    (b"GET /health HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n", 400),
+])
+def test_unsupported_transfer_codings_and_a_missing_host(keys, standin, gateway_factory, head, status):
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+        s.sendall(head)
+        assert statuses(_read_to_close(s)) == [status]
+    with socket.create_connection((gw.host, gw.port), timeout=5) as s:  # HTTP/1.0 needs no host
+        s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        assert statuses(_read_to_close(s)) == [200]

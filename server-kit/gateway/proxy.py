@@ -321,7 +321,10 @@ class CompletionProxy:
                     kind = "timeout" if isinstance(exc, TimeoutError) else "protocol"
                     st.registry.inc("codeassist_gateway_upstream_errors_total", rep.url, kind)
                     audit.update(status=502, reason="upstream_died_mid_stream")
-                    out.stream(sse_error("upstream failed mid-stream"), True)
+                    if resp.headers.get("content-type", "").startswith("text/event-stream"):
+                        out.stream(sse_error("upstream failed mid-stream"), True)
+                    else:  # a plain body (stream: false) cannot carry an error: cut off, never a whole-looking 200
+                        out.abort()
                 finally:
                     out.relaying(None)
             if audit["status"] < 500:

@@ -283,3 +283,34 @@ def test_unsupported_transfer_codings_and_a_missing_host(keys, standin, gateway_
     with socket.create_connection((gw.host, gw.port), timeout=5) as s:  # HTTP/1.0 needs no host
         s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
         assert statuses(_read_to_close(s)) == [200]
+
+
+def test_a_broken_plain_upstream_body_is_cut_off_not_finished(keys, gateway_factory):
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def upstream() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                         b"9\r\n{\"id\": \"x\r\n")
+            time.sleep(0.1)
+        # closed halfway through the JSON
+
+    t = threading.Thread(target=upstream, daemon=True)
+    t.start()
+    try:
+        key = keys.add("plain")
+        gw = gateway_factory(keys.config(upstreams=(f"http://127.0.0.1:{srv.getsockname()[1]}/v1",)))
+        with socket.create_connection((gw.host, gw.port), timeout=5) as s:
+            s.sendall(request(key, body(stream=False)))
+            raw = _read_to_close(s)
+        assert raw.startswith(b"HTTP/1.1 200") and b'{"id": "x' in raw
+        assert not raw.endswith(b"0\r\n\r\n") and b"upstream_error" not in raw
+    finally:
+        t.join(5)
+        srv.close()

@@ -8,8 +8,9 @@ to 0: it is a deliberate wait, not overhead (see replay.py for it).
 Each round: a keystroke at a fresh position and a completion there (a miss: it goes to the wire), then
 the user types the suggestion's first character and asks again (a typing-through cache hit). With
 ``--gaps typist`` (default) every keystroke follows a typist's gap (log-normal, median ~110 ms, as in
-replay.py), so the speculative prefetch started after each shown completion really runs — its prompt
-build included — while the user types; ``--gaps none`` sends everything back to back.
+replay.py), so the engine's timers (the idle re-parse, a speculation's wait) really run between keys;
+``--gaps none`` sends everything back to back. (A speculation is sent only once the user types two characters
+of a completion or accepts it, so this one-character typing-through builds none.)
 
 Figures, p50/p99:
 * request in -> on the wire, measured on the client side of the socket (IPC both ways included);

@@ -10,8 +10,9 @@ keystrokes that only type forward at its cursor (its prompt's prefix is still th
 the suffix is unchanged): the next ``complete`` joins it, and its result — cached at its own position —
 is served through the cache's walk-back when it begins with what was typed meanwhile. An upstream
 request nobody waits for any more is cancelled after ``JOIN_GRACE_S`` (an editor's ``$/cancelRequest``
-followed by no new request). The fixed mode cancels everything on every keystroke, as a plain
-fixed-debounce client does.
+followed by no new request). The speculation (the next completion as if this one were accepted) is sent only
+on evidence: the accept itself, or the user typing through the completion. The fixed mode cancels everything on
+every keystroke, as a plain fixed-debounce client does.
 """
 
 from __future__ import annotations
@@ -406,8 +407,9 @@ class CompletionEngine:
         # The prompt build is synchronous work on the event loop (the context engine is not thread-safe:
         # its parse trees and caches are mutated by builds and edits), so a speculation waits until the
         # document is quiet — a pause in the user's rhythm — and never delays the next keystroke's answer;
-        # an accept of the guess, or a request joining it, makes it go at once. Without evidence that the user
-        # takes completions here (``allowed`` unset), only that makes it go: it costs nothing while it waits.
+        # an accept of the guess, or a request joining it, makes it go at once. Without evidence that the user is
+        # taking this completion (``allowed`` unset: not typed through), only that makes it go; it costs nothing
+        # while it waits.
         try:
             if not allowed.is_set():
                 waits = {asyncio.ensure_future(urgent.wait()), asyncio.ensure_future(allowed.wait())}

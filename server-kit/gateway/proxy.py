@@ -190,6 +190,7 @@ class CompletionProxy:
         req = json.loads(body)
         if not isinstance(req, dict):
             raise ValueError("not an object")
+        splice = bool(req) and "priority" not in req  # the body can be sent as it came, with members appended
         model = req.get("model")
         if model is not None and not isinstance(model, str):
             raise _Refuse(400, "model must be a string", "bad_request")
@@ -211,7 +212,7 @@ class CompletionProxy:
         cls = CLASSES[max(_RANK[asked], cap)]  # a key cannot ask for more urgency than it is allowed
         floor = CLASS_FLOOR[cls]
         prio = floor + min(max(client_prio - floor, 0), 4)  # vLLM: lower runs first
-        payload = _with_priority(body, prio, extra) if req and "priority" not in req else None
+        payload = _with_priority(body, prio, extra) if splice else None
         req["priority"] = prio
         if payload is None:
             payload = json.dumps(req).encode()

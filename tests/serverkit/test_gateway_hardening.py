@@ -314,3 +314,10 @@ def test_a_broken_plain_upstream_body_is_cut_off_not_finished(keys, gateway_fact
     finally:
         t.join(5)
         srv.close()
+
+
+def test_an_empty_object_body_is_sent_as_valid_json(keys, standin, gateway_factory):
+    key = keys.add("empty")
+    gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
+    assert _post(gw, key, b"{}")[0] == 200
+    assert standin.stats.requests[-1] == {"max_tokens": 16, "priority": 0}

@@ -163,8 +163,9 @@ def _gateway_args(g: argparse.ArgumentParser) -> None:
                         "limit is raised to its hard limit, and this lowered to fit)")
     g.add_argument("--first-token-timeout", type=float, default=30.0)
     g.add_argument("--read-timeout", type=float, default=60.0)
-    g.add_argument("--client-write-timeout", type=float, default=60.0,
-                   help="seconds a client may take no response bytes before it is cut off and its slot freed")
+    g.add_argument("--client-write-timeout", type=float,
+                   help="seconds a client may take no response bytes before it is cut off and its slot freed "
+                        "(default: the --read-timeout)")
     g.add_argument("--audit-log", type=Path, default=default_state_dir() / "audit.jsonl")
     g.add_argument("--audit-max-bytes", type=int, default=20 * 1024 * 1024)
     g.add_argument("--tls-cert", type=Path)

@@ -36,7 +36,8 @@ class GatewayConfig:
     connect_timeout_s: float = 2.0
     first_token_timeout_s: float = 30.0    # no status + first chunk by then -> 504
     read_timeout_s: float = 60.0           # silence mid-stream -> SSE error event
-    client_write_timeout_s: float = 60.0   # a client that takes no response bytes this long is cut off (0: never)
+    client_write_timeout_s: float | None = None  # a client taking no response bytes this long is cut off
+    #                                              (None: read_timeout_s; 0: never)
     # Replicas.
     affinity_slack: int = 4                # stay on the affine replica while within this many of the least loaded
     eject_after_failures: int = 2

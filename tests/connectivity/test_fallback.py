@@ -44,7 +44,7 @@ async def test_server_down_answers_empty_at_once_with_one_message_then_recovers(
             timings.append(took)
         # Connection refused is seen at once; later requests do not even try until the re-probe.
         assert max(timings) < 2.0, timings
-        assert timings[-1] < 0.5, timings
+        assert timings[-1] < 1.0, timings
         await asyncio.sleep(1.0)  # background re-probes keep failing: still no second message
         shown = [p for m, p in notes if m == "window/showMessage"]
         assert len(shown) == 1, notes

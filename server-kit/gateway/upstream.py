@@ -95,10 +95,7 @@ class _Conn(asyncio.Protocol):
         sink = self.sink
         if sink is not None:  # relaying: everything this read brought goes out in one write, no wake-up
             if self.body or self.complete:
-                body = self.body
-                data = body[0] if len(body) == 1 else b"".join(body)
-                body.clear()
-                self.buffered = 0
+                data = self.take_body()
                 if self.complete:
                     self.sink = None  # the end is signalled once
                 sink(data, self.complete)
@@ -150,6 +147,17 @@ class _Conn(asyncio.Protocol):
         w = self.waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+    def take_body(self) -> bytes:
+        """Everything buffered, in one piece; reading resumes if the buffer had paused it."""
+        body = self.body
+        data = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
+        self.buffered = 0
+        if self.paused:
+            self.paused = False
+            self.resume_reading()
+        return data
 
     def resume_reading(self) -> None:
         if not self.paused and not self.held and self.transport is not None and not self.closed:
@@ -224,13 +232,7 @@ class UpstreamResponse:
         c = self._conn
         while True:
             if c.body:
-                data = c.body[0] if len(c.body) == 1 else b"".join(c.body)
-                c.body.clear()
-                c.buffered = 0
-                if c.paused:
-                    c.paused = False
-                    c.resume_reading()
-                return data
+                return c.take_body()
             if c.complete:
                 self.close()
                 return b""
@@ -245,13 +247,7 @@ class UpstreamResponse:
         not told the end."""
         c = self._conn
         if c.body or c.complete:  # arrived before the relay began
-            data = c.body[0] if len(c.body) == 1 else b"".join(c.body)
-            c.body.clear()
-            c.buffered = 0
-            if c.paused:
-                c.paused = False
-                c.resume_reading()
-            sink(data, c.complete)
+            sink(c.take_body(), c.complete)
             if c.complete:
                 self.close()
                 return

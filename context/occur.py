@@ -62,18 +62,13 @@ def doc_terms(text: str, lines: list[str] | None = None) -> DocTerms:
     words, chains = terms.words, terms.chains
     for i, line in enumerate(lines if lines is not None else text.split("\n")):
         ws, cs = line_terms(line)
-        for w in ws:
-            pos = words.get(w)
-            if pos is None:
-                words[w] = [i]
-            else:
-                pos.append(i)
-        for c in cs:
-            pos = chains.get(c)
-            if pos is None:
-                chains[c] = [i]
-            else:
-                pos.append(i)
+        for found, table in ((ws, words), (cs, chains)):
+            for t in found:
+                pos = table.get(t)
+                if pos is None:
+                    table[t] = [i]
+                else:
+                    pos.append(i)
     while len(_DOC_CACHE) >= 8:
         _DOC_CACHE.pop(next(iter(_DOC_CACHE)))
     _DOC_CACHE[key] = (text, terms)

@@ -131,6 +131,7 @@ class Outcome:
     partial: int = 0
     accepted_chars: int = 0
     useful: int = 0  # answers with ghost text the user could take (all, a line or a word of it)
+    trace: list[dict[str, Any]] = field(default_factory=list)  # --trace: one event per key, answer, accept
 
 
 def make_env(server_url: str, mode: str) -> tuple[dict[str, str], Path]:
@@ -236,6 +237,8 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
         g = ghost()
         ms = (st["t1"] - st["t0"]) * 1000
         out.answered.append((ms, g is not None))
+        out.trace.append({"ev": "answer", "file": region.rel, "at": done, "ms": round(ms, 1),
+                          "shown": g[0] if g else "", "take": user_take(g[0], region.text[done:]) if g else 0})
         if g is not None and ms <= 5:
             out.fast_hits += 1
         if g is None:
@@ -266,11 +269,14 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
                 out.accepted += take == len(shown)
                 out.partial += take < len(shown)
                 out.accepted_chars += take
+                out.trace.append({"ev": "accept", "file": region.rel, "at": done, "chars": take})
                 i = done  # the keys for the accepted characters are not typed
                 seen.clear()
                 request()
                 continue
         edit(keys[i].ch)
+        out.trace.append({"ev": "key", "file": region.rel, "at": done, "ch": keys[i].ch,
+                          "gap_ms": round(keys[i].gap_s * 1000)})
         out.keystrokes += 1
         i += 1
         request()
@@ -312,6 +318,8 @@ async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], sc
         "bench": "replay", "mode": mode, "files": len(regions), "chars": sum(len(r.text) for r in regions),
         "keystrokes": out.keystrokes, "wall_s": round(wall, 1),
         "requests_sent": c["upstream_requests"], "prefetch_requests": c["prefetch_requests"],
+        "prefetch_used": c.get("prefetch_used"), "prefetch_wasted": c.get("prefetch_wasted"),
+        "prefetch_held": c.get("prefetch_held"),
         "upstream_cancelled": c.get("upstream_cancelled"), "joined": c.get("joined"),
         "accepted": out.accepted, "partially_accepted": out.partial, "accepted_chars": out.accepted_chars,
         "requests_per_accept": round(c["upstream_requests"] / acc, 2) if acc else None,
@@ -322,7 +330,7 @@ async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], sc
         "errors": c.get("errors"), "replaced": c.get("replaced"), "debounce_p50_ms": lat["debounce"]["p50_ms"],
         "pause_delay_p50_ms": (lat.get("pause_delay") or {}).get("p50_ms"),
         "model_p50_ms": lat["model"]["p50_ms"], "typed_through": c["typed_through"],
-        "cancelled": c["cancelled"], "load_1m": round(os.getloadavg()[0], 2),
+        "cancelled": c["cancelled"], "load_1m": round(os.getloadavg()[0], 2), "trace": out.trace,
     }
 
 
@@ -344,6 +352,10 @@ async def main_async(a: argparse.Namespace) -> list[dict[str, Any]]:
         results = []
         for mode in a.modes.split(","):
             results.append(await replay(mode, url, ws, regions, scripts))
+            trace = results[-1].pop("trace")
+            if a.trace:
+                with open(f"{a.trace}.{mode}.jsonl", "w", encoding="utf-8") as f:
+                    f.writelines(json.dumps(ev) + "\n" for ev in trace)
             print(json.dumps(results[-1]), flush=True)
         return results
     finally:
@@ -359,9 +371,11 @@ def main() -> int:
     p.add_argument("--pause-scale", type=float, default=4.0,
                    help="stretch pauses so a CPU model (seconds per completion) can answer within them")
     p.add_argument("--server-url", default="")
+    p.add_argument("--trace", default="", help="write each mode's key/answer/accept events to TRACE.MODE.jsonl")
     a = p.parse_args()
     results = asyncio.run(main_async(a))
-    cols = ["keystrokes", "requests_sent", "prefetch_requests", "accepted", "partially_accepted", "accepted_chars",
+    cols = ["keystrokes", "requests_sent", "prefetch_requests", "prefetch_used", "prefetch_wasted", "prefetch_held",
+            "accepted", "partially_accepted", "accepted_chars",
             "requests_per_accept", "ghost_shown", "ghost_useful",
             "fast_from_cache_frac", "ghost_p50_ms", "ghost_p99_ms", "debounce_p50_ms",
             "pause_delay_p50_ms", "model_p50_ms", "load_1m"]

@@ -32,7 +32,7 @@ from codeassist.client.config import Config
 from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
 from codeassist.client.latency import LatencyTracker
-from codeassist.client.prefetch import Prefetcher, Upstream
+from codeassist.client.prefetch import BetOdds, Prefetcher, Speculation, Upstream
 from codeassist.client.stats import SessionStats
 from codeassist.client.transport.base import CompletionParams, Transport, TransportError
 from codeassist.context.templates import detect_family, template_for
@@ -92,7 +92,8 @@ class CompletionEngine:
                                    fixed_ms=None if self.smart else config.debounce_fixed_ms)
         # The fixed baseline keeps an exact-position/prompt LRU (as Continue does) but no walk-back.
         self.cache = CompletionCache(config.cache_entries, config.cache_bytes, max_walk=128 if self.smart else 0)
-        self.prefetcher = Prefetcher()
+        self.prefetcher = Prefetcher(on_end=self._speculation_ended)
+        self.bets = BetOdds()  # does speculating before the accept pay off for this user and model?
         self.stats = SessionStats()
         self._inflight: dict[str, asyncio.Task[CompletionResult | None]] = {}  # waiting (debounce/join)
         self._upstream: dict[str, Upstream] = {}  # interactive request on the wire, per document
@@ -181,6 +182,8 @@ class CompletionEngine:
         kind = self.stats.record_accept(completion_id, chars)
         uri = self._shown_uri.pop(completion_id, None) if completion_id else None
         if kind == "accepted" and uri is not None:
+            if (spec := self.prefetcher.get(uri)) is not None:
+                spec.hit = True
             self._hurry(uri)
         elif uri is not None:
             self._shown_uri[completion_id or ""] = uri  # more of it may be accepted later
@@ -197,6 +200,7 @@ class CompletionEngine:
         self.stats.bump("requests")
         if (prev := self._inflight.pop(doc.uri, None)) is not None:
             prev.cancel()
+        self.prefetcher.reached(doc.uri, doc.text, offset)
         result = self._from_cache(doc.text, offset)
         if result is None and self.smart and (spec := self.prefetcher.joinable(doc.uri, doc.text, offset)):
             self._hurry(doc.uri)  # someone waits for it now: no more waiting for a pause
@@ -396,12 +400,28 @@ class CompletionEngine:
             return
         hypo = Document(uri=doc.uri, text=new_text, language=doc.language, version=doc.version)
         urgent, allowed = asyncio.Event(), asyncio.Event()
-        if eager:
-            allowed.set()
         if self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset, urgent, allowed)):
             self._urgent[doc.uri], self._eager[doc.uri] = urgent, allowed
-        elif eager and (event := self._eager.get(doc.uri)) is not None:
-            event.set()  # the same hypothesis, now typed through: it may go at the next pause
+        if eager:
+            self._place_bet(doc.uri)
+
+    def _place_bet(self, uri: str) -> None:
+        """The user is typing through the guess: the speculation may go at the next pause — if such bets
+        have been paying off in this session; else it is held for the accept (and still scored)."""
+        spec = self.prefetcher.get(uri)
+        if spec is None or spec.trusted:
+            return
+        spec.trusted = True
+        if not self.bets.worth_sending():
+            self.stats.bump("prefetch_held")
+        elif (event := self._eager.get(uri)) is not None:
+            event.set()
+
+    def _speculation_ended(self, spec: Speculation) -> None:
+        if spec.trusted:
+            self.bets.add(spec.hit)
+        if spec.sent:
+            self.stats.bump("prefetch_used" if spec.hit else "prefetch_wasted")
 
     async def _prefetch(self, hypo: Document, offset: int, urgent: asyncio.Event, allowed: asyncio.Event) -> None:
         # The prompt build is synchronous work on the event loop (the context engine is not thread-safe:
@@ -431,6 +451,9 @@ class CompletionEngine:
                 del self._urgent[hypo.uri]
             if self._eager.get(hypo.uri) is allowed:
                 del self._eager[hypo.uri]
+        spec = self.prefetcher.get(hypo.uri)
+        if spec is not None and spec.task is asyncio.current_task():
+            spec.sent = True
         try:
             await self._generate(hypo, offset, "prefetch", {})
         except TransportError as exc:

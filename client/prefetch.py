@@ -4,6 +4,11 @@ Speculative prefetch: after a completion is shown, ask for the next one as if it
 At most one speculation per document. It stays alive while the document is consistent with the
 hypothesis (the original text, plus a prefix of the guess typed or accepted, plus the original
 suffix); the first divergent keystroke cancels it, which closes its HTTP stream.
+
+Whether a bet is worth a request before the accept is learned (:class:`BetOdds`): every speculation the
+user's typing made plausible (typed through, see the engine) is scored when it ends — did the document
+reach the hypothesis (the guess accepted, or typed to its end)? — whether or not it was sent, so the odds
+keep learning while bets are held back. A held bet still goes the moment its guess is accepted.
 """
 
 from __future__ import annotations
@@ -11,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JOIN_MAX_TYPED", "Prefetcher", "Speculation", "Upstream"]
+__all__ = ["JOIN_MAX_TYPED", "BetOdds", "Prefetcher", "Speculation", "Upstream"]
 
 log = logging.getLogger(__name__)
 
 JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
+BET_PRIOR_RATE, BET_PRIOR_N = 0.5, 4.0  # prior hit rate of a typed-through guess and its weight, in bets
+BET_MIN_ODDS = 1 / 3  # send a bet before its accept while at most two are wasted per one that is used
 
 
 @dataclass
@@ -57,6 +64,9 @@ class Speculation:
     guess: str  # the shown completion
     suffix: str  # text after the cursor
     task: asyncio.Task[Any]
+    trusted: bool = False  # the user's typing made the guess plausible: the bet is scored when it ends
+    sent: bool = False  # its request went to the model server
+    hit: bool = False  # the document reached the hypothesis
 
     @property
     def target_offset(self) -> int:
@@ -74,11 +84,44 @@ class Speculation:
             self.guess.startswith(text[len(self.base) : len(self.base) + extra])
 
 
-class Prefetcher:
+class BetOdds:
+    """The session's hit rate of trusted speculations, from a prior that lets the first bets go."""
+
     def __init__(self) -> None:
+        self.hits = 0
+        self.bets = 0
+
+    def add(self, hit: bool) -> None:
+        self.hits += hit
+        self.bets += 1
+
+    @property
+    def odds(self) -> float:
+        return (self.hits + BET_PRIOR_RATE * BET_PRIOR_N) / (self.bets + BET_PRIOR_N)
+
+    def worth_sending(self) -> bool:
+        return self.odds >= BET_MIN_ODDS
+
+
+class Prefetcher:
+    def __init__(self, on_end: Callable[[Speculation], None] | None = None) -> None:
         self._specs: dict[str, Speculation] = {}
         self.started = 0
         self.cancelled = 0
+        self._on_end = on_end  # told of every speculation that leaves (to score the bet)
+
+    def _end(self, spec: Speculation) -> None:
+        if self._on_end is not None:
+            self._on_end(spec)
+
+    def get(self, uri: str) -> Speculation | None:
+        return self._specs.get(uri)
+
+    def reached(self, uri: str, text: str, offset: int) -> None:
+        """The document is at this position: if that is the speculation's target, its bet came true."""
+        spec = self._specs.get(uri)
+        if spec is not None and spec.is_target(text, offset):
+            spec.hit = True
 
     def start(self, uri: str, text: str, offset: int, guess: str, work: Coroutine[Any, Any, Any]) -> bool:
         """Start ``work`` as the speculation for ``uri``; False (``work`` closed) if this target is already there."""
@@ -111,6 +154,7 @@ class Prefetcher:
         if spec.task.done():
             if not spec.consistent(text):
                 del self._specs[uri]
+                self._end(spec)
             return False
         if spec.consistent(text):
             return False
@@ -118,7 +162,10 @@ class Prefetcher:
 
     def cancel(self, uri: str) -> bool:
         spec = self._specs.pop(uri, None)
-        if spec is None or spec.task.done():
+        if spec is None:
+            return False
+        self._end(spec)
+        if spec.task.done():
             return False
         spec.task.cancel()
         self.cancelled += 1

@@ -24,6 +24,9 @@ COUNTERS = (
     "upstream_requests",  # requests sent to the model server (prefetch included)
     "prefetch_requests",
     "prefetch_cancelled",
+    "prefetch_used",  # speculations sent whose hypothesis came true (accepted or typed to its end)
+    "prefetch_wasted",  # speculations sent whose hypothesis did not
+    "prefetch_held",  # typed-through guesses not speculated on before the accept: such bets were not paying
     "upstream_cancelled",  # requests to the model server closed before their end
     "errors",
     "empty",

@@ -22,7 +22,7 @@ from codeassist.context.budget import DEFAULT_BUDGET, Split, check_budget, pack
 from codeassist.context.errors import ContextError, PositionError
 from codeassist.context.imports import extract_imports
 from codeassist.context.index import RepoIndex
-from codeassist.context.langs import comment_prefix, language_for_path
+from codeassist.context.langs import language_for_path, path_header
 from codeassist.context.occur import occurrences
 from codeassist.context.parse import ParsedDoc
 from codeassist.context.retrieve import Snippet, dedup, definition_snippets, enclosing_class_bases, similar_snippets
@@ -183,7 +183,7 @@ class ContextEngine:
         def render(s: Snippet) -> str:
             if template.file_sep:
                 return f"{template.file_sep}{s.path}\n{s.text}\n"
-            return f"{comment_prefix(lang)} Path: {s.path}\n{s.text}\n"
+            return f"{path_header(lang, s.path)}{s.text}\n"
 
         chosen, costs = self._cross_file(doc, index, rel, lang, cursor_line, uri, render, snip_budget,
                                          template.file_sep)

@@ -51,6 +51,11 @@ def comment_prefix(lang: str | None) -> str:
     return COMMENT.get(lang or "", "//" if lang else "#")
 
 
+def path_header(lang: str | None, path: str) -> str:
+    """The line above each retrieved snippet in prompts without a file separator token."""
+    return f"{comment_prefix(lang)} Path: {path}\n"
+
+
 @cache
 def ts_language(lang: str) -> Language | None:
     spec = _GRAMMARS.get(lang)

@@ -1,17 +1,27 @@
 """Post-processing: small pure filters run in a fixed order on every completion.
 
-The order matters: the suffix overlap goes first (so later filters do not see text the suffix already
-has), ``drop_blank`` goes last (any earlier filter may have emptied the completion).
+The order matters: the prompt's scaffolding is cut first (nothing after it is the user's code), then the
+suffix overlap (so later filters do not see text the suffix already has); ``drop_blank`` goes last (any
+earlier filter may have emptied the completion).
 """
 
 from __future__ import annotations
 
-from codeassist.client.postprocess import balance, drop_blank, indentation, repetition, single_line, suffix_overlap
+from codeassist.client.postprocess import (
+    balance,
+    drop_blank,
+    indentation,
+    repetition,
+    scaffold,
+    single_line,
+    suffix_overlap,
+)
 from codeassist.client.postprocess.base import Filter, FilterContext
 
 __all__ = ["FILTERS", "FilterContext", "run"]
 
 FILTERS: tuple[tuple[str, Filter], ...] = (
+    ("scaffold", scaffold.apply),
     ("suffix_overlap", suffix_overlap.apply),
     ("balance", balance.apply),
     ("indentation", indentation.apply),

@@ -390,3 +390,30 @@ async def test_keystroke_contradicting_the_streamed_output_cancels_at_once(engin
     type_text(engine, doc, off, "x")  # "hex..." can no longer be what the model writes
     assert (await joined).source == "cancelled"
     await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
+
+
+async def test_speculation_is_held_once_bets_stop_paying_and_still_goes_on_accept(engine, standin) -> None:
+    """Typed-through guesses that keep being abandoned: after three wasted speculative requests the next
+    bet waits for the accept (and the odds keep learning from the held ones)."""
+    trust(engine, "")
+    doc = Document(uri="file:///a.py", text="")
+    off = 0
+    for n in range(3):
+        off = type_text(engine, doc, off, f"\nv{n} = ")
+        await engine.complete(doc, off)  # "hello world" shown; the user is taken to type through it
+        await until(lambda n=n: len(standin.stats.requests) == 2 * (n + 1))  # the bet went at the pause
+        off = type_text(engine, doc, off, "x")  # ...and was abandoned
+    await asyncio.sleep(0.1)
+    assert engine.stats.counts["prefetch_wasted"] == 3 and not engine.bets.worth_sending()
+    off = type_text(engine, doc, off, "\nw = ")
+    shown = await engine.complete(doc, off)
+    await asyncio.sleep(0.4)  # a pause: the bet is held
+    assert len(standin.stats.requests) == 7 and engine.stats.counts["prefetch_held"] == 1
+    doc.apply(off, off, shown.text)
+    engine.on_change(doc)
+    engine.accept(shown.id, None)  # the guess came true: the held speculation goes now
+    await until(lambda: len(standin.stats.requests) == 8)
+    assert standin.stats.headers[7]["x-priority"] == "prefetch"
+    type_text(engine, doc, off + len(shown.text), "\n")  # past the hypothesis: its bet is scored a hit
+    assert engine.bets.hits == 1 and engine.bets.bets == 4
+    assert engine.stats.counts["prefetch_used"] == 1

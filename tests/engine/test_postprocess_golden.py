@@ -55,5 +55,5 @@ def test_every_filter_has_golden_cases() -> None:
 
 def test_fixed_order() -> None:
     assert [n for n, _ in postprocess.FILTERS] == [
-        "suffix_overlap", "balance", "indentation", "repetition", "single_line", "drop_blank"]
+        "scaffold", "suffix_overlap", "balance", "indentation", "repetition", "single_line", "drop_blank"]
     assert postprocess.__all__ == ["FILTERS", "FilterContext", "run"]

@@ -182,3 +182,16 @@ def test_upstream_consistency_follows_what_the_model_streamed() -> None:
     up.streamed[:] = ["    ret"]
     assert up.consistent("x =   return\n")  # leading blanks aside (the filters re-indent)
     assert not up.consistent("x = " + "a" * 200 + "\n")  # too far ahead for the cache's walk-back
+
+
+def test_bet_odds_start_open_close_after_misses_and_reopen_after_hits() -> None:
+    from codeassist.client.prefetch import BetOdds
+
+    odds = BetOdds()
+    assert odds.worth_sending()  # the first bets go: the prior is an even chance
+    for _ in range(3):
+        odds.add(False)
+    assert not odds.worth_sending()
+    odds.add(True)
+    odds.add(True)
+    assert odds.worth_sending() and 0 < odds.odds < 1

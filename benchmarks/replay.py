@@ -36,6 +36,12 @@ prefetch. Both use the same line-mode decision, post-processing and context engi
 
     python benchmarks/replay.py [--pause-scale 4] [--seed 1] [--modes adaptive,fixed] [--server-url URL]
 
+**Where requests go.** Besides the totals, each mode's answers that took a request are split by what followed
+(``request_outcomes``): an accept, a pause with nothing the user could take (the model's misses: an engine that
+shows a suggestion at every pause pays for those whatever it does), or more typing; requests never seen by
+the user (cancelled, superseded) are the rest. ``--trace T`` writes every key, answer and accept to
+``T.MODE.jsonl``.
+
 Prints one JSON line per mode, then a table.
 """
 
@@ -311,6 +317,7 @@ async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], sc
     from codeassist.client.latency import percentile
 
     shown_ms = [ms for ms, ok in out.answered if ok]
+    split = request_outcomes(out.trace)
     c = stats["counts"]
     lat = stats["latency_ms"]
     acc = out.accepted + out.partial
@@ -326,12 +333,32 @@ async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], sc
         "fast_from_cache_frac": round(out.fast_hits / max(1, out.keystrokes), 3),
         "ghost_p50_ms": round(percentile(shown_ms, 50) or 0, 1),
         "ghost_p99_ms": round(percentile(shown_ms, 99) or 0, 1),
-        "ghost_shown": len(shown_ms), "ghost_useful": out.useful, "empty": c.get("empty"),
+        "ghost_shown": len(shown_ms), "ghost_useful": out.useful, "empty": c.get("empty"), **split,
         "errors": c.get("errors"), "replaced": c.get("replaced"), "debounce_p50_ms": lat["debounce"]["p50_ms"],
         "pause_delay_p50_ms": (lat.get("pause_delay") or {}).get("p50_ms"),
         "model_p50_ms": lat["model"]["p50_ms"], "typed_through": c["typed_through"],
         "cancelled": c["cancelled"], "load_1m": round(os.getloadavg()[0], 2), "trace": out.trace,
     }
+
+
+def request_outcomes(trace: list[dict[str, Any]]) -> dict[str, int]:
+    """Where the answers that took a request (over 5 ms) went: followed by an accept; at a pause (the next key
+    over 350 ms later) with nothing the user could take (the model's misses: an engine that shows something at
+    every pause pays for them whatever it does); or during typing."""
+    out = {"answers_then_accept": 0, "pause_misses": 0, "answers_while_typing": 0}
+    for i, ev in enumerate(trace):
+        if ev["ev"] != "answer" or ev["ms"] <= 5:
+            continue
+        nxt = next((e for e in trace[i + 1 :] if e["ev"] in ("key", "accept")), None)
+        if nxt is None:
+            continue
+        if nxt["ev"] == "accept":
+            out["answers_then_accept"] += 1
+        elif nxt["gap_ms"] > 350:
+            out["pause_misses"] += ev["take"] == 0
+        else:
+            out["answers_while_typing"] += 1
+    return out
 
 
 async def main_async(a: argparse.Namespace) -> list[dict[str, Any]]:
@@ -376,7 +403,8 @@ def main() -> int:
     results = asyncio.run(main_async(a))
     cols = ["keystrokes", "requests_sent", "prefetch_requests", "prefetch_used", "prefetch_wasted", "prefetch_held",
             "accepted", "partially_accepted", "accepted_chars",
-            "requests_per_accept", "ghost_shown", "ghost_useful",
+            "requests_per_accept", "answers_then_accept", "pause_misses", "answers_while_typing", "ghost_shown",
+            "ghost_useful",
             "fast_from_cache_frac", "ghost_p50_ms", "ghost_p99_ms", "debounce_p50_ms",
             "pause_delay_p50_ms", "model_p50_ms", "load_1m"]
     print(f"{'':>22}" + "".join(f"{r['mode']:>12}" for r in results))

@@ -195,3 +195,15 @@ def test_bet_odds_start_open_close_after_misses_and_reopen_after_hits() -> None:
     odds.add(True)
     odds.add(True)
     assert odds.worth_sending() and 0 < odds.odds < 1
+
+
+def test_stats_text_lists_the_speculation_outcomes() -> None:
+    from codeassist.client.cli_stats import format_stats
+
+    s = SessionStats()
+    s.bump("prefetch_used", 3)
+    s.bump("prefetch_wasted", 2)
+    s.bump("prefetch_held", 5)
+    text = format_stats({**s.snapshot(), "uptime_s": 1, "mode": "adaptive"})
+    for name, n in (("prefetch_used", 3), ("prefetch_wasted", 2), ("prefetch_held", 5)):
+        assert f"{name:>20}: {n}" in text

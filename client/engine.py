@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -55,6 +56,8 @@ TRUST_TYPED = 2  # a speculation goes on its own (at a pause) once the user has 
 IDLE_PARSE_MIN_MS = 80.0  # the context engine re-parses a document once it is this quiet...
 IDLE_PARSE_RHYTHM = 1.5  # ...and quiet for this many of the user's inter-key gaps (builds meanwhile use the
 # last tree shifted by the edits: a parse holds the GIL, so it belongs in a pause, not before a request)
+# Set in a speculation's own task, so that _fetch marks it sent the moment its request really goes out.
+_SPECULATION: contextvars.ContextVar[Speculation | None] = contextvars.ContextVar("speculation", default=None)
 
 
 @dataclass
@@ -99,7 +102,8 @@ class CompletionEngine:
         self._upstream: dict[str, Upstream] = {}  # interactive request on the wire, per document
         self._urgent: dict[str, asyncio.Event] = {}  # set: the document's speculation stops waiting for a pause
         self._eager: dict[str, asyncio.Event] = {}  # set: the document's speculation may go at a pause
-        self._shown_uri: dict[str, str] = {}  # completion id -> document, for accepts
+        # completion id -> (document, the speculation on it being accepted), for accepts
+        self._shown: dict[str, tuple[str, Speculation | None]] = {}
         self._idle_parse: dict[str, asyncio.TimerHandle] = {}  # per document: the re-parse armed for a pause
         self._partly_taken: set[str] = set()  # documents whose shown completion was accepted only in part
 
@@ -180,13 +184,17 @@ class CompletionEngine:
     def accept(self, completion_id: str | None, chars: int | None) -> str:
         """Count the accept; a full accept makes the document's speculation (that very hypothesis) go now."""
         kind = self.stats.record_accept(completion_id, chars)
-        uri = self._shown_uri.pop(completion_id, None) if completion_id else None
-        if kind == "accepted" and uri is not None:
-            if (spec := self.prefetcher.get(uri)) is not None:
+        shown = self._shown.pop(completion_id, None) if completion_id else None
+        if shown is None:
+            return kind
+        uri, spec = shown
+        if kind == "accepted":
+            # an accept that arrives after a newer suggestion was shown must not score or rush that one's bet
+            if spec is not None and self.prefetcher.get(uri) is spec:
                 spec.hit = True
-            self._hurry(uri)
-        elif uri is not None:
-            self._shown_uri[completion_id or ""] = uri  # more of it may be accepted later
+                self._hurry(uri)
+        else:
+            self._shown[completion_id or ""] = shown  # more of it may be accepted later
             self._partly_taken.add(uri)
         return kind
 
@@ -229,13 +237,14 @@ class CompletionEngine:
         result.timings["total_ms"] = _ms(t0)
         if result.text:
             self.stats.record_shown(result.id, len(result.text), result.source, result.timings["total_ms"])
-            self._shown_uri[result.id] = doc.uri
-            while len(self._shown_uri) > SHOWN_REMEMBERED:
-                self._shown_uri.pop(next(iter(self._shown_uri)))
             if result.source == "model":
                 self._partly_taken.discard(doc.uri)  # a new suggestion
+            spec = None
             if self.smart:
-                self._speculate(doc, offset, result.text, eager=self._trusted(doc.uri, result))
+                spec = self._speculate(doc, offset, result.text, eager=self._trusted(doc.uri, result))
+            self._shown[result.id] = (doc.uri, spec)
+            while len(self._shown) > SHOWN_REMEMBERED:
+                self._shown.pop(next(iter(self._shown)))
         elif result.error:
             self.stats.bump("errors")
         else:
@@ -364,7 +373,7 @@ class CompletionEngine:
         raw = await self._fetch(params, timings, streamed)
         ctx = postprocess.FilterContext(prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
                                         suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
-                                        multiline=mode.multiline, language=doc.language)
+                                        multiline=mode.multiline, language=doc.language, scaffold=parts.header)
         completion = postprocess.run(cut_at_stops(raw, params.stop), ctx)
         if completion:
             source = "prefetch" if priority == "prefetch" else "model"
@@ -375,6 +384,8 @@ class CompletionEngine:
     async def _fetch(self, params: CompletionParams, timings: dict[str, float],
                      streamed: list[str] | None = None) -> str:
         t_send = time.perf_counter()
+        if (spec := _SPECULATION.get()) is not None:
+            spec.sent = True
         self.stats.bump("upstream_requests")
         if params.priority == "prefetch":
             self.stats.bump("prefetch_requests")
@@ -392,18 +403,20 @@ class CompletionEngine:
     def on_wire(self, params: CompletionParams) -> None:
         """Hook called just before a request goes to the transport (benchmarks time it)."""
 
-    def _speculate(self, doc: Document, offset: int, guess: str, eager: bool = True) -> None:
+    def _speculate(self, doc: Document, offset: int, guess: str, eager: bool = True) -> Speculation | None:
+        """The speculation on ``guess`` being accepted here (new or already running); None when not needed."""
         text = doc.text
         new_text = text[:offset] + guess + text[offset:]
         new_offset = offset + len(guess)
         if self.cache.typed_through(new_text, new_offset) is not None:
-            return
+            return None
         hypo = Document(uri=doc.uri, text=new_text, language=doc.language, version=doc.version)
         urgent, allowed = asyncio.Event(), asyncio.Event()
         if self.prefetcher.start(doc.uri, text, offset, guess, self._prefetch(hypo, new_offset, urgent, allowed)):
             self._urgent[doc.uri], self._eager[doc.uri] = urgent, allowed
         if eager:
             self._place_bet(doc.uri)
+        return self.prefetcher.get(doc.uri)  # start() keeps a running speculation on the same hypothesis
 
     def _place_bet(self, uri: str) -> None:
         """The user is typing through the guess: the speculation may go at the next pause — if such bets
@@ -412,6 +425,8 @@ class CompletionEngine:
         if spec is None or spec.trusted:
             return
         spec.trusted = True
+        if spec.sent or spec.task.done():
+            return
         if not self.bets.worth_sending():
             self.stats.bump("prefetch_held")
         elif (event := self._eager.get(uri)) is not None:
@@ -453,7 +468,7 @@ class CompletionEngine:
                 del self._eager[hypo.uri]
         spec = self.prefetcher.get(hypo.uri)
         if spec is not None and spec.task is asyncio.current_task():
-            spec.sent = True
+            _SPECULATION.set(spec)  # this task's own context (not when the prompt cache answers: nothing is sent)
         try:
             await self._generate(hypo, offset, "prefetch", {})
         except TransportError as exc:

@@ -151,6 +151,8 @@ class Prefetcher:
         spec = self._specs.get(uri)
         if spec is None:
             return False
+        if spec.is_target(text, spec.target_offset):
+            spec.hit = True  # typed to the end of the guess (the next key may come before any request)
         if spec.task.done():
             if not spec.consistent(text):
                 del self._specs[uri]

@@ -217,9 +217,10 @@ class ContextEngine:
         snippets: list[dict[str, object]] = [
             {"path": s.path, "text": s.text, "tokens": k, "reason": s.reason, "kind": s.kind,
              "lines": [s.start + 1, s.end]} for s, k in order]
+        header = path_header(lang, "").rstrip("\n") if order and not template.file_sep else None
         return PromptParts(prompt=prompt, prefix=prefix, suffix=window.suffix if template.fim else "",
                            snippets=snippets, tokens=tokens, budget=budget, token_counter=c.name,
-                           ms=(time.perf_counter() - t0) * 1000)
+                           ms=(time.perf_counter() - t0) * 1000, header=header)
 
     def _cross_file(self, doc: ParsedDoc, index: RepoIndex | None, rel: str | None, lang: str | None,
                     cursor_line: int, uri: str | None, render: Callable[[Snippet], str], snip_budget: int,

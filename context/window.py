@@ -23,6 +23,7 @@ class PromptParts:
     budget: int = 0
     token_counter: str = "chars/4"
     ms: float = 0.0
+    header: str | None = None  # the start of the snippet header lines in the prompt (None: it has none)
 
 
 def simple_window(

@@ -19,6 +19,7 @@ class FilterContext:
     suffix: str  # text after the cursor (may be a window)
     multiline: bool
     language: str = ""
+    scaffold: str | None = None  # the prompt's snippet header marker, e.g. "# Path: " (None: no headers)
 
 
 Filter = Callable[[str, FilterContext], str]

@@ -3,29 +3,35 @@
 A model that is not trained for repository-level prompts sees the retrieved snippets headed
 ``# Path: some/file.py`` and, at a line start, often continues that pattern (``# Path: client/cache.py``)
 instead of code. Such a line came from the prompt, never from the user's file: the completion is cut
-before it (emptied when it is the first line). A document that itself has such header lines keeps them.
+before it (emptied when it is its first line). Only when the prompt had such headers (the context engine
+says which marker it wrote: :attr:`FilterContext.scaffold`), only a whole line of marker + one path-like
+token, and not when the text around the cursor has such lines itself.
 """
 
 from __future__ import annotations
 
-from codeassist.client.postprocess.base import FilterContext
-from codeassist.context.langs import path_header
+import re
 
-__all__ = ["apply", "header_marker"]
+from codeassist.client.postprocess.base import FilterContext, line_before
+
+__all__ = ["apply"]
+
+_PATH = re.compile(r"[^\s]+")
 
 
-def header_marker(language: str) -> str:
-    """The start of the header line the context engine writes above each snippet."""
-    return path_header(language or None, "").rstrip("\n")
+def _is_header(line: str, marker: str) -> bool:
+    body = line.strip(" \t\r\n")
+    return body.startswith(marker) and _PATH.fullmatch(body[len(marker) :]) is not None
 
 
 def apply(text: str, ctx: FilterContext) -> str:
-    marker = header_marker(ctx.language)
-    if marker not in text or marker in ctx.prefix:
+    marker = ctx.scaffold
+    if not marker or marker not in text or marker in ctx.prefix or marker in ctx.suffix:
         return text
+    at_line_start = not line_before(ctx).strip()
     start = 0
-    for line in text.splitlines(keepends=True):
-        if line.lstrip(" \t").startswith(marker):
+    for n, line in enumerate(text.splitlines(keepends=True)):
+        if (n or at_line_start) and _is_header(line, marker):
             return text[:start]
         start += len(line)
     return text

@@ -149,3 +149,13 @@ def test_texts_not_open_in_an_editor_never_share_cross_file_context(make_repo) -
     at = len("\n".join(other.split("\n")[:line])) + 1 + 8  # the same line as before
     second = engine.build(other, at, template_for("qwen"), path=root / "shop/cart.py")
     assert engine.cross_misses == 2 and second.snippets != first.snippets
+
+
+def test_prompt_says_which_snippet_header_it_wrote(make_repo) -> None:
+    """The scaffold filter cuts only what the prompt really had: ``# Path: `` headers for the plain and FIM
+    templates with snippets, none for templates that separate files with a token."""
+    engine, uri, text, offset = _typing_engine(make_repo("python"))
+    plain = engine.build(text, offset, template_for("plain"), uri=uri)
+    assert plain.snippets and plain.header == "# Path: " and "\n# Path: shop/pricing.py\n" in "\n" + plain.prompt
+    qwen = engine.build(text, offset, template_for("qwen"), uri=uri)
+    assert qwen.snippets and qwen.header is None and "# Path: " not in qwen.prompt

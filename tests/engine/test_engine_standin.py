@@ -417,3 +417,30 @@ async def test_speculation_is_held_once_bets_stop_paying_and_still_goes_on_accep
     type_text(engine, doc, off + len(shown.text), "\n")  # past the hypothesis: its bet is scored a hit
     assert engine.bets.hits == 1 and engine.bets.bets == 4
     assert engine.stats.counts["prefetch_used"] == 1
+
+
+async def test_late_accept_of_an_older_suggestion_leaves_the_newer_speculation_alone(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="a = \nb = \n")
+    older = await engine.complete(doc, 4)
+    newer = await engine.complete(doc, 10)  # the cursor moved on: a suggestion there, its own speculation
+    assert older.text and newer.text and len(standin.stats.requests) == 2
+    spec = engine.prefetcher.get(doc.uri)
+    assert spec is not None and spec.target_offset == 10 + len(newer.text)
+    assert engine.accept(older.id, None) == "accepted"  # arrives late, for the first suggestion
+    await asyncio.sleep(0.3)
+    assert not spec.hit and len(standin.stats.requests) == 2  # neither scored nor rushed out
+
+
+async def test_speculation_answered_by_the_prompt_cache_is_not_counted_as_sent(engine, standin) -> None:
+    doc = Document(uri="file:///a.py", text="x = ")
+    shown = await engine.complete(doc, 4)
+    hypo = Document(uri="file:///b.py", text="x = " + shown.text)
+    await engine.complete(hypo, len(hypo.text))  # the hypothesis's prompt is now in the prompt cache
+    sent_before = len(standin.stats.requests)
+    doc.apply(4, 4, shown.text)
+    engine.on_change(doc)
+    engine.accept(shown.id, None)  # the speculation goes at once... and is answered by the prompt cache
+    await until(lambda: not engine.prefetcher.in_flight(doc.uri))
+    type_text(engine, doc, len(doc.text), "\n")  # past the hypothesis: the speculation ends
+    assert len(standin.stats.requests) == sent_before
+    assert engine.stats.counts["prefetch_used"] == 0 and engine.stats.counts["prefetch_wasted"] == 0

@@ -26,7 +26,7 @@ def test_golden(path: Path) -> None:
     case = tomllib.loads(path.read_text(encoding="utf-8"))
     prefix, completion, suffix = split(case["case"]["text"])
     ctx = FilterContext(prefix=prefix, suffix=suffix, multiline=case.get("multiline", False),
-                        language=case.get("language", ""))
+                        language=case.get("language", ""), scaffold=case.get("scaffold"))
     name = path.parent.name
     if name == "pipeline":
         out = postprocess.run(completion, ctx)

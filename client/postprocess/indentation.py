@@ -4,6 +4,10 @@
   the header; models often emit it at the header's own level, or doubled when the editor already
   indented the new line.
 * On an indented blank line, the completion's own leading whitespace is added to the editor's.
+* Elsewhere a new line may stay at the previous line's level or dedent to any enclosing block's level (after
+  a ``return``/``raise``, or when a block ends): a completion at one of those levels is kept as the model
+  wrote it; deeper than the previous line (no header opened a block) it comes back to that line's level;
+  between two levels it goes to the enclosing one.
 * In multi-line mode, a line that dedents to the header's level or below ends the block: cut there.
 """
 
@@ -19,6 +23,22 @@ def _unit(prefix: str) -> str:
         return "\t"
     widths = sorted({len(indent_of(line)) for line in prefix.split("\n")[-200:] if line.strip()} - {0})
     return " " * (widths[0] if widths and widths[0] <= 8 else 4)
+
+
+def _open_levels(prefix: str) -> list[int]:
+    """Indentation widths a new statement may take: the previous non-blank line's, then each enclosing
+    block's (each earlier line that is less indented than all after it), down to 0."""
+    levels: list[int] = []
+    for line in reversed(prefix.split("\n")[:-1]):
+        if line.strip():
+            width = len(indent_of(line).expandtabs(4))
+            if not levels or width < levels[-1]:
+                levels.append(width)
+                if width == 0:
+                    break
+    if not levels or levels[-1]:
+        levels.append(0)
+    return levels
 
 
 def _header(prefix: str) -> str | None:
@@ -39,10 +59,10 @@ def apply(text: str, ctx: FilterContext) -> str:
     first = lines[0]
     if header is not None:
         target = len(indent_of(header).expandtabs(4)) + len(_unit(ctx.prefix).expandtabs(4))
-    else:
-        prev = [ln for ln in ctx.prefix.split("\n")[:-1] if ln.strip()]
-        target = len(indent_of(prev[-1]).expandtabs(4)) if prev else len(before.expandtabs(4))
     have = len(before.expandtabs(4)) + len(indent_of(first).expandtabs(4))
+    if header is None:
+        levels = _open_levels(ctx.prefix)
+        target = have if have in levels else levels[0] if have > levels[0] else max(w for w in levels if w <= have)
     delta = target - have
     if delta and first.strip():
         unit = "\t" if "\t" in before + indent_of(first) else " "

@@ -242,16 +242,17 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
         st["counted"] = True
         g = ghost()
         ms = (st["t1"] - st["t0"]) * 1000
+        take = user_take(g[0], region.text[done:]) if g is not None else 0
         out.answered.append((ms, g is not None))
         out.trace.append({"ev": "answer", "file": region.rel, "at": done, "ms": round(ms, 1),
-                          "shown": g[0] if g else "", "take": user_take(g[0], region.text[done:]) if g else 0})
+                          "shown": g[0] if g else "", "take": take})
         if g is not None and ms <= 5:
             out.fast_hits += 1
         if g is None:
             seen.clear()
             return
         shown, _, t1 = g
-        out.useful += user_take(shown, region.text[done:]) > 0
+        out.useful += take > 0
         prev_cursor, prev_text = seen.get("cursor"), seen.get("text", "")
         typed = text[prev_cursor:cursor] if prev_cursor is not None and prev_cursor <= cursor else None
         if not (typed is not None and prev_text.startswith(typed) and prev_text[len(typed):] == shown):

@@ -208,7 +208,6 @@ class CompletionEngine:
         self.stats.bump("requests")
         if (prev := self._inflight.pop(doc.uri, None)) is not None:
             prev.cancel()
-        self.prefetcher.reached(doc.uri, doc.text, offset)
         result = self._from_cache(doc.text, offset)
         if result is None and self.smart and (spec := self.prefetcher.joinable(doc.uri, doc.text, offset)):
             self._hurry(doc.uri)  # someone waits for it now: no more waiting for a pause

@@ -117,12 +117,6 @@ class Prefetcher:
     def get(self, uri: str) -> Speculation | None:
         return self._specs.get(uri)
 
-    def reached(self, uri: str, text: str, offset: int) -> None:
-        """The document is at this position: if that is the speculation's target, its bet came true."""
-        spec = self._specs.get(uri)
-        if spec is not None and spec.is_target(text, offset):
-            spec.hit = True
-
     def start(self, uri: str, text: str, offset: int, guess: str, work: Coroutine[Any, Any, Any]) -> bool:
         """Start ``work`` as the speculation for ``uri``; False (``work`` closed) if this target is already there."""
         base, suffix = text[:offset], text[offset:]
@@ -151,14 +145,15 @@ class Prefetcher:
         spec = self._specs.get(uri)
         if spec is None:
             return False
-        if spec.is_target(text, spec.target_offset):
-            spec.hit = True  # typed to the end of the guess (the next key may come before any request)
+        consistent = spec.consistent(text)
+        if consistent and len(text) == spec.target_offset + len(spec.suffix):
+            spec.hit = True  # the whole guess is in: its bet came true (typed to its end, or accepted)
         if spec.task.done():
-            if not spec.consistent(text):
+            if not consistent:
                 del self._specs[uri]
                 self._end(spec)
             return False
-        if spec.consistent(text):
+        if consistent:
             return False
         return self.cancel(uri)
 

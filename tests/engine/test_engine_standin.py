@@ -444,3 +444,13 @@ async def test_speculation_answered_by_the_prompt_cache_is_not_counted_as_sent(e
     type_text(engine, doc, len(doc.text), "\n")  # past the hypothesis: the speculation ends
     assert len(standin.stats.requests) == sent_before
     assert engine.stats.counts["prefetch_used"] == 0 and engine.stats.counts["prefetch_wasted"] == 0
+
+
+async def test_typing_the_whole_guess_scores_the_bet_a_hit_without_an_accept(engine, standin) -> None:
+    trust(engine, "")
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    shown = await engine.complete(doc, off)
+    off = type_text(engine, doc, off, shown.text)  # typed to its end, no accept, no request at the target
+    type_text(engine, doc, off, "\n")  # past it: the speculation ends and is scored
+    assert (engine.bets.hits, engine.bets.bets) == (1, 1)

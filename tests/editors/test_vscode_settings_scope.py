@@ -16,4 +16,4 @@ def test_program_settings_are_machine_scoped(name: str) -> None:
     contributes = json.loads(PACKAGE.read_text())["contributes"]["configuration"]
     sections = contributes if isinstance(contributes, list) else [contributes]
     props = {k: v for s in sections for k, v in s.get("properties", {}).items()}
-    assert props[name].get("scope") == "machine", f"{name} must have \"scope\": \"machine\""
+    assert props[name].get("scope") == "machine", f'{name} must have "scope": "machine"'

@@ -1,17 +1,22 @@
 """The gateway's routes other than the completions: a Starlette app over a :class:`GatewayState`.
 
-/health, /metrics, /stats and /v1/models. The completion routes (``POST /v1/completions`` and
-``/v1/chat/completions``) are served by :class:`~.proxy.CompletionProxy` straight from the HTTP/1.1
-connection (see :mod:`.http1` and :mod:`.server`); this app only sees the rest, through
-:mod:`.asgi_bridge`.
+/health, /metrics, /stats and /v1/models. Who sees what: ``/health`` answers only ``{"status": "ok"}`` (200)
+or ``{"status": "upstream_unavailable"}`` (503), to anyone; ``/stats`` needs a key and shows that key's user
+only, everyone's (and the replicas) to an admin key; ``/metrics`` (replica URLs, GPU and load figures) is
+served to loopback clients that no proxy forwarded, and to admin keys from anywhere. The completion routes
+(``POST /v1/completions`` and ``/v1/chat/completions``) are served by :class:`~.proxy.CompletionProxy`
+straight from the HTTP/1.1 connection (see :mod:`.http1` and :mod:`.server`); this app only sees the rest,
+through :mod:`.asgi_bridge`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import asdict
 from typing import Any
 
+from codeassist.serverkit.gateway.keys import KeyRecord
 from codeassist.serverkit.gateway.state import GatewayState
 from codeassist.serverkit.gateway.upstream import UpstreamError
 from starlette.applications import Starlette
@@ -23,15 +28,55 @@ __all__ = ["create_app"]
 
 
 def _unauthorized() -> JSONResponse:
-    return JSONResponse({"error": {"message": "invalid, revoked or expired API key", "type": "auth", "code": 401}},
-                        status_code=401)
+    return JSONResponse(
+        {"error": {"message": "invalid, revoked or expired API key", "type": "auth", "code": 401}}, status_code=401
+    )
+
+
+def _forbidden() -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "message": "needs an admin key (server-kit keys add NAME --admin)",
+                "type": "forbidden",
+                "code": 403,
+            }
+        },
+        status_code=403,
+    )
+
+
+# A reverse proxy on this host (the Caddy of `--write-caddy`) connects from loopback and names its client in
+# one of these; such a request is not local.
+_FORWARDED = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def is_local(request: Request) -> bool:
+    """A loopback peer that no proxy forwarded."""
+    if request.client is None or any(h in request.headers for h in _FORWARDED):
+        return False
+    try:
+        ip = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+_NO_AUTH = KeyRecord("", "anonymous", "", admin=True)  # --no-auth (loopback only): nothing to hide
 
 
 def create_app(state: GatewayState) -> Starlette:
     cfg = state.cfg
 
+    def caller(request: Request) -> KeyRecord | None:
+        """The key's record (None: no valid key)."""
+        if state.keys is None:
+            return _NO_AUTH
+        return state.keys.verify(request.headers.get("authorization"))
+
     def authorized(request: Request) -> bool:
-        return state.keys is None or state.keys.verify(request.headers.get("authorization")) is not None
+        return caller(request) is not None
 
     async def health(request: Request) -> Response:
         async def probe(root: str) -> bool:
@@ -40,33 +85,53 @@ def create_app(state: GatewayState) -> Starlette:
                 return status == 200
             except (UpstreamError, TimeoutError):
                 return False
-        roots = cfg.upstream_roots
-        results = await asyncio.gather(*(probe(r) for r in roots))
-        ok = any(results)
-        body = {"status": "ok" if ok else "upstream_unavailable",
-                "replicas": [{"url": u, "healthy": h, "ejected": not r.available(state.pool.now()),
-                              "outstanding": r.outstanding}
-                             for u, h, r in zip(cfg.upstreams, results, state.pool.replicas, strict=True)],
-                "inflight": state.scheduler.inflight, "queued": state.scheduler.queued}
-        return JSONResponse(body, status_code=200 if ok else 503)
+
+        # Unauthenticated, so nothing but the verdict: replica URLs and load are in /metrics and /stats.
+        ok = any(await asyncio.gather(*(probe(r) for r in cfg.upstream_roots)))
+        return JSONResponse({"status": "ok" if ok else "upstream_unavailable"}, status_code=200 if ok else 503)
 
     async def metrics(request: Request) -> Response:
+        if not is_local(request):
+            rec = caller(request)
+            if rec is None:
+                return _unauthorized()
+            if not rec.admin:
+                return _forbidden()
         text = state.registry.render() + await state.upstream_metrics.render()
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def stats(request: Request) -> Response:
-        if not authorized(request):
+        rec = caller(request)
+        if rec is None:
             return _unauthorized()
+        if rec.admin:
+            rows = list(state.users.items())
+        else:  # the caller's own row only, found by its pseudonym (not created when absent)
+            uid = state.user_id(rec.user)
+            rows = [(uid, state.users[uid])] if uid in state.users else []
         users: dict[str, Any] = {}
-        for uid, u in state.users.items():
+        for uid, u in rows:
             d = asdict(u)
             d["mean_latency_ms"] = round(u.latency_ms_sum / max(1, sum(u.by_status.values())), 2)
             users[uid] = d
-        return JSONResponse({"users": users, "inflight": state.scheduler.inflight,
-                             "queued": state.scheduler.queued,
-                             "replicas": [{"url": r.url, "outstanding": r.outstanding, "served": r.served,
-                                           "ejected": not r.available(state.pool.now())}
-                                          for r in state.pool.replicas]})
+        if not rec.admin:
+            return JSONResponse({"users": users})
+        return JSONResponse(
+            {
+                "users": users,
+                "inflight": state.scheduler.inflight,
+                "queued": state.scheduler.queued,
+                "replicas": [
+                    {
+                        "url": r.url,
+                        "outstanding": r.outstanding,
+                        "served": r.served,
+                        "ejected": not r.available(state.pool.now()),
+                    }
+                    for r in state.pool.replicas
+                ],
+            }
+        )
 
     async def models(request: Request) -> Response:
         if not authorized(request):

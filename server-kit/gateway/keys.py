@@ -72,12 +72,13 @@ class KeyRecord:
     key_id: str
     user: str
     digest: str
-    max_class: str = "interactive"        # the most urgent class this key may use
+    max_class: str = "interactive"  # the most urgent class this key may use
     created: float = field(default_factory=time.time)
-    expires: float | None = None          # unix time
+    expires: float | None = None  # unix time
     revoked: bool = False
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
+    admin: bool = False  # may read every user's /stats and /metrics from anywhere
 
     def active(self, now: float) -> bool:
         return not self.revoked and (self.expires is None or now < self.expires)
@@ -115,16 +116,32 @@ class KeyStore:
         self._mtime = self.path.stat().st_mtime
 
     # -- admin -------------------------------------------------------------------------------
-    def add(self, user: str, max_class: str = "interactive", expires: float | None = None,
-            requests_per_minute: float | None = None, tokens_per_minute: float | None = None) -> tuple[str, KeyRecord]:
+    def add(
+        self,
+        user: str,
+        max_class: str = "interactive",
+        expires: float | None = None,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        admin: bool = False,
+    ) -> tuple[str, KeyRecord]:
         """Create a key; returns the full key (shown once) and its record."""
         if max_class not in CLASSES:
             raise ValueError(f"unknown class {max_class!r}; one of {', '.join(CLASSES)}")
         self.reload()
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        rec = KeyRecord(key_id, user, _digest(self.pepper, secret), max_class, self.now(), expires,
-                        requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute)
+        rec = KeyRecord(
+            key_id,
+            user,
+            _digest(self.pepper, secret),
+            max_class,
+            self.now(),
+            expires,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            admin=admin,
+        )
         self._records[key_id] = rec
         self._save()
         return f"ca-{key_id}.{secret}", rec
@@ -156,7 +173,7 @@ class KeyStore:
         old = hits[0]
         for r in hits:
             self.revoke(r.key_id)
-        return self.add(old.user, old.max_class, old.expires, old.requests_per_minute, old.tokens_per_minute)
+        return self.add(old.user, old.max_class, old.expires, old.requests_per_minute, old.tokens_per_minute, old.admin)
 
     # -- request path ------------------------------------------------------------------------
     def verify(self, authorization: str | None) -> KeyRecord | None:

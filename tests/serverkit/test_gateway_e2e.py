@@ -14,8 +14,7 @@ echo "0, NVIDIA H100 80GB HBM3, 37, 61000, 81559, 45, 310.5"
 """
 
 
-def test_completion_metrics_health_stats_through_gateway(keys, gateway_factory, local_model_url, tmp_path,
-                                                         monkeypatch):
+def test_completion_metrics_health_stats_through_gateway(keys, gateway_factory, local_model_url, tmp_path, monkeypatch):
     smi = tmp_path / "bin" / "nvidia-smi"
     smi.parent.mkdir()
     smi.write_text(FAKE_SMI)
@@ -37,7 +36,7 @@ def test_completion_metrics_health_stats_through_gateway(keys, gateway_factory, 
     models = httpx.get(gw.url + "/v1/models", headers=auth(key)).json()
     assert any(m["id"] == "gemma-3-270m" for m in models["data"])
     h = httpx.get(gw.url + "/health")
-    assert h.status_code == 200 and h.json()["replicas"][0]["healthy"] is True
+    assert h.status_code == 200 and h.json() == {"status": "ok"}  # the real llama-server answered its probe
     m = httpx.get(gw.url + "/metrics").text
     assert 'codeassist_gateway_requests_total{class="interactive",status="200"} 1' in m
     assert "codeassist_gateway_request_seconds_bucket" in m and "codeassist_gateway_queue_depth" in m

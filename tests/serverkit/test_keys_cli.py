@@ -17,8 +17,17 @@ def store_dir(tmp_path, monkeypatch):
 
 
 def run(capsys, store_dir, *args: str) -> tuple[int, str, str]:
-    rc = main(["keys", *args[:1], *args[1:], "--keys-file", str(store_dir / "keys.json"),
-               "--pepper-file", str(store_dir / "pepper")])
+    rc = main(
+        [
+            "keys",
+            *args[:1],
+            *args[1:],
+            "--keys-file",
+            str(store_dir / "keys.json"),
+            "--pepper-file",
+            str(store_dir / "pepper"),
+        ]
+    )
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -62,3 +71,18 @@ def test_expired_key_is_listed_as_expired(capsys, store_dir):
     assert store.verify(f"Bearer {key}") is None
     _, out, _ = run(capsys, store_dir, "list")
     assert "expired" in out and "batch" in out
+
+
+def test_admin_key_is_stored_listed_and_kept_on_rotate(capsys, store_dir):
+    _, out, _ = run(capsys, store_dir, "add", "root", "--admin")
+    key = out.strip().splitlines()[-1]
+    _, out, _ = run(capsys, store_dir, "add", "alice")
+    store = KeyStore(store_dir / "keys.json", load_pepper(store_dir / "pepper"))
+    assert store.verify(f"Bearer {key}").admin is True
+    assert store.verify(f"Bearer {out.strip().splitlines()[-1]}").admin is False
+    _, out, _ = run(capsys, store_dir, "list")
+    rows = {ln.split()[1]: ln for ln in out.splitlines()[1:]}
+    assert "admin" in out.splitlines()[0] and " yes " in rows["root"] and " no " in rows["alice"]
+    _, out, _ = run(capsys, store_dir, "rotate", "root")
+    store.reload()
+    assert store.verify(f"Bearer {out.strip().splitlines()[-1]}").admin is True

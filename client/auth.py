@@ -3,7 +3,9 @@
 Keys are stored per server (keyed by the server URL) in the system keyring. Headless machines often
 have no keyring backend; then the key goes to ``<config dir>/credentials.json`` with mode 0600 and the
 caller gets a one-line warning to show — never silently. ``CODEASSIST_API_KEY`` in the environment
-overrides both (for CI). Nothing here logs a key; :func:`redact` masks one for display.
+overrides both (for CI), for the configured server only (the user's own ``server_url``), never for any
+URL a caller names. Nothing here logs a key; :func:`redact` masks one for display, and :func:`may_send_key`
+keeps it off plain HTTP to other hosts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "delete_token",
     "get_token",
     "login",
+    "may_send_key",
     "probe_models",
     "redact",
     "server_key",
@@ -65,6 +68,35 @@ def server_key(url: str) -> str:
     scheme = (parts.scheme or "http").lower()
     port = parts.port or (443 if scheme == "https" else 80)
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def may_send_key(url: str, allow_insecure_http: bool = False) -> bool:
+    """A key goes over https, or over plain http to this machine; elsewhere only if the user opted in."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() == "https":
+        return True
+    return _is_loopback(parts.hostname or "") or allow_insecure_http
+
+
+def configured_server() -> str:
+    """The server the environment key belongs to: the user's own server_url (never a project's)."""
+    from codeassist.client.config import ConfigError, load_config
+
+    try:
+        return load_config().server_url
+    except ConfigError:
+        return os.environ.get("CODEASSIST_SERVER_URL", "")
 
 
 def redact(token: str) -> str:
@@ -144,10 +176,10 @@ def store_token(url: str, token: str) -> tuple[str, str | None]:
 
 
 def get_token(url: str) -> StoredKey | None:
-    env = os.environ.get(ENV_KEY)
-    if env:
-        return StoredKey(env, "environment")
     name = server_key(url)
+    env = os.environ.get(ENV_KEY)
+    if env and name == server_key(configured_server()):
+        return StoredKey(env, "environment")
     backend = _keyring_backend()
     if backend is not None:
         import keyring
@@ -223,6 +255,8 @@ async def probe_models(url: str, ca_bundle: str = "", timeout: float = 5.0) -> M
     import httpx
 
     stored = get_token(url)
+    if stored is not None and not may_send_key(url, _insecure_ok()):
+        stored = None
     headers = {"Authorization": f"Bearer {stored.token}"} if stored else {}
     async with httpx.AsyncClient(verify=ssl_verify(ca_bundle), timeout=timeout) as client:
         t0 = time.perf_counter()
@@ -233,6 +267,15 @@ async def probe_models(url: str, ca_bundle: str = "", timeout: float = 5.0) -> M
         with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
             models = [m["id"] for m in resp.json().get("data", [])]
     return ModelsProbe(resp.status_code, models, stored is not None, resp.headers.get("date"), elapsed)
+
+
+def _insecure_ok() -> bool:
+    from codeassist.client.config import ConfigError, load_config
+
+    try:
+        return load_config().allow_insecure_http
+    except ConfigError:
+        return False
 
 
 async def login(url: str, token: str, ca_bundle: str = "") -> LoginResult:

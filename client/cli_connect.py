@@ -13,13 +13,22 @@ from typing import Any
 __all__ = ["register"]
 
 
-def _config() -> Any:
+def _config(project: bool = False) -> Any:
+    """The user's own config (and environment); with ``project``, also the project file of the cwd.
+
+    Commands that send a key or start a program (login, tunnel) never take a project file's values.
+    """
+    from pathlib import Path
+
     from codeassist.client.config import ConfigError, load_config
 
     try:
-        return load_config()
+        cfg = load_config(Path.cwd() if project else None)
     except ConfigError as exc:
         raise SystemExit(f"codeassist: {exc}") from None
+    for warning in cfg.warnings:
+        print(warning, file=sys.stderr)
+    return cfg
 
 
 async def _daemon(method: str, params: dict[str, Any] | None = None, start: bool = True) -> Any:
@@ -52,6 +61,11 @@ def cmd_login(args: argparse.Namespace) -> int:
     url = (args.url or cfg.server_url).rstrip("/")
     if not url.startswith(("http://", "https://")):
         print(f"codeassist: expected an http(s) URL, got {url!r}", file=sys.stderr)
+        return 2
+    if not auth.may_send_key(url, cfg.allow_insecure_http):
+        print(f"codeassist: {url} is plain http:// to another host: the key would cross the network "
+              "unencrypted; use https://, an SSH tunnel (codeassist tunnel), or set allow_insecure_http = true "
+              "in your own config", file=sys.stderr)
         return 2
     if args.key_stdin:
         token = sys.stdin.readline().strip()
@@ -96,17 +110,60 @@ def cmd_logout(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from codeassist.client.config import user_config_file
 
-    cfg = _config()
+    cfg = _config(project=True)
     values = cfg.as_dict()
     if args.json:
         print(json.dumps({"user_file": str(user_config_file()),
                           "values": {k: {"value": v, "source": cfg.sources.get(k, "default")}
-                                     for k, v in values.items()}}))
+                                     for k, v in values.items()},
+                          "ignored": cfg.ignored}))
         return 0
     print(f"# user config file: {user_config_file()}")
     width = max(len(k) for k in values)
     for key, value in values.items():
         print(f"{key:<{width}} = {json.dumps(value):<40} # {cfg.sources.get(key, 'default')}")
+    for key, why in cfg.ignored.items():
+        print(f"# ignored: {key} from {why}")
+    return 0
+
+
+# -- trust --------------------------------------------------------------------------------------
+def _project_file(directory: str | None) -> Any:
+    from pathlib import Path
+
+    from codeassist.client.config import PROJECT_FILE, find_project_file
+
+    start = Path(directory or ".").resolve()
+    found = find_project_file(start, boundary=start if directory else None)
+    return found or start / PROJECT_FILE
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from codeassist.client import trust
+    from codeassist.client.config import ConfigError, parse_toml, read_config_bytes, unsafe_file_reason
+
+    path = _project_file(args.dir)
+    if args.untrust:
+        print(f"{path}: no longer trusted" if trust.untrust(path) else f"{path} was not trusted")
+        _tell_daemon("config/reload")
+        return 0
+    if not path.exists():
+        print(f"codeassist: no {path.name} in {path.parent}", file=sys.stderr)
+        return 2
+    if (why := unsafe_file_reason(path)) is not None:
+        print(f"codeassist: will not trust {path}: {why}", file=sys.stderr)
+        return 2
+    data = read_config_bytes(path)
+    try:
+        values = parse_toml(data, path)
+    except ConfigError as exc:
+        print(f"codeassist: {exc}", file=sys.stderr)
+        return 2
+    trust.trust(path, data)
+    routed = {k: v for k, v in values.items() if k in ("server_url", "endpoints", "fallback", "ca_bundle")}
+    print(f"trusted {path} (sha256 {trust.digest(data)[:12]}…); it may now set where this project's "
+          f"completions go{': ' + json.dumps(routed) if routed else ''}. An edit to it needs trust again.")
+    _tell_daemon("config/reload")
     return 0
 
 
@@ -131,7 +188,7 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
         elif args.status or not args.target:
             st = asyncio.run(_daemon("tunnel/status", start=False))
         else:
-            cfg = _config()
+            cfg = _config()  # the user's own config only: a project file never starts a program
             spec = {
                 "target": args.target,
                 "remote_port": args.remote_port or cfg.tunnel_remote_port,
@@ -189,6 +246,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("config", help="show the effective configuration and where each value comes from")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_config)
+    p = sub.add_parser("trust", help="trust this project's .codeassist.toml (it may then route completions)")
+    p.add_argument("dir", nargs="?", help="the project directory (default: the nearest one above the cwd)")
+    p.set_defaults(func=cmd_trust, untrust=False)
+    p = sub.add_parser("untrust", help="stop trusting a project's .codeassist.toml")
+    p.add_argument("dir", nargs="?")
+    p.set_defaults(func=cmd_trust, untrust=True)
     p = sub.add_parser("tunnel", help="a supervised SSH tunnel to the GPU host (ssh -N -L), run by the daemon")
     p.add_argument("target", nargs="?", help="user@host or an ~/.ssh/config alias")
     p.add_argument("--remote-port", type=int, default=0, help="model server port on the host (default 8000)")

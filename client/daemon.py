@@ -20,10 +20,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from codeassist.client import paths
-from codeassist.client.config import Config, load_config
+from codeassist.client.config import Config, load_config, user_config_file
+from codeassist.client.daemon_client import peer_uid
 from codeassist.client.documents import DocumentStore
 from codeassist.client.endpoints import FallbackTransport
 from codeassist.client.engine import CompletionEngine
+from codeassist.client.project import ProjectResolver, routing_key
 from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
 from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor
 from codeassist.context.engine import ContextEngine
@@ -66,6 +68,17 @@ class Daemon:
         self.engine = engine or CompletionEngine(config, self.transport)
         self.context = ContextEngine(budget=config.budget)
         self.engine.context = self.context
+        # Each document's own repo settings (never the settings of whoever started the daemon).
+        self.projects = ProjectResolver(
+            user_config=lambda: self.config,
+            default_transport=lambda: self.transport,
+            roots=lambda: self.roots,
+            make_transport=lambda cfg: FallbackTransport(cfg),
+            warn=lambda message: self.broadcast("window/showMessage", {"type": 2, "message": message}),
+        )
+        self.engine.route = self.projects.route
+        self._config_stamp = _user_config_stamp()
+        self._config_checked = time.monotonic()
         self.connections: dict[int, Connection] = {}
         self.started = time.monotonic()
         self.last_activity = time.monotonic()
@@ -87,11 +100,17 @@ class Daemon:
             "tunnel/status": self._tunnel_status,
             "connectivity/status": self._connectivity_status,
             "auth/reload": self._auth_reload,
+            "config/reload": self._config_reload,
         }
         self.roots: list[str] = []
 
     # -- connection handling -------------------------------------------------------------------
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None and peer_uid(sock) != os.geteuid():  # the 0700 dir should already stop them
+            log.warning("refused a connection from uid %d", peer_uid(sock))
+            writer.close()
+            return
         conn = Connection(reader, writer)
         self.connections[conn.id] = conn
         log.info("client %d connected (%d total)", conn.id, len(self.connections))
@@ -171,6 +190,7 @@ class Daemon:
             "clients": len(self.connections) - 1,  # not counting the connection asking
             "documents": len(self.documents.all()),
             "server_url": self.config.server_url,
+            "server_in_use": self.transport.status().get("url"),
             "model": self.engine._model,
             "family": self.engine._family,
             "idle_timeout_s": self.config.idle_timeout,
@@ -207,6 +227,7 @@ class Daemon:
 
     async def _complete(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         self.counters["requests"] += 1
+        await self._follow_user_config()
         doc = self.documents.get(params["uri"])
         if doc is None:
             raise ValueError(f"document not open: {params['uri']}")
@@ -262,9 +283,44 @@ class Daemon:
         return {**self.transport.status(), "tunnel": self.tunnel.status()}
 
     async def _auth_reload(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        await self.transport.reload()
+        await self._reload(force=True)
         await self.transport.probe()
         return self.transport.status()
+
+    async def _config_reload(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._auth_reload(conn, params)
+
+    async def _follow_user_config(self) -> None:
+        """`codeassist login NEW_URL` (or an edit of the user config) applies to the running daemon.
+
+        Checked at most once a second on the completion path: one stat of the user config file.
+        """
+        now = time.monotonic()
+        if now - self._config_checked < 1.0:
+            return
+        self._config_checked = now
+        if _user_config_stamp() != self._config_stamp:
+            await self._reload(force=False)
+
+    async def _reload(self, force: bool) -> None:
+        self._config_stamp = _user_config_stamp()
+        try:
+            new = load_config()
+        except ValueError as exc:
+            log.error("the user config is invalid; keeping the previous settings: %s", exc)
+            self.broadcast("window/showMessage", {"type": 1, "message": f"codeassist: {exc}"})
+            return
+        for old in self.projects.forget():  # trust or user settings changed: re-read every project file
+            with contextlib.suppress(Exception):
+                await old.aclose()  # type: ignore[attr-defined]
+        routed = routing_key(new) != routing_key(self.config)
+        if routed:
+            log.info("server settings changed: now %s (was %s)", new.server_url, self.config.server_url)
+        self.config = self.transport.config = self.engine.config = new
+        if routed:
+            self.engine.forget_model()
+        if routed or force:
+            await self.transport.reload()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _idle_watch(self) -> None:
@@ -309,6 +365,9 @@ class Daemon:
                 sock.unlink()
             await self.tunnel.stop()
             await self.transport.aclose()
+            for other in self.projects.forget():
+                with contextlib.suppress(Exception):
+                    await other.aclose()  # type: ignore[attr-defined]
             self.context.close()
             log.info("daemon %d stopped", os.getpid())
 
@@ -328,14 +387,22 @@ def setup_logging(foreground: bool = False) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def run_lock_path() -> str:
-    return str(paths.runtime_dir() / "daemon.run.lock")
+def _user_config_stamp() -> tuple[int, int, int] | None:
+    try:
+        st = user_config_file().stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def main(foreground: bool = False) -> int:
-    setup_logging(foreground)
-    # Held for the daemon's whole life: a second daemon cannot start while this one runs.
-    fd = os.open(run_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        setup_logging(foreground)
+        # Held for the daemon's whole life: a second daemon cannot start while this one runs.
+        fd = paths.open_private(paths.runtime_dir() / "daemon.run.lock")
+    except (paths.UnsafeRuntimeDir, OSError) as exc:
+        print(f"codeassist daemon: {exc}", file=sys.stderr)
+        return 2
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -97,6 +97,11 @@ class FallbackTransport:
             stored = auth.get_token(ep.url)
             if stored is None and ep.kind == "tunnel":  # the tunnel usually leads to the same gateway
                 stored = auth.get_token(self.config.server_url)
+            if stored is not None and not auth.may_send_key(ep.url, self.config.allow_insecure_http):
+                log.warning("not sending the API key to %s: plain http to another host "
+                            "(use https, a tunnel, or allow_insecure_http = true in your own config)", ep.url)
+                self.errors[ep.name] = "API key withheld: plain http:// to another host"
+                stored = None
             t = self._clients[ep.url] = HttpTransport(
                 ep.url,
                 token=stored.token if stored else None,

@@ -34,6 +34,7 @@ from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
 from codeassist.client.latency import LatencyTracker
 from codeassist.client.prefetch import BetOdds, Prefetcher, Speculation, Upstream
+from codeassist.client.project import Route
 from codeassist.client.stats import SessionStats
 from codeassist.client.transport.base import CompletionParams, Transport, TransportError
 from codeassist.context.templates import detect_family, template_for
@@ -88,6 +89,10 @@ class CompletionEngine:
         self._model: str | None = config.model or None
         self._family: str | None = None if config.family == "auto" else config.family
         self._resolve_lock = asyncio.Lock()
+        # Per document: its repo's settings and the transport its code goes through (the daemon's
+        # ProjectResolver.route); by default this engine's own config and transport.
+        self.route: Callable[[str], Route] = lambda uri: Route(self.config, self.transport)
+        self._route_models: dict[int, str] = {}  # id(transport) -> model, for a trusted project's own server
         self.context: Any = None  # the context engine, set by the daemon
         self.smart = config.engine_mode != "fixed"
         self.latency = LatencyTracker()
@@ -122,12 +127,35 @@ class CompletionEngine:
             log.info("model %s, family %s", self._model, self._family)
             return self._model, self._family
 
-    def build_prompt(self, doc: Document, offset: int, family: str) -> PromptParts:
+    def forget_model(self) -> None:
+        """The server changed: ask the new one which model it serves."""
+        self._model = self.config.model or None
+        self._family = None if self.config.family == "auto" else self.config.family
+        self._route_models.clear()
+
+    async def resolve_route_model(self, route: Route) -> tuple[str, str]:
+        """Model and family for one request: the document's project may name its family (or, trusted, its
+        model and server)."""
+        if route.transport is self.transport and route.config.model == self.config.model:
+            model, family = await self.resolve_model()
+        else:
+            model = route.config.model or self._route_models.get(id(route.transport), "")
+            if not model:
+                models = await route.transport.models()
+                if not models:
+                    raise TransportError("protocol", "the server serves no model")
+                model = self._route_models[id(route.transport)] = models[0]
+            family = detect_family(model)
+        if route.config.family != "auto":
+            family = route.config.family
+        return model, family
+
+    def build_prompt(self, doc: Document, offset: int, family: str, budget: int | None = None) -> PromptParts:
         context = getattr(self, "context", None)
         if context is not None:
             try:
                 return context.build(doc.text, offset, template_for(family), uri=doc.uri, language=doc.language,
-                                     budget=self.config.budget)
+                                     budget=budget or self.config.budget)
             except Exception:
                 log.exception("context engine failed; using the plain window")
         return simple_window(doc.text, offset, template_for(family))
@@ -350,11 +378,13 @@ class CompletionEngine:
         """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations."""
         t0 = time.perf_counter()
         text = doc.text
-        model, family = await self.resolve_model()
+        route = self.route(doc.uri)
+        cfg = route.config
+        model, family = await self.resolve_route_model(route)
         mode = linemode.decide(text, offset, doc.language)
-        parts = self.build_prompt(doc, offset, family)
+        parts = self.build_prompt(doc, offset, family, cfg.budget)
         template = template_for(family)
-        key = prompt_key(model, "m" if mode.multiline else "s", parts.prompt)
+        key = prompt_key(model, f"{'m' if mode.multiline else 's'}{cfg.max_tokens}", parts.prompt)
         cached = self.cache.get(key)
         timings["context_ms"] = _ms(t0)
         if cached is not None:
@@ -363,13 +393,12 @@ class CompletionEngine:
         params = CompletionParams(
             prompt=parts.prompt,
             model=model,
-            max_tokens=self.config.max_tokens if mode.multiline else min(self.config.max_tokens,
-                                                                         SINGLE_LINE_MAX_TOKENS),
-            temperature=self.config.temperature,
+            max_tokens=cfg.max_tokens if mode.multiline else min(cfg.max_tokens, SINGLE_LINE_MAX_TOKENS),
+            temperature=cfg.temperature,
             stop=linemode.stops_for(mode, template.stop),
             priority=priority,
         )
-        raw = await self._fetch(params, timings, streamed)
+        raw = await self._fetch(params, timings, streamed, route.transport)
         ctx = postprocess.FilterContext(prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
                                         suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
                                         multiline=mode.multiline, language=doc.language, scaffold=parts.header)
@@ -381,7 +410,7 @@ class CompletionEngine:
         return completion, mode.multiline, "model"
 
     async def _fetch(self, params: CompletionParams, timings: dict[str, float],
-                     streamed: list[str] | None = None) -> str:
+                     streamed: list[str] | None = None, transport: Transport | None = None) -> str:
         t_send = time.perf_counter()
         if (spec := _SPECULATION.get()) is not None:
             spec.sent = True
@@ -390,7 +419,7 @@ class CompletionEngine:
             self.stats.bump("prefetch_requests")
         self.on_wire(params)
         pieces: list[str] = [] if streamed is None else streamed  # what has arrived so far, for on_change
-        async for chunk in self.transport.stream(params):
+        async for chunk in (transport or self.transport).stream(params):
             if "ttft_ms" not in timings:
                 timings["ttft_ms"] = _ms(t_send)
             pieces.append(chunk.text)

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["TunnelSpec", "TunnelSupervisor", "ssh_command"]
+__all__ = ["SSH_OPTION_ALLOWLIST", "TunnelSpec", "TunnelSupervisor", "check_ssh_option", "ssh_command"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,42 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 # A tunnel that stayed up this long counts as healthy: the next drop restarts the backoff.
 STABLE_AFTER = 10.0
+
+# `-o` options a tunnel may carry, from any source. An allow-list, because ssh has many ways to run a
+# program (ProxyCommand, LocalCommand, KnownHostsCommand, Match exec, Include of another file, ...).
+SSH_OPTION_ALLOWLIST = frozenset(o.lower() for o in (
+    "AddressFamily", "BindAddress", "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Ciphers",
+    "Compression", "ConnectionAttempts", "ConnectTimeout", "FingerprintHash", "GSSAPIAuthentication",
+    "HashKnownHosts", "HostKeyAlgorithms", "HostKeyAlias", "HostbasedAuthentication", "Hostname",
+    "IdentitiesOnly", "IdentityFile", "IPQoS", "KbdInteractiveAuthentication", "KexAlgorithms", "LogLevel",
+    "MACs", "NumberOfPasswordPrompts", "PasswordAuthentication", "Port", "PreferredAuthentications",
+    "ProxyJump", "PubkeyAcceptedAlgorithms", "PubkeyAuthentication", "RekeyLimit", "ServerAliveCountMax",
+    "ServerAliveInterval", "StrictHostKeyChecking", "TCPKeepAlive", "UpdateHostKeys", "User",
+    "UserKnownHostsFile", "VerifyHostKeyDNS",
+))
+# Environment variables that hold secrets: ssh (and whatever ~/.ssh/config makes it run) never sees them.
+SECRET_ENV_MARKERS = ("API_KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def check_ssh_option(option: str) -> str:
+    """Return ``Key=Value`` for an allowed option, else raise ValueError saying why."""
+    key, sep, value = option.strip().replace(" ", "=", 1).partition("=")
+    if not sep or not key or not value.strip():
+        raise ValueError(f"ssh option {option!r} is not Key=Value")
+    if key.lower() not in SSH_OPTION_ALLOWLIST:
+        raise ValueError(f"ssh option {key!r} is not allowed in a tunnel (it may run programs or is not "
+                         "needed); put it in ~/.ssh/config for that host if you really need it")
+    if key.lower() == "proxyjump" and (value.strip().startswith("-") or any(c.isspace() for c in value.strip())):
+        raise ValueError(f"ssh option ProxyJump={value!r} is not a host list")
+    if any(c in value for c in "\n\r\0"):
+        raise ValueError(f"ssh option {key!r} has a control character")
+    return f"{key}={value.strip()}"
+
+
+def child_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not any(m in k.upper() for m in SECRET_ENV_MARKERS)}
 
 
 @dataclass(frozen=True)
@@ -57,8 +93,11 @@ class TunnelSpec:
 
 
 def ssh_command(spec: TunnelSpec, ssh: str | None = None) -> list[str]:
-    if not spec.target or spec.target.startswith("-"):
+    if not spec.target or spec.target.startswith("-") or any(c.isspace() or c == "\0" for c in spec.target):
         raise ValueError(f"bad ssh target {spec.target!r}")
+    if spec.identity.startswith("-"):
+        raise ValueError(f"bad identity file {spec.identity!r}")
+    options = [check_ssh_option(o) for o in spec.options]
     cmd = [
         ssh or shutil.which("ssh") or "ssh",
         "-N",
@@ -74,7 +113,7 @@ def ssh_command(spec: TunnelSpec, ssh: str | None = None) -> list[str]:
         cmd += ["-p", str(spec.ssh_port)]
     if spec.identity:
         cmd += ["-i", spec.identity, "-o", "IdentitiesOnly=yes"]
-    for opt in spec.options:
+    for opt in options:
         cmd += ["-o", opt]
     cmd += ["--", spec.target]
     return cmd
@@ -85,6 +124,43 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _port_free(port: int) -> bool:
+    """Nobody listens on 127.0.0.1:port (SO_REUSEADDR: a closing connection does not count)."""
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _listener_owned_by(pid: int, port: int) -> bool | None:
+    """Does process ``pid`` hold the socket listening on 127.0.0.1:port? None where /proc cannot tell."""
+    import os
+
+    inodes: set[str] = set()
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as fh:
+            for line in fh.readlines()[1:]:
+                cols = line.split()
+                if cols[1] == f"0100007F:{port:04X}" and cols[3] == "0A":  # LISTEN
+                    inodes.add(cols[9])
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    return False
 
 
 async def _port_open(port: int) -> bool:
@@ -197,10 +273,18 @@ class TunnelSupervisor:
             self._stderr.clear()
             self._set("connecting")
             started = time.monotonic()
+            if not _port_free(spec.local_port):
+                # Whoever listens there would get the API key and the prompts: never forward through it.
+                self._set("backoff", f"127.0.0.1:{spec.local_port} is already in use by another program; "
+                                     "choose another local port (codeassist tunnel --local-port N)")
+                self._st.restarts += 1
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+                continue
             try:
                 proc = self._proc = await asyncio.create_subprocess_exec(
                     *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent,
+                    stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent, env=child_env(),
                 )
             except OSError as exc:
                 proc = None
@@ -213,8 +297,13 @@ class TunnelSupervisor:
                     # Up once the forward accepts connections (ExitOnForwardFailure kills ssh otherwise).
                     while not waiter.done():
                         if await _port_open(spec.local_port):
-                            # The port may be someone else's: only trust it while our ssh lives.
-                            if not waiter.done():
+                            # The port may be someone else's (bound in the moment before ssh): only
+                            # trust a listener our own ssh holds.
+                            if _listener_owned_by(proc.pid, spec.local_port) is False:
+                                self._stderr.append(f"another program answers on 127.0.0.1:{spec.local_port}")
+                                with contextlib.suppress(ProcessLookupError):
+                                    proc.terminate()
+                            elif not waiter.done():
                                 self._set("up", "")
                             break
                         await asyncio.wait({waiter}, timeout=0.1)

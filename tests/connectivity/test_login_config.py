@@ -100,6 +100,7 @@ def test_config_shows_values_and_where_they_come_from(daemon_env_factory, tmp_pa
     user_file.write_text('budget = 3000\nfallback = ["default", "tunnel"]\n[endpoints]\noffice = "https://gw:8443/v1"\n')
     project = tmp_path / "proj"
     (project / "sub").mkdir(parents=True)
+    (project / ".git").mkdir()  # the repo root: the search for a project file stops there
     (project / ".codeassist.toml").write_text("max_tokens = 48\nbudget = 1500\n")
     env.env["CODEASSIST_DEBOUNCE_MAX_MS"] = "250"
 

@@ -1,0 +1,118 @@
+"""Per-document settings: the daemon serves many repositories, so each request takes its own repo's.
+
+For a document, the project file is looked up from the document's directory up to its workspace root
+(never above it, never from the daemon's cwd) and read as untrusted input (``config.read_project_file``):
+an untrusted repo may shape prompts, a trusted one may also route its own completions. A project that
+routes elsewhere gets its own ``FallbackTransport``; everything else shares the user's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codeassist.client.config import Config, ConfigError, load_config
+from codeassist.client.documents import uri_to_path
+from codeassist.client.transport.base import Transport
+
+__all__ = ["ProjectResolver", "Route", "routing_key"]
+
+log = logging.getLogger(__name__)
+
+# A project file is re-read at most this often per directory (an edit applies within a second).
+RECHECK_S = 1.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one request uses: its effective config and the transport its code goes through."""
+
+    config: Config
+    transport: Transport
+
+
+def routing_key(cfg: Config) -> tuple[Any, ...]:
+    return (cfg.server_url, cfg.model, tuple(cfg.fallback), tuple(sorted(cfg.endpoints.items())), cfg.ca_bundle,
+            cfg.connect_timeout, cfg.first_token_timeout, cfg.total_timeout)
+
+
+class ProjectResolver:
+    def __init__(
+        self,
+        user_config: Callable[[], Config],
+        default_transport: Callable[[], Transport],
+        roots: Callable[[], list[str]],
+        make_transport: Callable[[Config], Transport],
+        warn: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._user_config = user_config
+        self._default_transport = default_transport
+        self._roots = roots
+        self._make_transport = make_transport
+        self._warn = warn
+        self._clock = clock
+        self._by_dir: dict[tuple[str, str | None], tuple[float, Config]] = {}
+        self._transports: dict[tuple[Any, ...], Transport] = {}
+        self._warned: set[str] = set()
+
+    def root_of(self, path: Path) -> Path | None:
+        """The innermost workspace root holding ``path``."""
+        best: Path | None = None
+        for r in self._roots():
+            root = Path(r)
+            if (path == root or root in path.parents) and (best is None or len(root.parts) > len(best.parts)):
+                best = root
+        return best
+
+    def config_for(self, uri: str) -> Config:
+        user = self._user_config()
+        path = uri_to_path(uri)
+        if path is None:
+            return user
+        directory = path.parent
+        root = self.root_of(path)
+        key = (str(directory), str(root) if root else None)
+        now = self._clock()
+        hit = self._by_dir.get(key)
+        if hit is not None and now - hit[0] < RECHECK_S:
+            return hit[1]
+        try:
+            cfg = load_config(directory, boundary=root)
+        except ConfigError as exc:
+            self._warn_once(f"codeassist: {exc}; using your own settings for {directory}")
+            cfg = user
+        for warning in cfg.warnings:
+            self._warn_once(warning)
+        if len(self._by_dir) > 1024:
+            self._by_dir.clear()
+        self._by_dir[key] = (now, cfg)
+        return cfg
+
+    def route(self, uri: str) -> Route:
+        cfg = self.config_for(uri)
+        key = routing_key(cfg)
+        if key == routing_key(self._user_config()):
+            return Route(cfg, self._default_transport())
+        transport = self._transports.get(key)
+        if transport is None:
+            log.info("a trusted project routes to %s", cfg.server_url)
+            transport = self._transports[key] = self._make_transport(cfg)
+        return Route(cfg, transport)
+
+    def forget(self) -> list[Transport]:
+        """Drop what was read (the user config or trust changed); returns the transports to close."""
+        self._by_dir.clear()
+        self._warned.clear()
+        old, self._transports = list(self._transports.values()), {}
+        return old
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+            self._warn(message)

@@ -9,13 +9,12 @@ routes elsewhere gets its own ``FallbackTransport``; everything else shares the 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codeassist.client.config import Config, ConfigError, load_config
+from codeassist.client.config import Config, ConfigError, find_project_file, load_config
 from codeassist.client.documents import uri_to_path
 from codeassist.client.transport.base import Transport
 
@@ -23,8 +22,16 @@ __all__ = ["ProjectResolver", "Route", "routing_key"]
 
 log = logging.getLogger(__name__)
 
-# A project file is re-read at most this often per directory (an edit applies within a second).
-RECHECK_S = 1.0
+
+
+def _stamp(pfile: Path | None) -> tuple[Any, ...] | None:
+    if pfile is None:
+        return None
+    try:
+        st = pfile.lstat()
+    except OSError:
+        return None
+    return str(pfile), st.st_mtime_ns, st.st_size, st.st_ino, st.st_uid, st.st_mode
 
 
 @dataclass(frozen=True)
@@ -48,15 +55,13 @@ class ProjectResolver:
         roots: Callable[[], list[str]],
         make_transport: Callable[[Config], Transport],
         warn: Callable[[str], None],
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._user_config = user_config
         self._default_transport = default_transport
         self._roots = roots
         self._make_transport = make_transport
         self._warn = warn
-        self._clock = clock
-        self._by_dir: dict[tuple[str, str | None], tuple[float, Config]] = {}
+        self._by_dir: dict[tuple[str, str | None], tuple[tuple[Any, ...] | None, Config]] = {}
         self._transports: dict[tuple[Any, ...], Transport] = {}
         self._warned: set[str] = set()
 
@@ -70,19 +75,22 @@ class ProjectResolver:
         return best
 
     def config_for(self, uri: str) -> Config:
+        """The document's effective config; re-read whenever its project file changes (a few lstat calls
+        per request: an edit or a pulled commit applies to the very next completion)."""
         user = self._user_config()
         path = uri_to_path(uri)
         if path is None:
             return user
         directory = path.parent
         root = self.root_of(path)
+        pfile = find_project_file(directory, boundary=root or directory)
+        stamp = _stamp(pfile)
         key = (str(directory), str(root) if root else None)
-        now = self._clock()
         hit = self._by_dir.get(key)
-        if hit is not None and now - hit[0] < RECHECK_S:
+        if hit is not None and hit[0] == stamp:
             return hit[1]
         try:
-            cfg = load_config(directory, boundary=root)
+            cfg = load_config(directory, boundary=root or directory)
         except ConfigError as exc:
             self._warn_once(f"codeassist: {exc}; using your own settings for {directory}")
             cfg = user
@@ -90,7 +98,7 @@ class ProjectResolver:
             self._warn_once(warning)
         if len(self._by_dir) > 1024:
             self._by_dir.clear()
-        self._by_dir[key] = (now, cfg)
+        self._by_dir[key] = (stamp, cfg)
         return cfg
 
     def route(self, uri: str) -> Route:

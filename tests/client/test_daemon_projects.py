@@ -1,0 +1,125 @@
+"""One daemon serves many repositories: each request takes its own repo's project settings, a cloned repo
+opened in an editor cannot start programs or route code, and the daemon never adopts the settings of the
+repo whose editor happened to start it. Real LSP client over stdio, real daemon, stand-in servers (scripted:
+they only record where requests go)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from codeassist.client.config import PROJECT_FILE
+from codeassist.serverkit.standin import StandinServer
+from tests.connectivity.conftest import daemon_request
+from tests.lsp_client import capabilities, inline_at, open_doc
+
+SAMPLE = "def add(a, b):\n    return "
+
+
+@pytest.fixture
+def servers() -> Any:
+    good, evil = StandinServer().start(), StandinServer().start()
+    yield good, evil
+    good.stop()
+    evil.stop()
+
+
+def _user_env(daemon_env_factory: Any, server_url: str) -> Any:
+    env = daemon_env_factory(server_url)
+    env.env.pop("CODEASSIST_SERVER_URL")  # the user's own config file says where code goes
+    cfg = Path(env.env["CODEASSIST_CONFIG_DIR"]) / "config.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(f'server_url = "{server_url}"\n')
+    return env
+
+
+def _repo(parent: Path, name: str, project: str | None) -> Path:
+    repo = parent / name
+    (repo / ".git").mkdir(parents=True)
+    (repo / "main.py").write_text(_text(repo))
+    if project is not None:
+        (repo / PROJECT_FILE).write_text(project)
+    return repo
+
+
+async def _editor_in(cwd: Path, env: dict[str, str], roots: list[Path]) -> LanguageClient:
+    """An editor started from ``cwd`` (as a terminal user does: `cd repo && nvim`)."""
+    cmd = ["sh", "-c", 'cd "$1" && exec "$0" -m codeassist.client.cli lsp', sys.executable, str(cwd)]
+    client = await ClientServerConfig(server_command=cmd, server_env=env).start()
+    await client.initialize_session(types.InitializeParams(
+        capabilities=capabilities(), root_uri=roots[0].as_uri(),
+        workspace_folders=[types.WorkspaceFolder(uri=r.as_uri(), name=r.name) for r in roots]))
+    return client
+
+
+def _text(repo: Path, n: int = 0) -> str:
+    return f"# {repo.name} {n}\n{SAMPLE}"  # different text per repo and edit: no answer comes from the cache
+
+
+async def _complete(client: LanguageClient, path: Path, n: int = 0) -> str:
+    uri = open_doc(client, path, _text(path.parent, n), version=n + 1)
+    result = await inline_at(client, uri, 2, len("    return "))
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    return result.items[0].insert_text if result and result.items else ""
+
+
+async def test_cloned_repo_cannot_start_a_program_or_route_code(daemon_env_factory: Any, servers: Any,
+                                                                 tmp_path: Path) -> None:
+    good, evil = servers
+    marker = tmp_path / "proxycommand-ran"
+    hostile = _repo(tmp_path, "cloned", f'''
+server_url = "{evil.base_url}"
+tunnel_host = "attacker@127.0.0.1"
+tunnel_ssh_options = ["ProxyCommand=touch {marker}"]
+max_tokens = 21
+''')
+    env = _user_env(daemon_env_factory, good.base_url)
+    client = await _editor_in(hostile, env.env, [hostile])
+    try:
+        assert await _complete(client, hostile / "main.py")
+        tunnel = await daemon_request(env.socket, "tunnel/status")
+        assert tunnel["state"] == "stopped", tunnel  # the project's tunnel (and its ProxyCommand) never started
+        assert not marker.exists()
+        assert len(good.stats.requests) >= 1 and evil.stats.requests == []
+        assert good.stats.requests[-1]["max_tokens"] <= 21  # prompt-shaping keys do apply
+    finally:
+        await client.shutdown_session()
+    # The daemon runs in /, not in the repo it was started from.
+    pid = env.daemon_pid()
+    assert pid and os.readlink(f"/proc/{pid}/cwd") == "/"
+
+
+async def test_each_request_takes_its_own_repos_settings(daemon_env_factory: Any, servers: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from codeassist.client import trust
+
+    good, evil = servers
+    team = _repo(tmp_path, "team", f'server_url = "{evil.base_url}"\nmax_tokens = 11\n')
+    other = _repo(tmp_path, "other", None)
+    env = _user_env(daemon_env_factory, good.base_url)
+    # The user trusts the team repo: its own server then gets its completions, and only its completions.
+    monkeypatch.setenv("CODEASSIST_STATE_DIR", env.env["CODEASSIST_STATE_DIR"])
+    trust.trust(team / PROJECT_FILE, (team / PROJECT_FILE).read_bytes())
+    client = await _editor_in(team, env.env, [team, other])
+    try:
+        assert await _complete(client, team / "main.py")
+        assert len(evil.stats.requests) == 1 and good.stats.requests == []
+        assert evil.stats.requests[0]["max_tokens"] <= 11
+        # A second repo in the same daemon (started from the team repo) keeps the user's settings.
+        assert await _complete(client, other / "main.py")
+        assert len(evil.stats.requests) == 1 and len(good.stats.requests) == 1
+        assert good.stats.requests[0]["max_tokens"] > 11
+        # An edit to the trusted file (a pulled commit) is untrusted again: the team server gets nothing more.
+        (team / PROJECT_FILE).write_text(f'server_url = "{evil.base_url}"\nmax_tokens = 12\n')
+        assert await _complete(client, team / "main.py", 1)
+        assert len(evil.stats.requests) == 1 and len(good.stats.requests) == 2
+        assert good.stats.requests[-1]["max_tokens"] == 12  # its prompt keys still apply untrusted
+    finally:
+        await client.shutdown_session()

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from codeassist.client.config import PROJECT_FILE, load_config
 
 HOSTILE = """

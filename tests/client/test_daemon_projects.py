@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codeassist.client.config import PROJECT_FILE
+from codeassist.serverkit.standin import StandinServer
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from codeassist.client.config import PROJECT_FILE
-from codeassist.serverkit.standin import StandinServer
 from tests.connectivity.conftest import daemon_request
 from tests.lsp_client import capabilities, inline_at, open_doc
 

@@ -15,9 +15,10 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
-from codeassist.context.ignore import _record, content_reason
+from codeassist.context.ignore import MAX_FILE_BYTES, _record, content_reason
 from codeassist.context.imports import ImportRef
 from codeassist.context.langs import language_for_path, parser_for
+from codeassist.context.safe_read import SkipFile, read_regular
 from codeassist.context.symbols import Definition
 
 if TYPE_CHECKING:
@@ -41,11 +42,11 @@ def _parse_batch(root: str, rels: list[str]) -> list[Parsed | Skipped | None]:
 
     out: list[Parsed | Skipped | None] = []
     for rel in rels:
-        path = os.path.join(root, rel)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-            mtime = os.stat(path).st_mtime
+        try:  # the walk entered no symlinked directory; the file itself is checked as it is opened
+            data, mtime = read_regular(os.path.join(root, rel), MAX_FILE_BYTES)
+        except SkipFile as exc:
+            out.append((rel, exc.reason))
+            continue
         except OSError:
             out.append(None)
             continue

@@ -7,6 +7,11 @@ Per keystroke only the prefix/suffix window is recomputed. The cross-file part (
 similar chunks, recent edits) and its packing are computed once per (document, cursor line, index generation,
 other documents' edits) and reused while the user types on that line; the syntax tree is the last one, shifted
 by the edits since, and re-parsed when the editor is idle (``refresh``).
+
+What may enter a prompt: the document's own window; files of its workspace root that the index admits (see
+ignore.py); recent edits of other open documents under that same root. A private document (secret-looking path,
+see secret_paths.py, or matched by the user's exclude globs) gives nothing to other prompts and takes no
+cross-file context itself: its prompt is its own window.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -26,6 +31,7 @@ from codeassist.context.langs import language_for_path, path_header
 from codeassist.context.occur import occurrences
 from codeassist.context.parse import ParsedDoc
 from codeassist.context.retrieve import Snippet, dedup, definition_snippets, enclosing_class_bases, similar_snippets
+from codeassist.context.secret_paths import is_secret_path
 from codeassist.context.syntax_window import syntax_window
 from codeassist.context.templates import Template
 from codeassist.context.tokens import TokenCounter, default_counter
@@ -48,12 +54,13 @@ def _path_of(uri_or_path: str) -> Path | None:
 class ContextEngine:
     def __init__(self, budget: int = DEFAULT_BUDGET, split: Split | None = None,
                  counter: TokenCounter | None = None, max_files: int = 20_000, sources: tuple[str, ...] = (
-                     "imports", "symbols", "recent", "similar")) -> None:
+                     "imports", "symbols", "recent", "similar"), exclude: Sequence[str] = ()) -> None:
         self.budget = check_budget(budget)
         self.split = split or Split()
         self.counter = counter or default_counter()
         self.max_files = max_files
         self.sources = sources
+        self.exclude = tuple(exclude)  # gitignore-style globs for every root (add_root adds per-root ones)
         self.indexes: dict[Path, RepoIndex] = {}
         self.watchers: list[IndexWatcher] = []
         self.docs: dict[str, ParsedDoc] = {}
@@ -69,12 +76,20 @@ class ContextEngine:
         self.cross_hits = self.cross_misses = 0  # for tests and stats
 
     # -- roots -------------------------------------------------------------------------------------
-    def add_root(self, root: str | Path, background: bool = True, watch: bool = True) -> RepoIndex:
+    def add_root(self, root: str | Path, background: bool = True, watch: bool = True,
+                 exclude: Sequence[str] = ()) -> RepoIndex:
+        """Index (and watch) a workspace root. ``exclude``: gitignore-style globs relative to the root, on top of
+        the engine's; calling again with other globs re-indexes the root with them."""
         path = _path_of(str(root)) or Path(root)
         path = path.resolve()
+        patterns = self.exclude + tuple(exclude)
         index = self.indexes.get(path)
+        if index is not None and index.rules.exclude != patterns:
+            self._drop_root(path)
+            index = None
         if index is None:
-            index = self.indexes[path] = RepoIndex(path, max_files=self.max_files)
+            index = self.indexes[path] = RepoIndex(path, max_files=self.max_files, exclude=patterns)
+            self._docs_gen += 1  # which root a document belongs to may change: "recent" snippets depend on it
             if background:
                 index.start()
             else:
@@ -82,6 +97,14 @@ class ContextEngine:
             if watch:
                 self.watchers.append(IndexWatcher(index).start())
         return index
+
+    def _drop_root(self, path: Path) -> None:
+        index = self.indexes.pop(path)
+        for w in [w for w in self.watchers if w.index is index]:
+            w.stop()
+            self.watchers.remove(w)
+        index.stop()
+        self._docs_gen += 1
 
     def index_for(self, path: Path | None) -> tuple[RepoIndex | None, str | None]:
         if path is None:
@@ -92,6 +115,16 @@ class ContextEngine:
             if rel is not None and (best[0] is None or len(str(index.root)) > len(str(best[0].root))):
                 best = (index, rel)
         return best
+
+    def _scope(self, path: Path | None) -> tuple[RepoIndex | None, str | None, bool]:
+        """(index of the workspace root, path there, private?) of a document. Private: a secret-looking path
+        (as named, or as resolved into the root) or one the root's exclude globs match."""
+        if path is None:
+            return None, None, False
+        index, rel = self.index_for(self._resolve(path))
+        private = is_secret_path(path.name) or (index is not None and rel is not None and (
+            is_secret_path(rel) or index.rules.excluded(rel)))
+        return index, rel, private
 
     def close(self) -> None:
         for w in self.watchers:
@@ -170,7 +203,7 @@ class ContextEngine:
         fpath = Path(path) if path is not None else (_path_of(uri) if uri else None)
         lang = language_for_path(fpath, language)
         doc = self._doc(uri or (str(fpath) if fpath else None), text, lang)
-        index, rel = self.index_for(self._resolve(fpath) if fpath else None)
+        index, rel, private = self._scope(fpath)
         rel_name = rel or (fpath.name if fpath else "untitled")
         c = self.counter
         overhead = c.count_piece(template.render("", "")) + (c.count_piece(f"{template.file_sep}{rel_name}\n")
@@ -185,8 +218,8 @@ class ContextEngine:
                 return f"{template.file_sep}{s.path}\n{s.text}\n"
             return f"{path_header(lang, s.path)}{s.text}\n"
 
-        chosen, costs = self._cross_file(doc, index, rel, lang, cursor_line, uri, render, snip_budget,
-                                         template.file_sep)
+        chosen, costs = ([], []) if private else self._cross_file(doc, index, rel, lang, cursor_line, uri, render,
+                                                                  snip_budget, template.file_sep)
         prefix_budget = room - suffix_budget - sum(costs)
         for _ in range(100):
             window = syntax_window(doc, offset, c, max(0, prefix_budget), suffix_budget)
@@ -265,11 +298,13 @@ class ContextEngine:
             if "similar" in self.sources:
                 query = "\n".join(lines[max(0, cursor_line - 25):cursor_line + 6])
                 out += similar_snippets(index, query, rel, k=4)
-        if "recent" in self.sources:
-            out += self._recent(uri)
+        if "recent" in self.sources and index is not None:
+            out += self._recent(uri, index)
         return dedup(out)
 
-    def _recent(self, current: str | None) -> list[Snippet]:
+    def _recent(self, current: str | None, index: RepoIndex) -> list[Snippet]:
+        """Recent edits of other open documents under ``index``'s root (the current document's): a document of
+        another repository, of none, or a private one never gives a snippet."""
         out: list[Snippet] = []
         seen: set[tuple[str, int]] = set()
         for uri, line, when in reversed(self.recent):
@@ -277,13 +312,14 @@ class ContextEngine:
             if doc is None or uri == current or (uri, line // 10) in seen:
                 continue
             seen.add((uri, line // 10))
+            p = _path_of(uri)
+            where, rel, private = self._scope(p)
+            if where is not index or rel is None or private:
+                continue
             lines = doc.text.split("\n")
             lo, hi = max(0, line - 5), min(len(lines), line + 6)
-            p = _path_of(uri)
-            _, rel = self.index_for(self._resolve(p) if p else None)
-            name = rel or (p.name if p else uri)
             age = time.monotonic() - when
-            out.append(Snippet(name, "\n".join(lines[lo:hi]), f"recently edited ({age:.0f}s ago)",
+            out.append(Snippet(rel, "\n".join(lines[lo:hi]), f"recently edited ({age:.0f}s ago)",
                                1.0 / (1 + age), lo, hi, "recent"))
             if len(out) >= 4:
                 break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import io
 import itertools
 import logging
 import os
@@ -22,10 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codeassist.context.ignore import IgnoreRules, _record, content_reason, skip_reason, walk_repo
+from codeassist.context import ignore
+from codeassist.context.ignore import IgnoreRules, _record, content_reason, path_reason, walk_repo
 from codeassist.context.imports import ImportRef, extract_imports
 from codeassist.context.langs import language_for_path, parser_for
 from codeassist.context.pystrip import strip_bodies
+from codeassist.context.safe_read import SkipFile, read_beneath, read_regular
 from codeassist.context.symbols import Definition, extract_definitions
 
 __all__ = ["CHUNK_LINES", "COMMON", "MAX_POSTINGS", "Chunk", "FileEntry", "Posting", "RepoIndex", "identifiers",
@@ -132,13 +135,13 @@ class FileEntry:
 
 class RepoIndex:
     def __init__(self, root: str | Path, max_files: int = 20_000, max_bytes: int = MAX_INDEX_BYTES,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, exclude: Sequence[str] = ()) -> None:
         self.root = Path(root).resolve()
         self.max_files = max_files
         self.max_bytes = max_bytes  # source bytes indexed at most (definitions + chunk postings scale with it)
         self.indexed_bytes = 0
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-        self.rules = IgnoreRules(self.root)
+        self.rules = IgnoreRules(self.root, exclude)
         self.files: dict[str, FileEntry] = {}
         self.symbols: dict[str, list[Definition]] = defaultdict(list)
         self.basenames: dict[str, list[str]] = defaultdict(list)
@@ -200,27 +203,27 @@ class RepoIndex:
 
     def index_file(self, rel: str, text: str | None = None, checked: bool = False) -> bool:
         """(Re)index one file from disk (or from ``text``, an open document's contents); ``checked``: the
-        caller (the cold walk) already applied the skip rules."""
-        path = self.root / rel
-        if text is None:
-            reason = None if checked else skip_reason(path, rel, self.rules)
+        caller (the cold walk) already applied the skip rules and entered the file's directories (none a
+        symlink), so only the file itself is checked as it is opened."""
+        try:
+            reason = None if checked else path_reason(rel, self.rules)
             if reason is not None:
-                self.remove_file(rel)
-                if path.exists():
-                    _record(self.skipped, rel, reason)
-                return False
-            try:
-                data = path.read_bytes()
-                mtime = path.stat().st_mtime
-            except OSError:
-                self.remove_file(rel)
-                return False
-            if checked and (reason := content_reason(data)) is not None:
-                self.remove_file(rel)
-                _record(self.skipped, rel, reason)
-                return False
-        else:
-            data, mtime = text.encode("utf-8", errors="surrogatepass"), time.time()
+                raise SkipFile(reason)
+            if text is not None:
+                data, mtime = text.encode("utf-8", errors="surrogatepass"), time.time()
+            else:
+                limit = ignore.MAX_FILE_BYTES
+                data, mtime = read_regular(self.root / rel, limit) if checked else read_beneath(self.root, rel, limit)
+                if (reason := content_reason(data)) is not None:
+                    raise SkipFile(reason)
+        except SkipFile as exc:
+            self.remove_file(rel)
+            if exc.reason != "not a known source language":
+                _record(self.skipped, rel, exc.reason)
+            return False
+        except OSError:  # gone, or a directory on the way became a file
+            self.remove_file(rel)
+            return False
         lang = language_for_path(rel)
         grammar = grammar_for(lang, data)
         parser = self._parsers.get(grammar)
@@ -338,11 +341,12 @@ class RepoIndex:
         key = (rel, start, end, self.generation)
         text = self._read_cache.get(key)
         if text is None:
-            try:
-                with (self.root / rel).open("r", encoding="utf-8", errors="replace") as fh:
-                    text = "".join(itertools.islice(fh, start, end))
-            except OSError:
+            try:  # the file may have become a symlink (or a FIFO) since it was indexed
+                data, _ = read_beneath(self.root, rel, ignore.MAX_FILE_BYTES)
+            except (OSError, SkipFile):
                 return ""
+            lines = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace")
+            text = "".join(itertools.islice(lines, start, end))
             if len(self._read_cache) >= 256:
                 self._read_cache.clear()
             self._read_cache[key] = text

@@ -157,11 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from codeassist.client.daemon_client import DaemonUnavailable
+    from codeassist.client.paths import UnsafeRuntimeDir
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except UnsafeRuntimeDir as exc:  # another user's planted directory: say so, no traceback
+        print(f"codeassist: {exc}", file=sys.stderr)
+        return 2
+    except DaemonUnavailable as exc:
+        print(f"codeassist: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -197,6 +197,13 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
                 "identity": args.identity or cfg.tunnel_identity,
                 "options": [*cfg.tunnel_ssh_options, *(args.option or [])],
             }
+            from codeassist.client.tunnel import TunnelSpec, ssh_command
+
+            try:
+                ssh_command(TunnelSpec.from_dict(spec))  # refuse here, in words, what the daemon would refuse
+            except ValueError as exc:
+                print(f"codeassist: {exc}", file=sys.stderr)
+                return 2
             st = asyncio.run(_daemon("tunnel/start", spec))
             if args.save:
                 from codeassist.client.config import set_user_value

@@ -70,7 +70,8 @@ def index_parallel(index: RepoIndex, rels: list[str], workers: int) -> int:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures: deque[Future[list[Parsed | Skipped | None]]] = deque(
-                pool.submit(_parse_batch, str(index.root), rels[i:i + BATCH]) for i in range(0, len(rels), BATCH))
+                pool.submit(_parse_batch, str(index.root), rels[i : i + BATCH]) for i in range(0, len(rels), BATCH)
+            )
             while futures:
                 if index._stop.is_set():
                     for f in futures:

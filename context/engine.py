@@ -52,9 +52,15 @@ def _path_of(uri_or_path: str) -> Path | None:
 
 
 class ContextEngine:
-    def __init__(self, budget: int = DEFAULT_BUDGET, split: Split | None = None,
-                 counter: TokenCounter | None = None, max_files: int = 20_000, sources: tuple[str, ...] = (
-                     "imports", "symbols", "recent", "similar"), exclude: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        budget: int = DEFAULT_BUDGET,
+        split: Split | None = None,
+        counter: TokenCounter | None = None,
+        max_files: int = 20_000,
+        sources: tuple[str, ...] = ("imports", "symbols", "recent", "similar"),
+        exclude: Sequence[str] = (),
+    ) -> None:
         self.budget = check_budget(budget)
         self.split = split or Split()
         self.counter = counter or default_counter()
@@ -76,8 +82,9 @@ class ContextEngine:
         self.cross_hits = self.cross_misses = 0  # for tests and stats
 
     # -- roots -------------------------------------------------------------------------------------
-    def add_root(self, root: str | Path, background: bool = True, watch: bool = True,
-                 exclude: Sequence[str] = ()) -> RepoIndex:
+    def add_root(
+        self, root: str | Path, background: bool = True, watch: bool = True, exclude: Sequence[str] = ()
+    ) -> RepoIndex:
         """Index (and watch) a workspace root. ``exclude``: gitignore-style globs relative to the root, on top of
         the engine's; calling again with other globs re-indexes the root with them."""
         path = _path_of(str(root)) or Path(root)
@@ -122,8 +129,9 @@ class ContextEngine:
         if path is None:
             return None, None, False
         index, rel = self.index_for(self._resolve(path))
-        private = is_secret_path(path.name) or (index is not None and rel is not None and (
-            is_secret_path(rel) or index.rules.excluded(rel)))
+        private = is_secret_path(path.name) or (
+            index is not None and rel is not None and (is_secret_path(rel) or index.rules.excluded(rel))
+        )
         return index, rel, private
 
     def close(self) -> None:
@@ -192,8 +200,16 @@ class ContextEngine:
         return hit
 
     # -- building --------------------------------------------------------------------------------
-    def build(self, text: str, offset: int, template: Template, path: str | Path | None = None,
-              uri: str | None = None, language: str = "", budget: int | None = None) -> PromptParts:
+    def build(
+        self,
+        text: str,
+        offset: int,
+        template: Template,
+        path: str | Path | None = None,
+        uri: str | None = None,
+        language: str = "",
+        budget: int | None = None,
+    ) -> PromptParts:
         t0 = time.perf_counter()
         budget = check_budget(budget or self.budget)
         if not 0 <= offset <= len(text):
@@ -206,8 +222,9 @@ class ContextEngine:
         index, rel, private = self._scope(fpath)
         rel_name = rel or (fpath.name if fpath else "untitled")
         c = self.counter
-        overhead = c.count_piece(template.render("", "")) + (c.count_piece(f"{template.file_sep}{rel_name}\n")
-                                                       if template.file_sep else 0)
+        overhead = c.count_piece(template.render("", "")) + (
+            c.count_piece(f"{template.file_sep}{rel_name}\n") if template.file_sep else 0
+        )
         room = budget - overhead
         snip_budget = int(room * self.split.snippets)
         suffix_budget = int(room * self.split.suffix) if template.fim else 0
@@ -218,15 +235,21 @@ class ContextEngine:
                 return f"{template.file_sep}{s.path}\n{s.text}\n"
             return f"{path_header(lang, s.path)}{s.text}\n"
 
-        chosen, costs = ([], []) if private else self._cross_file(doc, index, rel, lang, cursor_line, uri, render,
-                                                                  snip_budget, template.file_sep)
+        chosen, costs = (
+            ([], [])
+            if private
+            else self._cross_file(doc, index, rel, lang, cursor_line, uri, render, snip_budget, template.file_sep)
+        )
         prefix_budget = room - suffix_budget - sum(costs)
         for _ in range(100):
             window = syntax_window(doc, offset, c, max(0, prefix_budget), suffix_budget)
             prefix = "".join(window.headers) + window.prefix
             # Snippets overlapping the window of the current file would repeat it.
-            keep = [(s, k) for s, k in zip(chosen, costs, strict=True)
-                    if not (s.path == rel and s.start <= window.end_line and window.start_line <= s.end)]
+            keep = [
+                (s, k)
+                for s, k in zip(chosen, costs, strict=True)
+                if not (s.path == rel and s.start <= window.end_line and window.start_line <= s.end)
+            ]
             order = list(reversed(keep))  # best snippet nearest the cursor
             block = "".join(render(s) for s, _ in order)
             if template.file_sep:
@@ -248,16 +271,41 @@ class ContextEngine:
         else:
             raise ContextError(f"cannot fit the prompt into {budget} tokens")
         snippets: list[dict[str, object]] = [
-            {"path": s.path, "text": s.text, "tokens": k, "reason": s.reason, "kind": s.kind,
-             "lines": [s.start + 1, s.end]} for s, k in order]
+            {
+                "path": s.path,
+                "text": s.text,
+                "tokens": k,
+                "reason": s.reason,
+                "kind": s.kind,
+                "lines": [s.start + 1, s.end],
+            }
+            for s, k in order
+        ]
         header = path_header(lang, "").rstrip("\n") if order and not template.file_sep else None
-        return PromptParts(prompt=prompt, prefix=prefix, suffix=window.suffix if template.fim else "",
-                           snippets=snippets, tokens=tokens, budget=budget, token_counter=c.name,
-                           ms=(time.perf_counter() - t0) * 1000, header=header)
+        return PromptParts(
+            prompt=prompt,
+            prefix=prefix,
+            suffix=window.suffix if template.fim else "",
+            snippets=snippets,
+            tokens=tokens,
+            budget=budget,
+            token_counter=c.name,
+            ms=(time.perf_counter() - t0) * 1000,
+            header=header,
+        )
 
-    def _cross_file(self, doc: ParsedDoc, index: RepoIndex | None, rel: str | None, lang: str | None,
-                    cursor_line: int, uri: str | None, render: Callable[[Snippet], str], snip_budget: int,
-                    file_sep: str) -> tuple[list[Snippet], list[int]]:
+    def _cross_file(
+        self,
+        doc: ParsedDoc,
+        index: RepoIndex | None,
+        rel: str | None,
+        lang: str | None,
+        cursor_line: int,
+        uri: str | None,
+        render: Callable[[Snippet], str],
+        snip_budget: int,
+        file_sep: str,
+    ) -> tuple[list[Snippet], list[int]]:
         """The packed cross-file snippets, reused while the cursor stays on one line and nothing they depend on
         changed: the index (generation), other documents (edits, opens, closes). Typing on the line itself does
         not invalidate them: what the line adds is a few characters of one identifier."""
@@ -265,8 +313,18 @@ class ContextEngine:
         # An open document is one evolving text (reuse across its keystrokes is the point); any other text
         # (CLI, benchmarks: a path and a text) is keyed by its content.
         ident: object = uri if uri is not None and uri in self.docs else hash(doc.text)
-        key = (ident, rel, lang, cursor_line, index.root if index is not None else None,
-               index.generation if index is not None else -1, self._docs_gen, other_edits, snip_budget, file_sep)
+        key = (
+            ident,
+            rel,
+            lang,
+            cursor_line,
+            index.root if index is not None else None,
+            index.generation if index is not None else -1,
+            self._docs_gen,
+            other_edits,
+            snip_budget,
+            file_sep,
+        )
         hit = self._cross.pop(key, None)
         if hit is None:
             self.cross_misses += 1
@@ -280,8 +338,17 @@ class ContextEngine:
         chosen, costs = hit  # type: ignore[misc]
         return list(chosen), list(costs)
 
-    def _candidates(self, doc: ParsedDoc, index: RepoIndex | None, rel: str | None, lang: str | None,
-                    text: str, lines: list[str], cursor_line: int, uri: str | None) -> list[Snippet]:
+    def _candidates(
+        self,
+        doc: ParsedDoc,
+        index: RepoIndex | None,
+        rel: str | None,
+        lang: str | None,
+        text: str,
+        lines: list[str],
+        cursor_line: int,
+        uri: str | None,
+    ) -> list[Snippet]:
         out: list[Snippet] = []
         if index is not None:
             if self._cache_gen.get(index.root) != index.generation:
@@ -293,10 +360,19 @@ class ContextEngine:
                 imports = doc.memo["imports"] = extract_imports(root, lang) if root is not None and lang else []
             occ = occurrences(text, lines, cursor_line)
             bases = enclosing_class_bases(lines, cursor_line) if lang == "python" else None
-            out += definition_snippets(index, rel, lang, imports, occ, self._resolve_cache, bases,
-                                       use_imports="imports" in self.sources, use_symbols="symbols" in self.sources)
+            out += definition_snippets(
+                index,
+                rel,
+                lang,
+                imports,
+                occ,
+                self._resolve_cache,
+                bases,
+                use_imports="imports" in self.sources,
+                use_symbols="symbols" in self.sources,
+            )
             if "similar" in self.sources:
-                query = "\n".join(lines[max(0, cursor_line - 25):cursor_line + 6])
+                query = "\n".join(lines[max(0, cursor_line - 25) : cursor_line + 6])
                 out += similar_snippets(index, query, rel, k=4)
         if "recent" in self.sources and index is not None:
             out += self._recent(uri, index)
@@ -319,8 +395,11 @@ class ContextEngine:
             lines = doc.text.split("\n")
             lo, hi = max(0, line - 5), min(len(lines), line + 6)
             age = time.monotonic() - when
-            out.append(Snippet(rel, "\n".join(lines[lo:hi]), f"recently edited ({age:.0f}s ago)",
-                               1.0 / (1 + age), lo, hi, "recent"))
+            out.append(
+                Snippet(
+                    rel, "\n".join(lines[lo:hi]), f"recently edited ({age:.0f}s ago)", 1.0 / (1 + age), lo, hi, "recent"
+                )
+            )
             if len(out) >= 4:
                 break
         return out

@@ -20,11 +20,37 @@ __all__ = ["MAX_FILE_BYTES", "VENDORED", "IgnoreRules", "content_reason", "path_
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
-VENDORED = frozenset({
-    ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", "third_party", "third-party", "build",
-    "dist", "target", "out", ".venv", "venv", "__pycache__", "site-packages", ".tox", ".nox", ".mypy_cache",
-    ".pytest_cache", ".ruff_cache", ".idea", ".vscode", ".next", ".gradle", "coverage", ".eggs",
-})
+VENDORED = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "bower_components",
+        "vendor",
+        "third_party",
+        "third-party",
+        "build",
+        "dist",
+        "target",
+        "out",
+        ".venv",
+        "venv",
+        "__pycache__",
+        "site-packages",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".idea",
+        ".vscode",
+        ".next",
+        ".gradle",
+        "coverage",
+        ".eggs",
+    }
+)
 
 
 class IgnoreRules:
@@ -66,7 +92,7 @@ class IgnoreRules:
         for base, spec in self._specs:
             if base and not rel.startswith(base + "/"):
                 continue
-            sub = rel[len(base) + 1:] if base else rel
+            sub = rel[len(base) + 1 :] if base else rel
             if spec.match_file(sub + "/" if is_dir else sub):
                 return True
         return False
@@ -127,8 +153,13 @@ def walk_repo(root: Path, rules: IgnoreRules, skipped: dict[str, str], limit: in
         keep = []
         for d in sorted(dirnames):
             rel = f"{rel_dir}/{d}" if rel_dir else d
-            if (d in VENDORED or d.lower() in SECRET_DIRS or rules.excluded(rel, is_dir=True)
-                    or rules.ignored(rel, is_dir=True) or os.path.islink(os.path.join(dirpath, d))):
+            if (
+                d in VENDORED
+                or d.lower() in SECRET_DIRS
+                or rules.excluded(rel, is_dir=True)
+                or rules.ignored(rel, is_dir=True)
+                or os.path.islink(os.path.join(dirpath, d))
+            ):
                 continue
             keep.append(d)
         dirnames[:] = keep

@@ -31,8 +31,17 @@ from codeassist.context.pystrip import strip_bodies
 from codeassist.context.safe_read import SkipFile, read_beneath, read_regular
 from codeassist.context.symbols import Definition, extract_definitions
 
-__all__ = ["CHUNK_LINES", "COMMON", "MAX_POSTINGS", "Chunk", "FileEntry", "Posting", "RepoIndex", "identifiers",
-           "posting_ids"]
+__all__ = [
+    "CHUNK_LINES",
+    "COMMON",
+    "MAX_POSTINGS",
+    "Chunk",
+    "FileEntry",
+    "Posting",
+    "RepoIndex",
+    "identifiers",
+    "posting_ids",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +53,72 @@ MAX_POSTINGS = 250  # a term in more chunks than this never discriminates: retri
 # to, and it saves the ~10^6 chunk ids such terms would otherwise hold.
 COMMON: array[int] = array("I", bytes(4 * (MAX_POSTINGS + 1)))
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
-STOPWORDS = frozenset({
-    "def", "class", "return", "import", "from", "self", "None", "True", "False", "and", "not", "for", "while",
-    "with", "else", "elif", "try", "except", "finally", "pass", "raise", "lambda", "yield", "async", "await",
-    "const", "let", "var", "function", "new", "this", "null", "undefined", "void", "int", "char", "long", "float",
-    "double", "bool", "boolean", "string", "public", "private", "protected", "static", "final", "struct", "enum",
-    "impl", "pub", "use", "mut", "fn", "func", "package", "type", "interface", "include", "define", "ifdef", "endif",
-})
+STOPWORDS = frozenset(
+    {
+        "def",
+        "class",
+        "return",
+        "import",
+        "from",
+        "self",
+        "None",
+        "True",
+        "False",
+        "and",
+        "not",
+        "for",
+        "while",
+        "with",
+        "else",
+        "elif",
+        "try",
+        "except",
+        "finally",
+        "pass",
+        "raise",
+        "lambda",
+        "yield",
+        "async",
+        "await",
+        "const",
+        "let",
+        "var",
+        "function",
+        "new",
+        "this",
+        "null",
+        "undefined",
+        "void",
+        "int",
+        "char",
+        "long",
+        "float",
+        "double",
+        "bool",
+        "boolean",
+        "string",
+        "public",
+        "private",
+        "protected",
+        "static",
+        "final",
+        "struct",
+        "enum",
+        "impl",
+        "pub",
+        "use",
+        "mut",
+        "fn",
+        "func",
+        "package",
+        "type",
+        "interface",
+        "include",
+        "define",
+        "ifdef",
+        "endif",
+    }
+)
 
 
 def identifiers(text: str) -> set[str]:
@@ -76,8 +144,9 @@ def grammar_for(lang: str | None, data: bytes) -> str | None:
     return lang
 
 
-def parse_file(rel: str, lang: str | None, data: bytes, parser: object | None
-               ) -> tuple[list[Definition], list[ImportRef]]:
+def parse_file(
+    rel: str, lang: str | None, data: bytes, parser: object | None
+) -> tuple[list[Definition], list[ImportRef]]:
     """Definitions and imports of one file (no index state: safe in any thread or worker process)."""
     if parser is None:
         return [], []
@@ -98,7 +167,7 @@ def chunk_file(data: bytes) -> list[ChunkTerms]:
     lines = data.decode("utf-8", errors="replace").split("\n")
     chunks = []
     for s in range(0, len(lines), CHUNK_LINES):
-        idents = set(_IDENT.findall("\n".join(lines[s:s + CHUNK_LINES])))
+        idents = set(_IDENT.findall("\n".join(lines[s : s + CHUNK_LINES])))
         idents -= STOPWORDS
         chunks.append((s, min(s + CHUNK_LINES, len(lines)), tuple(idents)))
     return chunks
@@ -134,8 +203,14 @@ class FileEntry:
 
 
 class RepoIndex:
-    def __init__(self, root: str | Path, max_files: int = 20_000, max_bytes: int = MAX_INDEX_BYTES,
-                 workers: int | None = None, exclude: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        max_files: int = 20_000,
+        max_bytes: int = MAX_INDEX_BYTES,
+        workers: int | None = None,
+        exclude: Sequence[str] = (),
+    ) -> None:
         self.root = Path(root).resolve()
         self.max_files = max_files
         self.max_bytes = max_bytes  # source bytes indexed at most (definitions + chunk postings scale with it)
@@ -197,9 +272,15 @@ class RepoIndex:
         # ms with ~10^6 index objects) stop landing inside completions. Refcounting still frees what it drops.
         gc.freeze()
         _release_free_memory()
-        log.info("indexed %s: %d files, %d definitions, %d chunks in %.2fs (%d skipped)", self.root,
-                 len(self.files), sum(len(v) for v in self.symbols.values()), len(self.chunks),
-                 self.index_seconds, len(self.skipped))
+        log.info(
+            "indexed %s: %d files, %d definitions, %d chunks in %.2fs (%d skipped)",
+            self.root,
+            len(self.files),
+            sum(len(v) for v in self.symbols.values()),
+            len(self.chunks),
+            self.index_seconds,
+            len(self.skipped),
+        )
 
     def index_file(self, rel: str, text: str | None = None, checked: bool = False) -> bool:
         """(Re)index one file from disk (or from ``text``, an open document's contents); ``checked``: the
@@ -241,8 +322,15 @@ class RepoIndex:
             return True
         return False
 
-    def add_parsed(self, rel: str, mtime: float, size: int, defs: list[Definition], imports: list[ImportRef],
-                   chunks: list[ChunkTerms]) -> bool:
+    def add_parsed(
+        self,
+        rel: str,
+        mtime: float,
+        size: int,
+        defs: list[Definition],
+        imports: list[ImportRef],
+        chunks: list[ChunkTerms],
+    ) -> bool:
         if self._over_bytes(rel, size):
             return False
         rel = sys.intern(rel)
@@ -353,5 +441,12 @@ class RepoIndex:
         return text
 
     def stats(self) -> dict[str, object]:
-        return {"root": str(self.root), "state": self.state, "files": len(self.files), "chunks": len(self.chunks),
-                "symbols": len(self.symbols), "skipped": len(self.skipped), "index_s": round(self.index_seconds, 3)}
+        return {
+            "root": str(self.root),
+            "state": self.state,
+            "files": len(self.files),
+            "chunks": len(self.chunks),
+            "symbols": len(self.symbols),
+            "skipped": len(self.skipped),
+            "index_s": round(self.index_seconds, 3),
+        }

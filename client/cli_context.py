@@ -40,13 +40,16 @@ def cmd_context(args: argparse.Namespace) -> int:
         budget = check_budget(args.budget)
     except ValueError as exc:
         return _fail(f"{path}:{line}:{col}: {exc}", args.json)
+    from codeassist.client.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(root)
+    except ConfigError as exc:
+        return _fail(str(exc), args.json)
     family = args.family
     if family == "auto":
-        from codeassist.client.config import load_config
-
-        family = load_config(root).family
-        family = "qwen" if family == "auto" else family
-    engine = ContextEngine(budget=budget)
+        family = "qwen" if cfg.family == "auto" else cfg.family
+    engine = ContextEngine(budget=budget, exclude=cfg.exclude)
     try:
         t0 = time.perf_counter()
         index = engine.add_root(root, background=False, watch=False)

@@ -17,12 +17,13 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from codeassist.client import paths
 from codeassist.client.config import Config, load_config, user_config_file
 from codeassist.client.daemon_client import peer_uid
-from codeassist.client.documents import DocumentStore
+from codeassist.client.documents import DocumentStore, uri_to_path
 from codeassist.client.endpoints import FallbackTransport
 from codeassist.client.engine import CompletionEngine
 from codeassist.client.project import ProjectResolver, routing_key
@@ -66,7 +67,7 @@ class Daemon:
             tunnel_pending=lambda: self.tunnel.state == "connecting" and self.tunnel.status()["restarts"] == 0,
         )
         self.engine = engine or CompletionEngine(config, self.transport)
-        self.context = ContextEngine(budget=config.budget)
+        self.context = ContextEngine(budget=config.budget, exclude=config.exclude)
         self.engine.context = self.context
         # Each document's own repo settings (never the settings of whoever started the daemon).
         self.projects = ProjectResolver(
@@ -254,7 +255,15 @@ class Daemon:
         for root in params.get("roots", []):
             if root not in self.roots:
                 self.roots.append(root)
-                self.context.add_root(root)  # background cold index + watchfiles; never blocks completions
+                # background cold index + watchfiles; never blocks completions. The repo's own exclude globs
+                # apply even untrusted: they can only narrow what is read.
+                self.context.add_root(root, exclude=self._project_excludes(root))
+
+    def _project_excludes(self, root: str) -> list[str]:
+        path = uri_to_path(root) if root.startswith("file:") else Path(root)
+        if path is None:
+            return []
+        return [g for g in self.projects.config_for((path / "_").as_uri()).exclude if g not in self.config.exclude]
 
     # -- connectivity: tunnel, endpoint fallback, key reload --------------------------------------------
     def _connectivity_event(self, event: str, params: dict[str, Any]) -> None:

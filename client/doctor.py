@@ -32,7 +32,7 @@ SKEW_FAIL_S = 300.0
 # -- the checks ---------------------------------------------------------------------------------
 def _check_config(report: Report) -> Config | None:
     try:
-        cfg = load_config()
+        cfg = load_config()  # the user's own settings: what the daemon uses (a project file never routes doctor)
     except ConfigError as exc:
         report.checks.append(Check("config", False, str(exc), "fix the file named above (TOML syntax/values)"))
         return None
@@ -40,7 +40,7 @@ def _check_config(report: Report) -> Config | None:
     pfile = find_project_file(__import__("pathlib").Path.cwd().resolve())
     files = [f"user {ufile}" + ("" if ufile.is_file() else " (absent, defaults used)")]
     if pfile:
-        files.append(f"project {pfile}")
+        files.append(f"project {pfile} (applies per document: see `codeassist config` there)")
     report.checks.append(Check("config", True, f"server_url {cfg.server_url} (from {cfg.sources['server_url']}); "
                                f"fallback {cfg.fallback}; " + "; ".join(files)))
     return cfg
@@ -164,7 +164,12 @@ async def _check_tunnel(report: Report, cfg: Config) -> None:
         report.checks.append(Check("tunnel", True, f"{configured}daemon not running (no tunnel, no endpoint state)"))
         return
     tun = st.get("tunnel") or {}
-    where = f"daemon uses endpoint {st.get('endpoint') or 'none'} ({st.get('state')})"
+    where = f"daemon uses endpoint {st.get('endpoint') or 'none'} ({st.get('state')}) at {st.get('url') or '-'}"
+    in_use = st.get("url")
+    if in_use and st.get("endpoint") == "default" and in_use.rstrip("/") != cfg.server_url:
+        report.checks.append(Check("daemon", False, f"the running daemon sends completions to {in_use}, "
+                                   f"not to server_url {cfg.server_url}", "codeassist stop (it restarts with the "
+                                   "current settings on the next editor request)"))
     if not tun.get("spec"):
         report.checks.append(Check("tunnel", True, f"no tunnel; {where}"))
     elif tun["state"] == "up":

@@ -123,3 +123,36 @@ async def test_each_request_takes_its_own_repos_settings(daemon_env_factory: Any
         assert good.stats.requests[-1]["max_tokens"] == 12  # its prompt keys still apply untrusted
     finally:
         await client.shutdown_session()
+
+
+async def test_prompt_takes_nothing_from_outside_the_repo_secrets_or_excluded_files(
+        daemon_env_factory: Any, servers: Any, tmp_path: Path) -> None:
+    good, _ = servers
+    outside = tmp_path / "home" / ".ssh"
+    outside.mkdir(parents=True)
+    (outside / "id_ed25519").write_text('def sign_release():\n    return "OUTSIDE-KEY-MARKER"\n')
+    repo = _repo(tmp_path, "cloned", 'family = "qwen"\nexclude = ["private/**"]\n')
+    (repo / "util.py").write_text('def helper_total():\n    return "UTIL-MARKER"\n')
+    (repo / "private").mkdir()
+    (repo / "private" / "notes.py").write_text('def notes_total():\n    return "EXCLUDED-MARKER"\n')
+    (repo / "deploy.py").symlink_to(outside / "id_ed25519")
+    (repo / ".env").write_text("API_TOKEN=ENV-MARKER\n")
+    main = ("from util import helper_total\nfrom private.notes import notes_total\n"
+            "from deploy import sign_release\n\n\ndef run():\n    return ")
+    env = _user_env(daemon_env_factory, good.base_url)
+    client = await _editor_in(repo, env.env, [repo])
+    try:
+        client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+            uri=(repo / ".env").as_uri(), language_id="dotenv", version=1, text="API_TOKEN=ENV-MARKER\n")))
+        prompts: list[str] = []
+        for n in range(60):  # the index builds in the background: until the repo's own file shows up
+            uri = open_doc(client, repo / "main.py", f"{main}{'x' * n}", version=n + 1)
+            await inline_at(client, uri, 6, len("    return ") + n)
+            prompts = [r["prompt"] for r in good.stats.requests]
+            if any("def helper_total" in p for p in prompts):
+                break
+        assert any("def helper_total" in p for p in prompts), prompts[-1:]  # the repo's own file: used
+        for marker in ("def sign_release", "OUTSIDE-KEY-MARKER", "def notes_total", "EXCLUDED-MARKER", "ENV-MARKER"):
+            assert not any(marker in p for p in prompts), marker
+    finally:
+        await client.shutdown_session()

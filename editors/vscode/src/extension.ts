@@ -2,7 +2,7 @@
 // inline completion provider (ghost text). Accepting a suggestion runs the item's `codeassist.accept`
 // command, which the client forwards to the server as workspace/executeCommand.
 import * as vscode from "vscode";
-import { LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind } from "vscode-languageclient/node";
+import { LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
 
 import { DOCUMENT_SELECTOR, SECTION, affectsServer, buildServerOptions, readSettings } from "./settings";
 
@@ -11,7 +11,7 @@ let client: LanguageClient | undefined;
 function makeClient(output: vscode.LogOutputChannel): LanguageClient {
   const config = vscode.workspace.getConfiguration(SECTION);
   const settings = readSettings((key) => config.get(key));
-  const serverOptions: ServerOptions = buildServerOptions(settings, process.env, TransportKind.stdio);
+  const serverOptions: ServerOptions = buildServerOptions(settings, process.env);
   const clientOptions: LanguageClientOptions = {
     documentSelector: DOCUMENT_SELECTOR,
     outputChannel: output,

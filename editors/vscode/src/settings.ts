@@ -1,6 +1,6 @@
 // Pure activation logic: settings -> how to start `codeassist lsp`, and which documents it serves.
 // This module must not import `vscode` at runtime, so it can be unit-tested with plain Node.
-import type { Executable, TransportKind } from "vscode-languageclient/node";
+import type { Executable } from "vscode-languageclient/node";
 
 export const SECTION = "codeassist";
 
@@ -55,12 +55,14 @@ export function expandCommand(command: string, baseEnv: NodeJS.ProcessEnv, home?
   return out;
 }
 
-/** The stdio executable for vscode-languageclient's `ServerOptions`. */
-export function buildServerOptions(
-  settings: CodeassistSettings,
-  baseEnv: NodeJS.ProcessEnv,
-  stdio: TransportKind.stdio = 0 as TransportKind.stdio,
-): Executable {
+/**
+ * The executable for vscode-languageclient's `ServerOptions`, spoken to over its stdin/stdout.
+ *
+ * `transport` is left out on purpose: with `transport: TransportKind.stdio` vscode-languageclient appends
+ * `--stdio` to the arguments, and `codeassist lsp --stdio` exits with "unrecognized arguments". Without a
+ * transport it spawns the command as given and still talks LSP over the process's stdio.
+ */
+export function buildServerOptions(settings: CodeassistSettings, baseEnv: NodeJS.ProcessEnv): Executable {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(baseEnv)) {
     if (v !== undefined) env[k] = v;
@@ -72,7 +74,6 @@ export function buildServerOptions(
   return {
     command: expandCommand(settings.command, baseEnv),
     args: [...settings.args],
-    transport: stdio,
     options: { env },
   };
 }

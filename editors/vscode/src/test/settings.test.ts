@@ -23,7 +23,9 @@ test("defaults start `codeassist lsp` over stdio", () => {
   const exe = buildServerOptions(settings, { PATH: "/usr/bin" });
   assert.equal(exe.command, "codeassist");
   assert.deepEqual(exe.args, ["lsp"]);
-  assert.equal(exe.transport, 0); // TransportKind.stdio
+  // No `transport`: with TransportKind.stdio vscode-languageclient appends `--stdio` to the arguments, which
+  // `codeassist lsp` rejects. Without one it still speaks LSP over the process's stdin/stdout.
+  assert.equal(exe.transport, undefined);
   assert.equal(exe.options?.env?.PATH, "/usr/bin");
   assert.equal(exe.options?.env?.CODEASSIST_SERVER_URL, undefined);
 });

@@ -3,7 +3,9 @@ headless Chromium through Selenium, with the extension's .vsix installed, `codea
 local model server behind that.
 
 A wire tap (lsp_tee.py) between VS Code's language client and the LSP server records what the server answered, so
-the ghost text on screen and the text Tab inserts are checked against the completion the daemon actually produced.
+the ghost text on screen and the text Ctrl+Right / Tab insert are checked against the completion the daemon
+actually produced. Screenshots go to <tmp_path>/screenshots/ (ghost-text.png, word-accepted.png, accepted.png, and
+failure.png when a wait fails).
 
 Needs what tests/editors/install_code_server.sh installs (code-server from npm, chromium + chromium-driver from
 Debian, selenium from PyPI); skips with the reason when any of them is missing.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,6 +120,9 @@ class CodeServer:
         self.extensions = root / "extensions"
         (self.user_data / "User").mkdir(parents=True)
         (self.user_data / "User" / "settings.json").write_text(json.dumps(user_settings, indent=2))
+        # VS Code 1.99 has no default key for "Trigger Inline Suggestion"; the test asks again with Alt+\.
+        (self.user_data / "User" / "keybindings.json").write_text(json.dumps(
+            [{"key": "alt+\\", "command": "editor.action.inlineSuggest.trigger", "when": "editorTextFocus"}]))
         (self.user_data / "Machine").mkdir(parents=True)
         (self.user_data / "Machine" / "settings.json").write_text(json.dumps(machine_settings, indent=2))
         self.port = free_port()
@@ -318,7 +324,8 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         WebDriverWait(driver, 60).until(
             ec.presence_of_element_located((By.CSS_SELECTOR, ".explorer-folders-view .monaco-list-row")))
         ActionChains(driver).key_down(Keys.CONTROL).send_keys("p").key_up(Keys.CONTROL).perform()
-        box = WebDriverWait(driver, 30).until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".quick-input-box input")))
+        box = WebDriverWait(driver, 30).until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, ".quick-input-box input")))
         box.send_keys("fib.py")
         WebDriverWait(driver, 30).until(ec.presence_of_element_located(
             (By.CSS_SELECTOR, ".quick-input-list .monaco-list-row[aria-label*='fib.py']")))
@@ -343,9 +350,23 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
 
         def shown() -> dict[str, Any] | None:
             g = ghost(driver)
-            return g if "".join(g["parts"]).strip() else None
+            return g if ("".join(g["parts"]) + g["below"]).strip() else None
 
-        wait_until(lambda: answered() and shown(), 180, lambda: "no ghost text appeared" + diag())
+        # A busy CPU model can answer empty (a timeout, after which the daemon pauses completions for a while):
+        # then ask again with "Trigger Inline Suggestion" (bound to Alt+\ above) every few seconds, as a user would.
+        nudges = {"empty": 0, "at": time.monotonic()}
+
+        def suggestion_shown() -> bool:
+            if answered() and shown():
+                return True
+            empty = [r for p, r in responses(tap, "textDocument/inlineCompletion")
+                     if p["position"] == position and not (r.get("result") or {}).get("items")]
+            if len(empty) > nudges["empty"] and time.monotonic() - nudges["at"] > 8:
+                nudges.update(empty=len(empty), at=time.monotonic())
+                ActionChains(driver).key_down(Keys.ALT).send_keys("\\").key_up(Keys.ALT).perform()
+            return False
+
+        wait_until(suggestion_shown, 180, lambda: "no ghost text appeared" + diag())
         screenshot = shot("ghost-text")
         item = answered()[-1]
         completion: str = item["insertText"]
@@ -354,14 +375,28 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         first, *rest = completion.split("\n")
         on_screen = shown()
         assert on_screen is not None
-        assert on_screen["lines"] == [typed + first], (on_screen, completion)
+        if first:
+            assert on_screen["lines"] == [typed + first], (on_screen, completion)
         if rest:
             assert "".join(on_screen["below"].split()) == "".join("".join(rest).split()), (on_screen, completion)
         print(f"ghost text screenshot: {screenshot}")
 
-        # Tab accepts: the document gets the completion, and the accept command reaches the server.
+        # Ctrl+Right accepts the next word (when there is more than one): the rest stays up as ghost text.
+        if len(re.findall(r"\w+", first)) >= 2:
+            ActionChains(driver).key_down(Keys.CONTROL).send_keys(Keys.ARROW_RIGHT).key_up(Keys.CONTROL).perform()
+
+            def partly_accepted() -> str | None:
+                g = shown()
+                left = "".join(g["parts"]) if g else ""
+                return left if g and 0 < len(left) < len(first) and g["lines"] == [typed + first] else None
+
+            left = wait_until(partly_accepted, 10, lambda: "Ctrl+Right did not accept a word" + diag())
+            assert first.endswith(left), (left, first)
+            shot("word-accepted")
+
+        # Tab accepts (the rest): the document gets the completion, and the accept command reaches the server.
+        # (No wait for the ghost text to go: VS Code asks again right after the accept, and a new one may show.)
         ActionChains(driver).send_keys(Keys.TAB).perform()
-        wait_until(lambda: not shown(), 10, lambda: "the ghost text stayed after Tab" + diag())
         ActionChains(driver).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
         expected = FIB + typed + completion
         wait_until(lambda: (workspace / "fib.py").read_text() == expected, 20,
@@ -370,12 +405,21 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         shot("accepted")
 
         def accepts() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-            return [(p, r) for p, r in responses(tap, "workspace/executeCommand") if p["command"] == "codeassist.accept"]
+            return [(p, r) for p, r in responses(tap, "workspace/executeCommand")
+                    if p["command"] == "codeassist.accept"]
 
         wait_until(accepts, 20, lambda: "the accept command never reached the server" + diag())
         params, resp = accepts()[0]
         assert params["arguments"][0] == completion_id and "error" not in resp, (params, resp)
         out = daemon_env.run("status", "--json")
         assert json.loads(out.stdout).get("counters", {}).get("accepted", 0) >= 1, out.stdout
+
+        # The explicit trigger the wait above falls back on reaches the server as an invoked request.
+        last = (typed + completion).split("\n")
+        end = {"line": 4 + len(last) - 1, "character": len(last[-1].encode("utf-16-le")) // 2}
+        ActionChains(driver).key_down(Keys.ALT).send_keys("\\").key_up(Keys.ALT).perform()
+        wait_until(lambda: any(p["position"] == end and p["context"]["triggerKind"] == 1
+                               for p, _ in responses(tap, "textDocument/inlineCompletion")),
+                   30, lambda: "Alt+\\ (Trigger Inline Suggestion) sent no invoked request" + diag())
     finally:
         driver.quit()

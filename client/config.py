@@ -290,6 +290,22 @@ def load_config(project_dir: Path | None = None, env: dict[str, str] | None = No
     return cfg
 
 
+def with_project(base: Config, project: ProjectFile) -> Config:
+    """``base`` (user config + environment, as loaded) with a project file's values on top, below the
+    environment: the daemon's per-document config, without reading the user's file again."""
+    known = {f.name: f for f in fields(Config) if f.name not in _META}
+    cfg = dataclasses.replace(base)
+    cfg.sources = dict(base.sources)
+    cfg.ignored = {**base.ignored, **{k: f"{project.path}: {why}" for k, why in project.ignored.items()}}
+    cfg.warnings = [*base.warnings, *project.warnings]
+    for key, raw in project.values.items():
+        if key in known and base.sources.get(key) != "environment":
+            setattr(cfg, key, _coerce(key, raw, known[key].type))
+            cfg.sources[key] = str(project.path)
+    validate(cfg)
+    return cfg
+
+
 def validate(cfg: Config) -> None:
     if not 1024 <= cfg.budget <= 4096:
         raise ConfigError(f"budget must be within 1024..4096 tokens, got {cfg.budget}")

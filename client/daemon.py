@@ -72,7 +72,7 @@ class Daemon:
         # Each document's own repo settings (never the settings of whoever started the daemon).
         self.projects = ProjectResolver(
             user_config=lambda: self.config,
-            default_transport=lambda: self.transport,
+            default_transport=lambda: self.engine.transport,
             roots=lambda: self.roots,
             make_transport=lambda cfg: FallbackTransport(cfg),
             warn=lambda message: self.broadcast("window/showMessage", {"type": 2, "message": message}),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codeassist.client.config import Config, ConfigError, find_project_file, load_config
+from codeassist.client.config import Config, ConfigError, find_project_file, read_project_file, with_project
 from codeassist.client.documents import uri_to_path
 from codeassist.client.transport.base import Transport
 
@@ -90,7 +90,7 @@ class ProjectResolver:
         if hit is not None and hit[0] == stamp:
             return hit[1]
         try:
-            cfg = load_config(directory, boundary=root or directory)
+            cfg = user if pfile is None else with_project(user, read_project_file(pfile))
         except ConfigError as exc:
             self._warn_once(f"codeassist: {exc}; using your own settings for {directory}")
             cfg = user

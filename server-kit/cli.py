@@ -3,49 +3,58 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from codeassist.serverkit.cli_gateway import add_gateway_parser, add_keys_parser
 from codeassist.serverkit.cli_launch import add_bench_parser, add_launch_args, add_plan_parser, cmd_launch_vllm
-from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, LocalModelError, LocalModelServer
+from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, LocalModelError, llama_server_command
+from codeassist.serverkit.supervise import GATEWAY_READY_S, Supervisor, gateway_command, supervised
 
 __all__ = ["main"]
+
+LOCAL_READY_S = 120.0  # llama-server loads the 270M model in seconds; generous for a busy laptop
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
     if args.model_server != "local":
         return cmd_launch_vllm(args)
-    server = LocalModelServer(host=args.host, port=args.port, parallel=args.parallel)
     try:
-        server.start()
+        argv = llama_server_command(args.host, args.port, args.parallel)
     except LocalModelError as exc:
         print(f"server-kit: {exc}", file=sys.stderr)
         return 1
-    print(f"local model server ready: {server.base_url}/v1 (model {LOCAL_MODEL_ALIAS}); Ctrl-C stops it", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
-    try:
-        if args.with_gateway:  # the whole kit on a laptop: the gateway in front of the CPU model
-            from codeassist.serverkit.cli_gateway import build_gateway_parser
 
-            gw_args = build_gateway_parser().parse_args(["--upstream", f"{server.base_url}/v1",
-                                                         "--port", str(args.gateway_port)])
-            return gw_args.func(gw_args)
-        assert server.proc is not None
-        return server.proc.wait() or 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        server.stop()
+    def start(sup: Supervisor) -> None:
+        model = sup.start("llama-server", argv, f"http://{args.host}:{args.port}", quiet=True)
+        sup.wait_ready(model, LOCAL_READY_S)
+        served = f"local model server {model.root_url}/v1 (model {LOCAL_MODEL_ALIAS})"
+        if args.with_gateway:  # the whole kit on a laptop: the gateway in front of the CPU model
+            gw_args = ["--upstream", f"{model.root_url}/v1", "--port", str(args.gateway_port)]
+            gw = sup.start("gateway", gateway_command(gw_args), f"http://127.0.0.1:{args.gateway_port}")
+            sup.wait_ready(gw, GATEWAY_READY_S)
+            served = f"gateway {gw.root_url}/v1 -> {served}"
+        print(f"ready: {served}; Ctrl-C or SIGTERM stops it", flush=True)
+
+    return supervised(start)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="server-kit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    launch = sub.add_parser("launch", help="start the model server")
+    launch = sub.add_parser(
+        "launch",
+        help="start the model server",
+        description="Starts the servers as child processes; SIGTERM or Ctrl-C stops them all "
+        '(within a few seconds, their ports freed) and prints "stopped".',
+    )
     launch.add_argument("--model-server", choices=["local", "vllm"], default="vllm")
-    launch.add_argument("--host", default="127.0.0.1")
-    launch.add_argument("--port", type=int, default=8000)
+    launch.add_argument("--host", default="127.0.0.1", help="local: the model server's address")
+    launch.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="the model server's port (vLLM: the first replica's; more replicas take the next ones)",
+    )
     launch.add_argument("--parallel", type=int, default=4)
     launch.add_argument("--with-gateway", action="store_true", help="local: also run the gateway in front")
     add_launch_args(launch)

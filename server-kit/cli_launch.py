@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 from codeassist.serverkit.deploy import caddyfile, write_compose, write_k8s, write_systemd
-from codeassist.serverkit.launch import NoGpuError, detect_gpus, parse_gpus, plan_launch
+from codeassist.serverkit.launch import LaunchPlan, NoGpuError, detect_gpus, parse_gpus, plan_launch
 from codeassist.serverkit.plan import PlanInputs, plan, render
+from codeassist.serverkit.supervise import GATEWAY_READY_S, Supervisor, gateway_command, supervised
 
 __all__ = ["add_bench_parser", "add_launch_args", "add_plan_parser", "cmd_launch_vllm"]
+
+VLLM_READY_S = 1800.0  # the first start downloads the weights
+VLLM_GRACE_S = 8.0  # vLLM's own shutdown (engine core, CUDA) before SIGKILL; still "within seconds"
 
 
 def add_launch_args(p: argparse.ArgumentParser) -> None:
@@ -24,11 +25,16 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", help="skip detection: 'NAME:MiB,NAME:MiB' (plan for another machine)")
     p.add_argument("--model", help="override the model the sizing table picks")
     p.add_argument("--developers", type=int, default=25, help="team size, for the expected load")
-    p.add_argument("--speculative", choices=["auto", "on", "off"], default="auto",
-                   help="n-gram speculative decoding (auto: on below --spec-max-qps)")
+    p.add_argument(
+        "--speculative",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="n-gram speculative decoding (auto: on below --spec-max-qps)",
+    )
     p.add_argument("--spec-max-qps", type=float, default=8.0)
-    p.add_argument("--fp8", choices=["auto", "on", "off"], default="auto",
-                   help="FP8 weights (auto: on for Hopper/Blackwell cards)")
+    p.add_argument(
+        "--fp8", choices=["auto", "on", "off"], default="auto", help="FP8 weights (auto: on for Hopper/Blackwell cards)"
+    )
     p.add_argument("--gateway-port", type=int, default=8080)
     p.add_argument("--write-systemd", type=Path, metavar="DIR")
     p.add_argument("--write-compose", type=Path, metavar="FILE")
@@ -51,8 +57,16 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
         return 1
     expected = plan(PlanInputs(developers=args.developers))["peak_rps"]
     spec = {"auto": None, "on": True, "off": False}[args.speculative]
-    lp = plan_launch(gpus, gateway_port=args.gateway_port, expected_qps=expected, spec_max_qps=args.spec_max_qps,
-                     speculative=spec, model=args.model, fp8={"auto": None, "on": True, "off": False}[args.fp8])
+    lp = plan_launch(
+        gpus,
+        base_port=args.port,
+        gateway_port=args.gateway_port,
+        expected_qps=expected,
+        spec_max_qps=args.spec_max_qps,
+        speculative=spec,
+        model=args.model,
+        fp8={"auto": None, "on": True, "off": False}[args.fp8],
+    )
     wrote = []
     if args.write_systemd:
         wrote += write_systemd(lp, args.write_systemd, args.domain)
@@ -72,37 +86,42 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
     return _run(lp)
 
 
-def _run(lp) -> int:
-    """Start the vLLM replicas, wait for /health, then run the gateway in the foreground."""
-    procs = [subprocess.Popen(r.argv, env={**os.environ, **r.env}) for r in lp.replicas]
-    try:
-        for r in lp.replicas:
-            deadline = time.monotonic() + 1800  # first start downloads the weights
-            while True:
-                try:
-                    if httpx.get(r.url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-                    print("server-kit: vLLM did not come up", file=sys.stderr)
-                    return 1
-                time.sleep(2)
-        print(f"vLLM ready ({len(procs)} replica(s)); starting the gateway", flush=True)
-        return subprocess.call(lp.gateway_argv)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
+def _run(lp: LaunchPlan) -> int:
+    """Start the vLLM replicas, wait for their /health, then the gateway; until SIGTERM/SIGINT or a child's exit."""
+
+    def start(sup: Supervisor) -> None:
+        replicas = [
+            sup.start(f"vLLM replica {i}", r.argv, r.url.removesuffix("/v1"), env={**os.environ, **r.env})
+            for i, r in enumerate(lp.replicas)
+        ]
+        for child in replicas:
+            sup.wait_ready(child, VLLM_READY_S)
+        gw_argv = lp.gateway_argv
+        if gw_argv[:2] == ["server-kit", "gateway"]:  # this interpreter's, not whichever is on PATH
+            gw_argv = gateway_command(gw_argv[2:])
+        host, port = _flag(gw_argv, "--host"), _flag(gw_argv, "--port")
+        sup.wait_ready(sup.start("gateway", gw_argv, f"http://127.0.0.1:{port}"), GATEWAY_READY_S)
+        print(
+            f"ready: gateway http://{host}:{port}/v1 -> {len(replicas)} vLLM replica(s); Ctrl-C or SIGTERM stops it",
+            flush=True,
+        )
+
+    return supervised(start, grace_s=VLLM_GRACE_S)
+
+
+def _flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    inp = PlanInputs(developers=args.developers, active_fraction=args.active_fraction,
-                     keystrokes_per_min=args.keystrokes_per_min, requests_per_keystroke=args.requests_per_keystroke,
-                     percentile=args.percentile, spot=args.spot)
+    inp = PlanInputs(
+        developers=args.developers,
+        active_fraction=args.active_fraction,
+        keystrokes_per_min=args.keystrokes_per_min,
+        requests_per_keystroke=args.requests_per_keystroke,
+        percentile=args.percentile,
+        spot=args.spot,
+    )
     prices = dict(inp.prices)
     for item in args.price or []:
         gpu, _, val = item.partition("=")
@@ -143,10 +162,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from codeassist.serverkit.loadtest import BenchConfig, report, run_bench, summarize, write_outputs
 
     key = os.environ.get("CODEASSIST_API_KEY") or (args.key_file.read_text().strip() if args.key_file else None)
-    cfg = BenchConfig(url=args.url, rate=args.rate, duration_s=args.duration, max_requests=args.max_requests,
-                      prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens, model=args.model,
-                      priority=args.priority, slo_ttft_ms=args.slo_ttft_ms, slo_e2e_ms=args.slo_e2e_ms, key=key,
-                      progress=not args.quiet)
+    cfg = BenchConfig(
+        url=args.url,
+        rate=args.rate,
+        duration_s=args.duration,
+        max_requests=args.max_requests,
+        prompt_tokens=args.prompt_tokens,
+        max_tokens=args.max_tokens,
+        model=args.model,
+        priority=args.priority,
+        slo_ttft_ms=args.slo_ttft_ms,
+        slo_e2e_ms=args.slo_e2e_ms,
+        key=key,
+        progress=not args.quiet,
+    )
     results = asyncio.run(run_bench(cfg))
     summary = summarize(results, cfg)
     write_outputs(results, summary, args.json, args.png)

@@ -19,7 +19,11 @@ from pathlib import Path
 import httpx
 
 __all__ = [
-    "LOCAL_MODEL_ALIAS", "LocalModelError", "LocalModelServer", "llama_server_command", "model_path",
+    "LOCAL_MODEL_ALIAS",
+    "LocalModelError",
+    "LocalModelServer",
+    "llama_server_command",
+    "model_path",
     "wait_for_health",
 ]
 
@@ -58,14 +62,22 @@ def llama_server_command(
     threads = threads or max(1, min(4, os.cpu_count() or 1))
     return [
         str(binary_path()),
-        "-m", str(model_path()),
-        "--host", host,
-        "--port", str(port),
-        "--alias", LOCAL_MODEL_ALIAS,
-        "--ctx-size", str(ctx_size),  # shared by the slots
-        "--parallel", str(parallel),
-        "--threads", str(threads),
-        "--cache-reuse", "256",  # reuse the KV of a shared prompt prefix between keystrokes
+        "-m",
+        str(model_path()),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--alias",
+        LOCAL_MODEL_ALIAS,
+        "--ctx-size",
+        str(ctx_size),  # shared by the slots
+        "--parallel",
+        str(parallel),
+        "--threads",
+        str(threads),
+        "--cache-reuse",
+        "256",  # reuse the KV of a shared prompt prefix between keystrokes
         "--metrics",
         "--no-webui",
     ]
@@ -77,8 +89,14 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_for_health(proc: subprocess.Popen[bytes] | None, root_url: str, timeout: float, name: str,
-                    log_file: Path | None = None, interval: float = 0.1) -> None:
+def wait_for_health(
+    proc: subprocess.Popen[bytes] | None,
+    root_url: str,
+    timeout: float,
+    name: str,
+    log_file: Path | None = None,
+    interval: float = 0.1,
+) -> None:
     """Until ``/health`` answers 200 (it answers 503 while the model loads); a clear error if the process dies."""
     see = f"; see {log_file}" if log_file else ""
     deadline = time.monotonic() + timeout
@@ -116,7 +134,7 @@ class LocalModelServer:
     def wait_ready(self, timeout: float) -> None:
         try:
             wait_for_health(self.proc, self.base_url, timeout, "llama-server", self.log_file)
-        except LocalModelError:
+        except BaseException:  # a Ctrl-C while it loads too: never leave it on the port
             self.stop()
             raise
 

@@ -52,43 +52,93 @@ def _tell_daemon(method: str) -> None:
 
 
 # -- login / logout ------------------------------------------------------------------------------
+def _read_key(args: argparse.Namespace, url: str) -> str | None:
+    """The key from stdin (the first key-looking token, said by line, never echoed) or the terminal; None: none."""
+    from codeassist.client import auth
+
+    if not args.key_stdin:
+        return getpass.getpass(f"API key for {url}: ").strip()
+    text = sys.stdin.read(1 << 16)
+    found = auth.find_key(text)
+    if found is None:
+        lines = len(text.splitlines())
+        print(
+            f"codeassist: no API key on stdin (looked on {lines} line{'' if lines == 1 else 's'} for a token of "
+            f"{auth.KEY_MIN_CHARS}+ characters without spaces, alone on its line or after a label such as "
+            "'key for carol:'); nothing stored",
+            file=sys.stderr,
+        )
+        return None
+    key, line = found
+    print(f"codeassist: took the API key {auth.redact(key)} from line {line} of stdin", file=sys.stderr)
+    return key
+
+
+def _save_server_url(args: argparse.Namespace, cfg: Any, url: str) -> None:
+    from codeassist.client.config import set_user_value
+
+    if args.url and url != cfg.server_url:
+        path = set_user_value("server_url", url)
+        print(f"server_url = {url} (saved in {path})")
+
+
+def _login_refused(args: argparse.Namespace, cfg: Any, url: str) -> str | None:
+    """Why login will not even try (exit 2), or None."""
+    from codeassist.client import auth
+
+    if not url.startswith(("http://", "https://")):
+        return f"expected an http(s) URL, got {url!r}"
+    if not auth.may_send_key(url, cfg.allow_insecure_http):
+        return (
+            f"{url} is plain http:// to another host: the key would cross the network unencrypted; use "
+            "https://, an SSH tunnel (codeassist tunnel), or set allow_insecure_http = true in your own config"
+        )
+    if not args.key_stdin and not sys.stdin.isatty():
+        return "no terminal to ask for the key; pipe it with --key-stdin"
+    return None
+
+
+def _no_key_needed(args: argparse.Namespace, cfg: Any, url: str) -> int:
+    _save_server_url(args, cfg, url)
+    print(
+        f"{url} needs no API key (GET /models answers without one): nothing stored. "
+        "To store one anyway (its completions need a key after all): codeassist login --force"
+    )
+    _tell_daemon("auth/reload")
+    return 0
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     from codeassist.client import auth
-    from codeassist.client.config import set_user_value
     from codeassist.client.transport.base import TransportError
 
     cfg = _config()
     url = (args.url or cfg.server_url).rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        print(f"codeassist: expected an http(s) URL, got {url!r}", file=sys.stderr)
+    if (why := _login_refused(args, cfg, url)) is not None:
+        print(f"codeassist: {why}", file=sys.stderr)
         return 2
-    if not auth.may_send_key(url, cfg.allow_insecure_http):
-        print(f"codeassist: {url} is plain http:// to another host: the key would cross the network "
-              "unencrypted; use https://, an SSH tunnel (codeassist tunnel), or set allow_insecure_http = true "
-              "in your own config", file=sys.stderr)
-        return 2
-    if args.key_stdin:
-        token = sys.stdin.readline().strip()
-    else:
-        if not sys.stdin.isatty():
-            print("codeassist: no terminal to ask for the key; pipe it with --key-stdin", file=sys.stderr)
-            return 2
-        token = getpass.getpass(f"API key for {url}: ").strip()
     try:
+        # Asked without a key first: the key goes only to a server that wants one, at the URL that serves it.
+        needed = asyncio.run(auth.needs_key(url, cfg.ca_bundle))
+        if not needed and not args.force:
+            return _no_key_needed(args, cfg, url)
+        token = _read_key(args, url)
+        if token is None:
+            return 2
         result = asyncio.run(auth.login(url, token, cfg.ca_bundle))
     except ValueError as exc:
         print(f"codeassist: {exc}; nothing stored", file=sys.stderr)
         return 2
     except TransportError as exc:
-        print(f"codeassist: {exc}", file=sys.stderr)
+        said = str(exc)
+        print(f"codeassist: {said}" + ("" if said.endswith("nothing stored") else "; nothing stored"), file=sys.stderr)
         return 1
     if result.warning:
         print(f"codeassist: {result.warning}", file=sys.stderr)
-    if args.url and url != cfg.server_url:
-        path = set_user_value("server_url", url)
-        print(f"server_url = {url} (saved in {path})")
+    _save_server_url(args, cfg, url)
     models = ", ".join(result.models) or "none"
-    print(f"logged in to {url}: key accepted (models: {models}); stored in {result.stored_in}")
+    verdict = "key accepted" if needed else "key stored as asked (the server answers without one too)"
+    print(f"logged in to {url}: {verdict} (models: {models}); stored in {result.stored_in}")
     _tell_daemon("auth/reload")
     return 0
 
@@ -113,10 +163,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     cfg = _config(project=True)
     values = cfg.as_dict()
     if args.json:
-        print(json.dumps({"user_file": str(user_config_file()),
-                          "values": {k: {"value": v, "source": cfg.sources.get(k, "default")}
-                                     for k, v in values.items()},
-                          "ignored": cfg.ignored}))
+        print(
+            json.dumps(
+                {
+                    "user_file": str(user_config_file()),
+                    "values": {k: {"value": v, "source": cfg.sources.get(k, "default")} for k, v in values.items()},
+                    "ignored": cfg.ignored,
+                }
+            )
+        )
         return 0
     print(f"# user config file: {user_config_file()}")
     width = max(len(k) for k in values)
@@ -161,8 +216,10 @@ def cmd_trust(args: argparse.Namespace) -> int:
         return 2
     trust.trust(path, data)
     routed = {k: v for k, v in values.items() if k in ("server_url", "endpoints", "fallback", "ca_bundle")}
-    print(f"trusted {path} (sha256 {trust.digest(data)[:12]}…); it may now set where this project's "
-          f"completions go{': ' + json.dumps(routed) if routed else ''}. An edit to it needs trust again.")
+    print(
+        f"trusted {path} (sha256 {trust.digest(data)[:12]}…); it may now set where this project's "
+        f"completions go{': ' + json.dumps(routed) if routed else ''}. An edit to it needs trust again."
+    )
     _tell_daemon("config/reload")
     return 0
 
@@ -172,8 +229,10 @@ def _format_tunnel(st: dict[str, Any]) -> str:
     spec = st.get("spec") or {}
     if not spec:
         return "tunnel: not running"
-    line = (f"tunnel {spec['target']}: {st['state']} — 127.0.0.1:{spec['local_port']} -> "
-            f"{spec['remote_host']}:{spec['remote_port']} (pid {st.get('pid') or '-'}, restarts {st['restarts']})")
+    line = (
+        f"tunnel {spec['target']}: {st['state']} — 127.0.0.1:{spec['local_port']} -> "
+        f"{spec['remote_host']}:{spec['remote_port']} (pid {st.get('pid') or '-'}, restarts {st['restarts']})"
+    )
     if st.get("last_error") and st["state"] != "up":
         line += f"\n  last error: {st['last_error']}"
     return line
@@ -208,10 +267,14 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
             if args.save:
                 from codeassist.client.config import set_user_value
 
-                for key, value in (("tunnel_host", args.target), ("tunnel_remote_port", spec["remote_port"]),
-                                   ("tunnel_local_port", spec["local_port"]), ("tunnel_ssh_port", spec["ssh_port"]),
-                                   ("tunnel_identity", spec["identity"]),
-                                   ("tunnel_ssh_options", spec["options"])):
+                for key, value in (
+                    ("tunnel_host", args.target),
+                    ("tunnel_remote_port", spec["remote_port"]),
+                    ("tunnel_local_port", spec["local_port"]),
+                    ("tunnel_ssh_port", spec["ssh_port"]),
+                    ("tunnel_identity", spec["identity"]),
+                    ("tunnel_ssh_options", spec["options"]),
+                ):
                     path = set_user_value(key, value)
                 fallback = cfg.fallback if "tunnel" in cfg.fallback else [*cfg.fallback, "tunnel"]
                 set_user_value("fallback", fallback)
@@ -227,8 +290,10 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
     else:
         print(_format_tunnel(st))
     if args.target and not args.stop and not args.status and st["state"] != "up":
-        print("codeassist: the tunnel is not up yet; the daemon keeps retrying (see `codeassist tunnel --status`)",
-              file=sys.stderr)
+        print(
+            "codeassist: the tunnel is not up yet; the daemon keeps retrying (see `codeassist tunnel --status`)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -245,7 +310,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("login", help="store the API key for the team server (asked without echo)")
     p.add_argument("url", nargs="?", help="server base URL, e.g. https://gpu.example.com/v1 (default: server_url)")
-    p.add_argument("--key-stdin", action="store_true", help="read the key from the first line of stdin")
+    p.add_argument(
+        "--key-stdin",
+        action="store_true",
+        help="read the key from stdin: the first token that looks like a key (description lines skipped)",
+    )
+    p.add_argument("--force", action="store_true", help="store the key even if the server answers without one")
     p.set_defaults(func=cmd_login)
     p = sub.add_parser("logout", help="forget the stored API key")
     p.add_argument("url", nargs="?")

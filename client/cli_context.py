@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,33 +12,30 @@ __all__ = ["cmd_context", "register"]
 
 
 def _fail(msg: str, as_json: bool) -> int:
-    print(json.dumps({"error": msg}) if as_json else f"codeassist context: {msg}", file=sys.stderr)
-    return 2
+    from codeassist.client.positions_cli import location_error
+
+    return location_error("context", msg, as_json)  # the same words and exit status as `complete`
 
 
 def cmd_context(args: argparse.Namespace) -> int:
+    from codeassist.client.positions_cli import LocationError, parse_location
     from codeassist.context.budget import check_budget
-    from codeassist.context.cursor import cursor_offset
     from codeassist.context.engine import ContextEngine
     from codeassist.context.errors import ContextError
     from codeassist.context.templates import template_for
 
-    try:
-        file, line_s, col_s = args.location.rsplit(":", 2)
-        line, col = int(line_s), int(col_s)
-    except ValueError:
-        return _fail(f"expected FILE:LINE:COL (1-based), got {args.location!r}", args.json)
     root = Path(args.root).resolve()
-    path = Path(file) if Path(file).is_absolute() else root / file
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return _fail(f"cannot read {path}: {exc}", args.json)
+        location = parse_location(args.location, root=root, utf16=args.utf16)
+        text = location.read()
+        offset = location.offset(text)
+    except LocationError as exc:
+        return _fail(str(exc), args.json)
+    path, line, col = location.path, location.line, location.col
     try:
-        offset = cursor_offset(text, line, col, utf16=args.utf16)
         budget = check_budget(args.budget)
     except ValueError as exc:
-        return _fail(f"{path}:{line}:{col}: {exc}", args.json)
+        return _fail(str(exc), args.json)
     from codeassist.client.config import ConfigError, load_config
 
     try:
@@ -60,9 +56,13 @@ def cmd_context(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     out: dict[str, Any] = {
-        "prompt": parts.prompt, "prefix": parts.prefix, "suffix": parts.suffix,
+        "prompt": parts.prompt,
+        "prefix": parts.prefix,
+        "suffix": parts.suffix,
         "snippets": [{k: s[k] for k in ("path", "text", "tokens", "reason")} for s in parts.snippets],
-        "tokens": parts.tokens, "budget": parts.budget, "ms": round(parts.ms, 3),
+        "tokens": parts.tokens,
+        "budget": parts.budget,
+        "ms": round(parts.ms, 3),
     }
     if args.json:
         out |= {"token_counter": parts.token_counter, "family": family, "index": index.stats()}
@@ -84,11 +84,12 @@ def cmd_context(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from codeassist.client.positions_cli import add_location_arguments
+
     p = sub.add_parser("context", help="show the prompt context for FILE:LINE:COL (1-based) and why each part")
-    p.add_argument("location")
+    add_location_arguments(p)
     p.add_argument("--budget", type=int, default=2048, help="token budget, 1024..4096 (default 2048)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--root", default=".", help="repository root (default: the current directory)")
     p.add_argument("--family", default="auto", help="template family (auto: config, else qwen)")
-    p.add_argument("--utf16", action="store_true", help="COL counts UTF-16 code units (as LSP does)")
     p.set_defaults(func=cmd_context)

@@ -1,18 +1,24 @@
 """`codeassist demo`: the whole path on the built-in default, in one command.
 
-Starts the local model server (unless one already answers at the configured URL), starts a daemon,
-completes a sample file through it, and prints the completion with a latency breakdown.
+Uses the model server at the configured URL or on ``--port`` when one answers there (else starts the local one),
+starts a daemon, completes a sample file through it, prints the completion with a latency breakdown, and ends
+with what to do next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from codeassist.serverkit.localmodel import LocalModelServer
 
 SAMPLE = '''\
 import math
@@ -60,31 +66,71 @@ def _step(label: str, sample: Path, text: str) -> dict[str, object]:
     return result
 
 
-def _server_alive(base: str) -> bool:
+def _openai_models(base: str, timeout: float = 3.0) -> list[str] | None:
+    """The model ids ``base``/models lists when it answers as an OpenAI-compatible model server, else None."""
     try:
-        return httpx.get(f"{base}/models", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+        resp = httpx.get(f"{base}/models", timeout=timeout)
+        data = resp.json().get("data") if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return [str(m.get("id")) for m in data if isinstance(m, dict)] if isinstance(data, list) else None
+
+
+def _free_port_after(port: int) -> int:
+    from codeassist.serverkit.localmodel import port_open
+
+    return next((p for p in range(port + 1, port + 50) if not port_open("127.0.0.1", p)), port + 1)
+
+
+def _model_server(port: int) -> tuple[str, LocalModelServer | None] | None:
+    """The server URL to use and the local server the demo started (None: reused). None: cannot (said why)."""
+    from codeassist.client.config import load_config
+    from codeassist.serverkit.localmodel import LocalModelError, LocalModelServer, port_open
+
+    configured = (os.environ.get("CODEASSIST_SERVER_URL") or load_config().server_url).rstrip("/")
+    local = f"http://127.0.0.1:{port}/v1"
+    for url in dict.fromkeys((configured, local)):  # the configured server, else one already on --port
+        if _openai_models(url) is not None:
+            print(f"using the model server already running at {url}")
+            return url, None
+    if port_open("127.0.0.1", port):
+        print(
+            f"codeassist demo: port {port} on 127.0.0.1 is in use by something that is not an OpenAI-compatible "
+            f"model server (GET {local}/models lists no models); stop it, or start the demo's server on "
+            f"another port: codeassist demo --port {_free_port_after(port)}",
+            file=sys.stderr,
+        )
+        return None
+    print(f"starting the local model server (llama.cpp, Gemma 3 270M) on 127.0.0.1:{port} ...", flush=True)
+    t = time.perf_counter()
+    try:
+        server = LocalModelServer(port=port).start()
+    except LocalModelError as exc:
+        print(f"codeassist demo: {exc}", file=sys.stderr)
+        return None
+    print(f"  ready in {time.perf_counter() - t:.1f}s")
+    return local, server
+
+
+def _what_next(typed_through: dict[str, object]) -> str:
+    """What the three steps showed, and the two or three commands that come after a demo."""
+    cached = typed_through.get("source") in ("cache", "prefetch")
+    step3 = "step 3 came from the cache, with no model request" if cached else "step 3 asked the model again"
+    return f"""
+what happened: a file went through the daemon (context, debounce, cache) to the model server and back, as your
+editor's requests will; {step3}.
+note: the bundled model (Gemma 3 270M) is a plumbing check, not a coding model: expect poor suggestions from it.
+next:
+  codeassist login https://gpu.example.com/v1   your team's server with a real code model (asks for its API key)
+  codeassist doctor                             checks that server: network, TLS, key, model, latency
+  your editor: Neovim (editors/nvim) or VS Code (editors/vscode), see "Editors" in README.md"""
 
 
 def run_demo(keep: bool = False, port: int = 8000) -> int:
-    from codeassist.client.config import load_config
-    from codeassist.serverkit.localmodel import LocalModelError, LocalModelServer
-
-    url = os.environ.get("CODEASSIST_SERVER_URL") or load_config().server_url
-    server = None
-    if not _server_alive(url):
-        url = f"http://127.0.0.1:{port}/v1"
-        print(f"starting the local model server (llama.cpp, Gemma 3 270M) on 127.0.0.1:{port} ...", flush=True)
-        t = time.perf_counter()
-        try:
-            server = LocalModelServer(port=port).start()
-        except LocalModelError as exc:
-            print(f"codeassist demo: {exc}")
-            return 1
-        print(f"  ready in {time.perf_counter() - t:.1f}s")
-    else:
-        print(f"using the model server already at {url}")
+    picked = _model_server(port)
+    if picked is None:
+        return 1
+    url, server = picked
     os.environ["CODEASSIST_SERVER_URL"] = url
     if not keep:
         # A private daemon, so the demo neither reuses nor disturbs one you already run.
@@ -99,8 +145,12 @@ def run_demo(keep: bool = False, port: int = 8000) -> int:
         _step("2. a new cursor position (warm: daemon running, connection kept alive)", sample, SAMPLE + SECOND)
         # The developer types the first characters of suggestion 1: the rest comes from the cache.
         typed = str(first["text"])[:3]
-        _step(f"3. you type {typed!r}, the start of suggestion 1 (typing-through: no model request)",
-              sample, SAMPLE + typed)
+        third = _step(
+            f"3. you type {typed!r}, the start of suggestion 1 (typing-through: no model request)",
+            sample,
+            SAMPLE + typed,
+        )
+        print(_what_next(third))
         return 0
     finally:
         if not keep:

@@ -41,16 +41,38 @@ def _check_config(report: Report) -> Config | None:
     files = [f"user {ufile}" + ("" if ufile.is_file() else " (absent, defaults used)")]
     if pfile:
         files.append(f"project {pfile} (applies per document: see `codeassist config` there)")
-    report.checks.append(Check("config", True, f"server_url {cfg.server_url} (from {cfg.sources['server_url']}); "
-                               f"fallback {cfg.fallback}; " + "; ".join(files)))
+    report.checks.append(
+        Check(
+            "config",
+            True,
+            f"server_url {cfg.server_url} (from {cfg.sources['server_url']}); "
+            f"fallback {cfg.fallback}; " + "; ".join(files),
+        )
+    )
     return cfg
+
+
+def _no_key_needed(report: Report, url: str) -> None:
+    """No key stored is only worth a warning while we do not know the server needs one; now we know it does not."""
+    for i, check in enumerate(report.checks):
+        if check.name == "token" and check.warn:
+            report.checks[i] = Check(
+                "token", True, f"no API key stored for {auth.server_key(url)}; the server needs none"
+            )
 
 
 def _check_token(report: Report, url: str) -> None:
     stored = auth.get_token(url)
     if stored is None:
-        report.checks.append(Check("token", True, f"no API key stored for {auth.server_key(url)} "
-                                   "(fine if the server needs none)", f"codeassist login {url}", warn=True))
+        report.checks.append(
+            Check(
+                "token",
+                True,
+                f"no API key stored for {auth.server_key(url)} (fine if the server needs none)",
+                f"codeassist login {url}",
+                warn=True,
+            )
+        )
     else:
         report.checks.append(Check("token", True, f"API key present ({len(stored.token)} chars) in {stored.source}"))
 
@@ -63,36 +85,67 @@ async def _check_network(report: Report, cfg: Config, url: str) -> bool:
     try:
         infos, dns_ms = await asyncio.to_thread(resolve, host, port)
     except socket.gaierror as exc:
-        report.checks.append(Check("dns", False, f"cannot resolve {host!r}: {exc.strerror}",
-                                   "check the host name in server_url, your VPN, or /etc/hosts"))
+        report.checks.append(
+            Check(
+                "dns",
+                False,
+                f"cannot resolve {host!r}: {exc.strerror}",
+                "check the host name in server_url, your VPN, or /etc/hosts",
+            )
+        )
         return False
     addrs = sorted({str(i[4][0]) for i in infos})
-    report.checks.append(Check("dns", True, f"{host} is an address, no lookup" if is_ip(host)
-                               else f"{host} -> {', '.join(addrs)} in {dns_ms:.1f} ms"))
+    report.checks.append(
+        Check(
+            "dns",
+            True,
+            f"{host} is an address, no lookup" if is_ip(host) else f"{host} -> {', '.join(addrs)} in {dns_ms:.1f} ms",
+        )
+    )
     try:
         sock, connect_ms = await asyncio.to_thread(connect, infos[0], timeout)
     except TimeoutError:
-        report.checks.append(Check("tcp", False, f"connecting to {host}:{port} timed out after {timeout:.0f}s",
-                                   "a firewall or VPN drops the traffic; or reach the host over SSH: "
-                                   "codeassist tunnel user@gpu-host"))
+        report.checks.append(
+            Check(
+                "tcp",
+                False,
+                f"connecting to {host}:{port} timed out after {timeout:.0f}s",
+                "a firewall or VPN drops the traffic; or reach the host over SSH: codeassist tunnel user@gpu-host",
+            )
+        )
         return False
     except OSError as exc:
-        report.checks.append(Check("tcp", False, f"cannot connect to {host}:{port}: {exc.strerror or exc}",
-                                   "start the model server / gateway on that host (server-kit), check the port, "
-                                   "or use the tunnel: codeassist tunnel user@gpu-host"))
+        report.checks.append(
+            Check(
+                "tcp",
+                False,
+                f"cannot connect to {host}:{port}: {exc.strerror or exc}",
+                "start the model server / gateway on that host (server-kit), check the port, "
+                "or use the tunnel: codeassist tunnel user@gpu-host",
+            )
+        )
         return False
     report.checks.append(Check("tcp", True, f"connected to {host}:{port} in {connect_ms:.1f} ms"))
     if parts.scheme != "https":
         sock.close()
         loopback = (is_ip(host) and ipaddress.ip_address(host).is_loopback) or host == "localhost"
-        report.checks.append(Check("tls", True, "plain HTTP" + ("" if loopback else " over the network: the key "
-                                   "travels unencrypted"), "" if loopback else "use https:// or the SSH tunnel",
-                                   warn=not loopback))
+        report.checks.append(
+            Check(
+                "tls",
+                True,
+                "plain HTTP" + ("" if loopback else " over the network: the key travels unencrypted"),
+                "" if loopback else "use https:// or the SSH tunnel",
+                warn=not loopback,
+            )
+        )
         return True
     try:
         cert, tls_ms = await asyncio.to_thread(handshake, sock, host, cfg.ca_bundle)
     except ssl.SSLError as exc:
         detail, fix = await asyncio.to_thread(explain_tls, exc, host, port, timeout)
+        plain = None if isinstance(exc, ssl.SSLCertVerificationError) else await auth.plain_http_url(url)
+        if plain is not None:
+            detail, fix = auth.plain_http_message(plain), f'server_url = "{plain}" (codeassist login {plain})'
         report.checks.append(Check("tls", False, detail, fix))
         return False
     except OSError as exc:
@@ -103,11 +156,17 @@ async def _check_network(report: Report, cfg: Config, url: str) -> bool:
     expires = ssl.cert_time_to_seconds(cert["notAfter"]) if cert.get("notAfter") else None
     days = (expires - time.time()) / 86400 if expires else None
     issuer = ", ".join("=".join(x) for rdn in cert.get("issuer", ()) for x in rdn)
-    report.checks.append(Check(
-        "tls", True, f"certificate valid for {host}, issued by {issuer or '?'}"
-        + (f", expires in {days:.0f} days" if days is not None else "") + f"; handshake {tls_ms:.1f} ms",
-        "renew the certificate soon" if days is not None and days < 14 else "",
-        warn=days is not None and days < 14))
+    report.checks.append(
+        Check(
+            "tls",
+            True,
+            f"certificate valid for {host}, issued by {issuer or '?'}"
+            + (f", expires in {days:.0f} days" if days is not None else "")
+            + f"; handshake {tls_ms:.1f} ms",
+            "renew the certificate soon" if days is not None and days < 14 else "",
+            warn=days is not None and days < 14,
+        )
+    )
     return True
 
 
@@ -120,17 +179,37 @@ async def _check_auth(report: Report, cfg: Config, url: str) -> auth.ModelsProbe
         report.checks.append(Check("auth", False, f"GET /models failed: {exc!r}", "see the checks above"))
         return None
     if probe.status in (401, 403):
-        detail = ("the server refused the stored API key" if probe.sent_key
-                  else "the server requires an API key and none is stored")
-        report.checks.append(Check("auth", False, f"{detail} (HTTP {probe.status})",
-                                   f"codeassist login {url}  (ask the server admin for a key if yours was revoked)"))
+        detail = (
+            "the server refused the stored API key"
+            if probe.sent_key
+            else "the server requires an API key and none is stored"
+        )
+        report.checks.append(
+            Check(
+                "auth",
+                False,
+                f"{detail} (HTTP {probe.status})",
+                f"codeassist login {url}  (ask the server admin for a key if yours was revoked)",
+            )
+        )
         return None
     if probe.status != 200:
-        report.checks.append(Check("auth", False, f"GET /models answered HTTP {probe.status}",
-                                   "is server_url the OpenAI-compatible base (ending in /v1)?"))
+        report.checks.append(
+            Check(
+                "auth",
+                False,
+                f"GET /models answered HTTP {probe.status}",
+                "is server_url the OpenAI-compatible base (ending in /v1)?",
+            )
+        )
         return None
-    report.checks.append(Check("auth", True, ("API key accepted" if probe.sent_key else "no key needed")
-                               + f" (/models in {probe.elapsed_ms:.0f} ms)"))
+    report.checks.append(
+        Check(
+            "auth",
+            True,
+            ("API key accepted" if probe.sent_key else "no key needed") + f" (/models in {probe.elapsed_ms:.0f} ms)",
+        )
+    )
     return probe
 
 
@@ -142,15 +221,27 @@ def _check_model(report: Report, cfg: Config, probe: auth.ModelsProbe) -> str | 
         return None
     model = cfg.model or probe.models[0]
     if cfg.model and cfg.model not in probe.models:
-        report.checks.append(Check("model", False, f"model {cfg.model!r} not served (served: {probe.models})",
-                                   f"set model to one of {probe.models} or leave it empty"))
+        report.checks.append(
+            Check(
+                "model",
+                False,
+                f"model {cfg.model!r} not served (served: {probe.models})",
+                f"set model to one of {probe.models} or leave it empty",
+            )
+        )
         return None
     family = cfg.family if cfg.family != "auto" else detect_family(model)
     plain = family == "plain"
-    report.checks.append(Check("model", True, f"{model}: FIM family {family}"
-                               + (" (no fill-in-the-middle: completions see only the prefix)" if plain else ""),
-                               "serve a FIM-trained code model (Qwen2.5-Coder, StarCoder2, ...)" if plain else "",
-                               warn=plain))
+    report.checks.append(
+        Check(
+            "model",
+            True,
+            f"{model}: FIM family {family}"
+            + (" (no fill-in-the-middle: completions see only the prefix)" if plain else ""),
+            "serve a FIM-trained code model (Qwen2.5-Coder, StarCoder2, ...)" if plain else "",
+            warn=plain,
+        )
+    )
     return model
 
 
@@ -167,36 +258,56 @@ async def _check_tunnel(report: Report, cfg: Config) -> None:
     where = f"daemon uses endpoint {st.get('endpoint') or 'none'} ({st.get('state')}) at {st.get('url') or '-'}"
     in_use = st.get("url")
     if in_use and st.get("endpoint") == "default" and in_use.rstrip("/") != cfg.server_url:
-        report.checks.append(Check("daemon", False, f"the running daemon sends completions to {in_use}, "
-                                   f"not to server_url {cfg.server_url}", "codeassist stop (it restarts with the "
-                                   "current settings on the next editor request)"))
+        report.checks.append(
+            Check(
+                "daemon",
+                False,
+                f"the running daemon sends completions to {in_use}, not to server_url {cfg.server_url}",
+                "codeassist stop (it restarts with the current settings on the next editor request)",
+            )
+        )
     if not tun.get("spec"):
         report.checks.append(Check("tunnel", True, f"no tunnel; {where}"))
     elif tun["state"] == "up":
-        report.checks.append(Check("tunnel", True, f"{tun['spec']['target']} up on {tun['local_url']} "
-                                   f"(restarts {tun['restarts']}); {where}"))
+        report.checks.append(
+            Check(
+                "tunnel",
+                True,
+                f"{tun['spec']['target']} up on {tun['local_url']} (restarts {tun['restarts']}); {where}",
+            )
+        )
     else:
-        report.checks.append(Check("tunnel", False, f"{tun['spec']['target']} is {tun['state']}: "
-                                   f"{tun.get('last_error') or 'no error yet'}; {where}",
-                                   f"try `ssh -o BatchMode=yes {tun['spec']['target']} true`: load your key with "
-                                   "ssh-add, accept the host key once, check the remote port"))
+        report.checks.append(
+            Check(
+                "tunnel",
+                False,
+                f"{tun['spec']['target']} is {tun['state']}: {tun.get('last_error') or 'no error yet'}; {where}",
+                f"try `ssh -o BatchMode=yes {tun['spec']['target']} true`: load your key with "
+                "ssh-add, accept the host key once, check the remote port",
+            )
+        )
 
 
 def _check_clock(report: Report, probe: auth.ModelsProbe) -> None:
     if not probe.date:
-        report.checks.append(Check("clock", True, "not checked: the server sends no Date header"))
+        report.checks.append(Check("clock", True, "not checked: the server sends no Date header", skipped=True))
         return
     try:
         server = email.utils.parsedate_to_datetime(probe.date).timestamp()
     except (TypeError, ValueError):
-        report.checks.append(Check("clock", True, f"not checked: unreadable Date header {probe.date!r}"))
+        report.checks.append(Check("clock", True, f"not checked: unreadable Date header {probe.date!r}", skipped=True))
         return
     skew = time.time() - server
     ok, warn = abs(skew) < SKEW_FAIL_S, abs(skew) >= SKEW_WARN_S
-    report.checks.append(Check("clock", ok, f"local clock {'ahead of' if skew >= 0 else 'behind'} the server by "
-                               f"{abs(skew):.0f}s", "enable NTP (timedatectl set-ntp true)" if warn else "",
-                               warn=warn and ok))
-
+    report.checks.append(
+        Check(
+            "clock",
+            ok,
+            f"local clock {'ahead of' if skew >= 0 else 'behind'} the server by {abs(skew):.0f}s",
+            "enable NTP (timedatectl set-ntp true)" if warn else "",
+            warn=warn and ok,
+        )
+    )
 
 
 async def run_doctor(samples: int = 10, use_daemon: bool = True, url: str | None = None) -> Report:
@@ -208,6 +319,8 @@ async def run_doctor(samples: int = 10, use_daemon: bool = True, url: str | None
     _check_token(report, url)
     network_ok = await _check_network(report, cfg, url)
     probe = await _check_auth(report, cfg, url) if network_ok else None
+    if probe is not None and probe.status == 200 and not probe.sent_key:
+        _no_key_needed(report, url)
     model = _check_model(report, cfg, probe) if probe else None
     await _check_tunnel(report, cfg)
     if probe:
@@ -215,4 +328,3 @@ async def run_doctor(samples: int = 10, use_daemon: bool = True, url: str | None
     if model and samples > 0:
         await measure_latency(report, cfg, url, model, samples, use_daemon and url == cfg.server_url)
     return report
-

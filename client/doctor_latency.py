@@ -17,7 +17,7 @@ from codeassist.client.netprobe import connect, handshake, resolve
 __all__ = ["measure_latency"]
 
 # A short single-line completion, like most keystrokes: the figures are about latency, not long output.
-PROBE_TEXT = "def add_{tag}(a: int, b: int) -> int:\n    \"\"\"Return the sum of a and b.\"\"\"\n    return "
+PROBE_TEXT = 'def add_{tag}(a: int, b: int) -> int:\n    """Return the sum of a and b."""\n    return '
 
 
 # -- latency ------------------------------------------------------------------------------------
@@ -42,8 +42,15 @@ async def _network_samples(cfg: Config, url: str, n: int) -> dict[str, list[floa
 async def _daemon_samples(n: int) -> dict[str, list[float]]:
     from codeassist.client.daemon_client import connect
 
-    out: dict[str, list[float]] = {"ttft": [], "total": [], "context": [], "debounce": [], "daemon_overhead": [],
-                                   "errors": [], "cached": []}
+    out: dict[str, list[float]] = {
+        "ttft": [],
+        "total": [],
+        "context": [],
+        "debounce": [],
+        "daemon_overhead": [],
+        "errors": [],
+        "cached": [],
+    }
     conn = await connect(start=True)
     try:
         for i in range(n):
@@ -51,7 +58,9 @@ async def _daemon_samples(n: int) -> dict[str, list[float]]:
             text = PROBE_TEXT.format(tag=f"{i}_{uuid.uuid4().hex[:8]}")  # new text near the cursor: no cache hit
             await conn.request("doc/open", {"uri": uri, "text": text, "language": "python"})
             t0 = time.perf_counter()
-            result = await asyncio.wait_for(conn.request("complete", {"uri": uri, "offset": len(text)}), 60)
+            # "stats": false asks the daemon to keep these probes out of `codeassist stats` (shown, acceptance rate).
+            request = {"uri": uri, "offset": len(text), "stats": False}
+            result = await asyncio.wait_for(conn.request("complete", request), 60)
             rtt = (time.perf_counter() - t0) * 1000
             await conn.request("doc/close", {"uri": uri})
             timings = result.get("timings") or {}
@@ -78,15 +87,20 @@ async def _direct_samples(cfg: Config, url: str, model: str, n: int) -> dict[str
     from codeassist.client.transport.http import HttpTransport
 
     stored = auth.get_token(url)
-    t = HttpTransport(url, token=stored.token if stored else None, connect_timeout=cfg.connect_timeout,
-                      first_token_timeout=cfg.first_token_timeout, total_timeout=cfg.total_timeout,
-                      verify=auth.ssl_verify(cfg.ca_bundle))  # type: ignore[arg-type]
+    t = HttpTransport(
+        url,
+        token=stored.token if stored else None,
+        connect_timeout=cfg.connect_timeout,
+        first_token_timeout=cfg.first_token_timeout,
+        total_timeout=cfg.total_timeout,
+        verify=auth.ssl_verify(cfg.ca_bundle),
+    )  # type: ignore[arg-type]
     out: dict[str, list[float]] = {"ttft": [], "total": [], "errors": []}
     try:
         for i in range(n):
-            params = CompletionParams(prompt=PROBE_TEXT.format(tag=f"{i}_{uuid.uuid4().hex[:8]}"), model=model,
-                                      max_tokens=16,
-                                      stop=("\n",))
+            params = CompletionParams(
+                prompt=PROBE_TEXT.format(tag=f"{i}_{uuid.uuid4().hex[:8]}"), model=model, max_tokens=16, stop=("\n",)
+            )
             try:
                 async for _ in t.stream(params):
                     pass
@@ -108,20 +122,28 @@ def _latency_hints(lat: dict[str, Any]) -> list[str]:
     tls = lat.get("tls", {}).get("p50_ms", 0.0)
     if ttft == ttft and ttft > TTFT_P50_TARGET_MS:
         if rtt >= 0.4 * ttft:
-            hints.append(f"TTFT dominated by the network (round trip ≈ {rtt:.0f} ms of {ttft:.0f} ms): use the "
-                         "tunnel to the nearer host or a gateway closer to you")
+            hints.append(
+                f"TTFT dominated by the network (round trip ≈ {rtt:.0f} ms of {ttft:.0f} ms): use the "
+                "tunnel to the nearer host or a gateway closer to you"
+            )
         else:
-            hints.append(f"server time to first token high ({ttft - rtt:.0f} ms beyond the {rtt:.0f} ms round trip): "
-                         "queueing or prefill on the server; see `server-kit plan` (smaller model, more replicas, "
-                         "prefix caching)")
+            hints.append(
+                f"server time to first token high ({ttft - rtt:.0f} ms beyond the {rtt:.0f} ms round trip): "
+                "queueing or prefill on the server; see `server-kit plan` (smaller model, more replicas, "
+                "prefix caching)"
+            )
     if tls > 50:
-        hints.append(f"TLS handshake {tls:.0f} ms: the daemon keeps connections alive, so this hits only the first "
-                     "request; a persistent daemon (not killed between edits) avoids it")
+        hints.append(
+            f"TLS handshake {tls:.0f} ms: the daemon keeps connections alive, so this hits only the first "
+            "request; a persistent daemon (not killed between edits) avoids it"
+        )
     overhead = lat.get("daemon_overhead", {}).get("p50_ms", 0.0)
     if overhead > 20:
         ctx = lat.get("context", {}).get("p50_ms", 0.0)
-        hints.append(f"daemon overhead {overhead:.0f} ms (context build {ctx:.0f} ms): lower `budget` or check the "
-                     "daemon log for queueing")
+        hints.append(
+            f"daemon overhead {overhead:.0f} ms (context build {ctx:.0f} ms): lower `budget` or check the "
+            "daemon log for queueing"
+        )
     return hints
 
 
@@ -139,17 +161,31 @@ async def measure_latency(report: Report, cfg: Config, url: str, model: str, n: 
     report.latency = lat
     report.hints = _latency_hints(lat)
     if "ttft" not in lat:
-        report.checks.append(Check("latency", False, f"none of {n} completions produced a token",
-                                   "see the daemon log (codeassist status shows where)"))
+        report.checks.append(
+            Check(
+                "latency",
+                False,
+                f"none of {n} completions produced a token",
+                "see the daemon log (codeassist status shows where)",
+            )
+        )
         return
     p50, p99 = lat["ttft"]["p50_ms"], lat["ttft"]["p99_ms"]
     met = p50 < TTFT_P50_TARGET_MS and p99 < TTFT_P99_TARGET_MS
     if lat["errors"]:
-        report.hints.append(f"{lat['errors']} of {n} completions failed (see the daemon log): usually timeouts "
-                            "on an overloaded server; raise first_token_timeout only if the server is known slow")
-    report.checks.append(Check("latency", True, f"TTFT p50 {p50:.0f} ms / p99 {p99:.0f} ms over {lat['ttft']['n']} "
-                               f"completions (targets < {TTFT_P50_TARGET_MS:.0f} / < {TTFT_P99_TARGET_MS:.0f} ms)"
-                               + ("" if met else ": above target")
-                               + (f"; {lat['errors']} of {n} failed" if lat["errors"] else ""),
-                               "; ".join(report.hints), warn=not met or bool(lat["errors"])))
-
+        report.hints.append(
+            f"{lat['errors']} of {n} completions failed (see the daemon log): usually timeouts "
+            "on an overloaded server; raise first_token_timeout only if the server is known slow"
+        )
+    report.checks.append(
+        Check(
+            "latency",
+            True,
+            f"TTFT p50 {p50:.0f} ms / p99 {p99:.0f} ms over {lat['ttft']['n']} "
+            f"completions (targets < {TTFT_P50_TARGET_MS:.0f} / < {TTFT_P99_TARGET_MS:.0f} ms)"
+            + ("" if met else ": above target")
+            + (f"; {lat['errors']} of {n} failed" if lat["errors"] else ""),
+            "; ".join(report.hints),
+            warn=not met or bool(lat["errors"]),
+        )
+    )

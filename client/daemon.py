@@ -25,7 +25,7 @@ from codeassist.client.config import Config, load_config, user_config_file
 from codeassist.client.daemon_client import peer_uid
 from codeassist.client.documents import DocumentStore, uri_to_path
 from codeassist.client.endpoints import FallbackTransport
-from codeassist.client.engine import CompletionEngine
+from codeassist.client.engine import UNCOUNTED, CompletionEngine
 from codeassist.client.project import ProjectResolver, routing_key
 from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
 from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor
@@ -226,7 +226,10 @@ class Daemon:
             self.engine.on_close(params["uri"])  # cancel its waiting/in-flight/speculative requests
 
     async def _complete(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        self.counters["requests"] += 1
+        counted = params.get("stats", True) is not False  # doctor's probes are measured, not counted
+        UNCOUNTED.set(not counted)  # this handler's own task (and the tasks it starts) only
+        if counted:
+            self.counters["requests"] += 1
         await self._follow_user_config()
         doc = self.documents.get(params["uri"])
         if doc is None:
@@ -235,7 +238,9 @@ class Daemon:
         if not 0 <= offset <= len(doc.text):
             raise ValueError(f"offset {offset} outside the document (length {len(doc.text)})")
         result = await self.engine.complete(doc, offset, priority=params.get("priority", "interactive"))
-        if result.error:
+        if not counted:
+            pass
+        elif result.error:
             self.counters["errors"] += 1
         elif result.text:
             self.counters["completions"] += 1
@@ -391,9 +396,14 @@ def setup_logging(foreground: bool = False) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+_USER_CONFIG: list[str] = []  # its path, found once (platformdirs is slow for a per-request check)
+
+
 def _user_config_stamp() -> tuple[int, int, int] | None:
+    if not _USER_CONFIG:
+        _USER_CONFIG.append(str(user_config_file()))
     try:
-        st = user_config_file().stat()
+        st = os.stat(_USER_CONFIG[0])
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size, st.st_ino

@@ -40,7 +40,7 @@ from codeassist.client.transport.base import CompletionParams, Transport, Transp
 from codeassist.context.templates import detect_family, template_for
 from codeassist.context.window import PromptParts, simple_window
 
-__all__ = ["CompletionEngine", "CompletionResult"]
+__all__ = ["UNCOUNTED", "CompletionEngine", "CompletionResult"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ TRUST_TYPED = 2  # a speculation goes on its own (at a pause) once the user has 
 IDLE_PARSE_MIN_MS = 80.0  # the context engine re-parses a document once it is this quiet...
 IDLE_PARSE_RHYTHM = 1.5  # ...and quiet for this many of the user's inter-key gaps (builds meanwhile use the
 # last tree shifted by the edits: a parse holds the GIL, so it belongs in a pause, not before a request)
+# Set for a request that is measured but not counted (doctor's probes): the tasks it starts inherit it.
+UNCOUNTED: contextvars.ContextVar[bool] = contextvars.ContextVar("uncounted", default=False)
 # Set in a speculation's own task, so that _fetch marks it sent the moment its request really goes out.
 _SPECULATION: contextvars.ContextVar[Speculation | None] = contextvars.ContextVar("speculation", default=None)
 
@@ -102,7 +104,8 @@ class CompletionEngine:
         self.cache = CompletionCache(config.cache_entries, config.cache_bytes, max_walk=128 if self.smart else 0)
         self.prefetcher = Prefetcher(on_end=self._speculation_ended)
         self.bets = BetOdds()  # does speculating before the accept pay off for this user and model?
-        self.stats = SessionStats()
+        self._stats = SessionStats()
+        self._uncounted_stats = SessionStats()  # where an UNCOUNTED request's counts go (and are dropped)
         self._inflight: dict[str, asyncio.Task[CompletionResult | None]] = {}  # waiting (debounce/join)
         self._upstream: dict[str, Upstream] = {}  # interactive request on the wire, per document
         self._urgent: dict[str, asyncio.Event] = {}  # set: the document's speculation stops waiting for a pause
@@ -111,6 +114,10 @@ class CompletionEngine:
         self._shown: dict[str, tuple[str, Speculation | None]] = {}
         self._idle_parse: dict[str, asyncio.TimerHandle] = {}  # per document: the re-parse armed for a pause
         self._partly_taken: set[str] = set()  # documents whose shown completion was accepted only in part
+
+    @property
+    def stats(self) -> SessionStats:
+        return self._uncounted_stats if UNCOUNTED.get() else self._stats
 
     async def resolve_model(self) -> tuple[str, str]:
         """Served model id and FIM family, asked of ``/v1/models`` once and then remembered."""
@@ -267,7 +274,7 @@ class CompletionEngine:
             if result.source == "model":
                 self._partly_taken.discard(doc.uri)  # a new suggestion
             spec = None
-            if self.smart:
+            if self.smart and not UNCOUNTED.get():  # a probe's answer is not shown to anyone: no speculation
                 spec = self._speculate(doc, offset, result.text, eager=self._trusted(doc.uri, result))
             self._shown[result.id] = (doc.uri, spec)
             while len(self._shown) > SHOWN_REMEMBERED:

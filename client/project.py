@@ -9,12 +9,13 @@ routes elsewhere gets its own ``FallbackTransport``; everything else shares the 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codeassist.client.config import Config, ConfigError, find_project_file, read_project_file, with_project
+from codeassist.client.config import PROJECT_FILE, Config, ConfigError, read_project_file, with_project
 from codeassist.client.documents import uri_to_path
 from codeassist.client.transport.base import Transport
 
@@ -24,14 +25,30 @@ log = logging.getLogger(__name__)
 
 
 
-def _stamp(pfile: Path | None) -> tuple[Any, ...] | None:
+def _find(directory: str, boundary: str) -> str | None:
+    """``config.find_project_file`` on plain strings: it runs on every completion request."""
+    d = directory
+    while True:
+        candidate = os.path.join(d, PROJECT_FILE)
+        try:
+            os.lstat(candidate)
+            return candidate
+        except OSError:
+            pass
+        parent = os.path.dirname(d)
+        if d == boundary or parent == d or not d.startswith(boundary):
+            return None
+        d = parent
+
+
+def _stamp(pfile: str | None) -> tuple[Any, ...] | None:
     if pfile is None:
         return None
     try:
-        st = pfile.lstat()
+        st = os.lstat(pfile)
     except OSError:
         return None
-    return str(pfile), st.st_mtime_ns, st.st_size, st.st_ino, st.st_uid, st.st_mode
+    return pfile, st.st_mtime_ns, st.st_size, st.st_ino, st.st_uid, st.st_mode
 
 
 @dataclass(frozen=True)
@@ -61,16 +78,18 @@ class ProjectResolver:
         self._roots = roots
         self._make_transport = make_transport
         self._warn = warn
-        self._by_dir: dict[tuple[str, str | None], tuple[tuple[Any, ...] | None, Config]] = {}
+        self._by_dir: dict[tuple[str, str | None], tuple[tuple[Any, ...] | None, Config, Config]] = {}
         self._transports: dict[tuple[Any, ...], Transport] = {}
         self._warned: set[str] = set()
+        self._where: dict[str, tuple[int, str, str | None]] = {}  # uri -> (roots seen, its dir, its root)
 
-    def root_of(self, path: Path) -> Path | None:
-        """The innermost workspace root holding ``path``."""
-        best: Path | None = None
+    def root_of(self, path: str) -> str | None:
+        """The innermost workspace root holding ``path`` (roots arrive as file URIs or paths)."""
+        best: str | None = None
         for r in self._roots():
-            root = Path(r)
-            if (path == root or root in path.parents) and (best is None or len(root.parts) > len(best.parts)):
+            root = str(uri_to_path(r) or "") if r.startswith("file:") else r
+            root = root.rstrip("/") or "/"
+            if (path == root or path.startswith(root + "/") or root == "/") and (best is None or len(root) > len(best)):
                 best = root
         return best
 
@@ -78,19 +97,23 @@ class ProjectResolver:
         """The document's effective config; re-read whenever its project file changes (a few lstat calls
         per request: an edit or a pulled commit applies to the very next completion)."""
         user = self._user_config()
-        path = uri_to_path(uri)
-        if path is None:
-            return user
-        directory = path.parent
-        root = self.root_of(path)
-        pfile = find_project_file(directory, boundary=root or directory)
+        where = self._where.get(uri)
+        if where is None or where[0] != len(self._roots()):
+            path = uri_to_path(uri)
+            if path is None:
+                return user
+            where = self._where[uri] = (len(self._roots()), os.path.dirname(str(path)), self.root_of(str(path)))
+            if len(self._where) > 4096:
+                self._where.clear()
+        _, directory, root = where
+        pfile = _find(directory, root or directory)
         stamp = _stamp(pfile)
-        key = (str(directory), str(root) if root else None)
+        key = (directory, root)
         hit = self._by_dir.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
+        if hit is not None and hit[0] == stamp and hit[1] is user:
+            return hit[2]
         try:
-            cfg = user if pfile is None else with_project(user, read_project_file(pfile))
+            cfg = user if pfile is None else with_project(user, read_project_file(Path(pfile)))
         except ConfigError as exc:
             self._warn_once(f"codeassist: {exc}; using your own settings for {directory}")
             cfg = user
@@ -98,13 +121,16 @@ class ProjectResolver:
             self._warn_once(warning)
         if len(self._by_dir) > 1024:
             self._by_dir.clear()
-        self._by_dir[key] = (stamp, cfg)
+        self._by_dir[key] = (stamp, user, cfg)
         return cfg
 
     def route(self, uri: str) -> Route:
         cfg = self.config_for(uri)
+        user = self._user_config()
+        if cfg is user:
+            return Route(cfg, self._default_transport())
         key = routing_key(cfg)
-        if key == routing_key(self._user_config()):
+        if key == routing_key(user):
             return Route(cfg, self._default_transport())
         transport = self._transports.get(key)
         if transport is None:

@@ -92,9 +92,6 @@ def test_doctor_marks_its_completions_as_not_for_stats(
     assert all(m["params"].get("priority", "interactive") == "interactive" for m in completes)  # timed as typing is
 
 
-@pytest.mark.xfail(
-    reason="needs the daemon side: _complete must honour params['stats'] is False (see the report)", strict=False
-)
 def test_doctor_completions_do_not_count_in_stats(
     daemon_env_factory: Any, quick_server: StandinServer, tmp_path: Path
 ) -> None:

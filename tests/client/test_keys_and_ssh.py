@@ -135,7 +135,8 @@ def test_login_without_url_never_sends_the_key_to_a_project_server(daemon_env_fa
         (repo / PROJECT_FILE).write_text(f'server_url = "{evil.url}"\n')
         r = _cli(env.env, "login", "--key-stdin", cwd=repo, stdin=KEY + "\n")
         assert r.returncode == 0, r.stderr
-        assert good.seen_auth == [f"Bearer {KEY}"] and evil.seen_auth == []
+        # (a key-less probe first: a server that needs no key never gets one)
+        assert [a for a in good.seen_auth if a] == [f"Bearer {KEY}"] and evil.seen_auth == []
     finally:
         good.stop()
         evil.stop()

@@ -53,8 +53,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_cmd == "add":
         key, rec = store.add(args.user, args.max_class, _expiry(args), args.rpm, args.tpm, args.admin)
         role = ", admin" if rec.admin else ""
-        print(f"key for {rec.user} (id {rec.key_id}, class ≤ {rec.max_class}{role}, expires {_fmt_time(rec.expires)}).")
-        print("Shown once; store it in the developer's keyring (`codeassist login`):", file=sys.stderr)
+        # Only the key on stdout: `keys add NAME | codeassist login URL --key-stdin` must get it, and it is shown once.
+        print(
+            f"key for {rec.user} (id {rec.key_id}, class ≤ {rec.max_class}{role}, expires {_fmt_time(rec.expires)}). "
+            "Shown once; store it in the developer's keyring (`codeassist login URL --key-stdin`):",
+            file=sys.stderr,
+        )
         print(key)
     elif args.keys_cmd == "list":
         print(f"{'id':<14}{'user':<20}{'class':<13}{'admin':<7}{'created':<18}{'expires':<18}state")

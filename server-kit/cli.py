@@ -7,6 +7,7 @@ import sys
 
 from codeassist.serverkit.cli_gateway import add_gateway_parser, add_keys_parser
 from codeassist.serverkit.cli_launch import add_bench_parser, add_launch_args, add_plan_parser, cmd_launch_vllm
+from codeassist.serverkit.clihelp import DefaultsHelpFormatter
 from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, LocalModelError, llama_server_command
 from codeassist.serverkit.supervise import GATEWAY_READY_S, Supervisor, gateway_command, supervised
 
@@ -45,9 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
         "launch",
         help="start the model server",
         description="Starts the servers as child processes; SIGTERM or Ctrl-C stops them all "
-        '(within a few seconds, their ports freed) and prints "stopped".',
+        '(within a few seconds, their ports freed) and prints "stopped". Without a GPU here: '
+        "--model-server local (CPU test model), or --dry-run --gpus NAME:MiB to plan for a GPU box.",
+        formatter_class=DefaultsHelpFormatter,
     )
-    launch.add_argument("--model-server", choices=["local", "vllm"], default="vllm")
+    launch.add_argument(
+        "--model-server",
+        choices=["local", "vllm"],
+        default="vllm",
+        help="vllm: the GPU server (and the gateway); local: llama.cpp with a small CPU test model",
+    )
     launch.add_argument("--host", default="127.0.0.1", help="local: the model server's address")
     launch.add_argument(
         "--port",
@@ -55,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=8000,
         help="the model server's port (vLLM: the first replica's; more replicas take the next ones)",
     )
-    launch.add_argument("--parallel", type=int, default=4)
-    launch.add_argument("--with-gateway", action="store_true", help="local: also run the gateway in front")
+    launch.add_argument("--parallel", type=int, default=4, help="local: requests llama-server decodes at once")
+    launch.add_argument(
+        "--with-gateway", action="store_true", help="local: also run the gateway in front (on --gateway-port)"
+    )
     add_launch_args(launch)
     launch.set_defaults(func=cmd_launch)
     add_gateway_parser(sub)

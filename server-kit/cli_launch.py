@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from codeassist.serverkit.clihelp import DefaultsHelpFormatter
 from codeassist.serverkit.deploy import caddyfile, write_compose, write_k8s, write_systemd
 from codeassist.serverkit.launch import LaunchPlan, NoGpuError, detect_gpus, parse_gpus, plan_launch
 from codeassist.serverkit.plan import PlanInputs, plan, render
@@ -18,11 +19,23 @@ __all__ = ["add_bench_parser", "add_launch_args", "add_plan_parser", "cmd_launch
 
 VLLM_READY_S = 1800.0  # the first start downloads the weights
 VLLM_GRACE_S = 8.0  # vLLM's own shutdown (engine core, CUDA) before SIGKILL; still "within seconds"
+# Both ways on from a machine without a GPU: plan for the GPU box (what a dry run from a laptop is for), or
+# try the kit here on the CPU model.
+NO_GPU_HINT = (
+    "  to plan for a GPU box from here, name its cards: "
+    "server-kit launch --dry-run --gpus 'NVIDIA H100 80GB HBM3:81559' (NAME:MiB, as nvidia-smi shows them; "
+    "also for --write-*)\n"
+    "  to try the kit on this machine: server-kit launch --model-server local (CPU test model)"
+)
 
 
 def add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the commands and why each flag was chosen")
-    p.add_argument("--gpus", help="skip detection: 'NAME:MiB,NAME:MiB' (plan for another machine)")
+    p.add_argument(
+        "--gpus",
+        help="skip detection and plan for these cards, 'NAME:MiB,NAME:MiB' (e.g. 'NVIDIA H100 80GB HBM3:81559'); "
+        "a dry run or --write-* from a machine without a GPU",
+    )
     p.add_argument("--model", help="override the model the sizing table picks")
     p.add_argument("--developers", type=int, default=25, help="team size, for the expected load")
     p.add_argument(
@@ -31,15 +44,15 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="n-gram speculative decoding (auto: on below --spec-max-qps)",
     )
-    p.add_argument("--spec-max-qps", type=float, default=8.0)
+    p.add_argument("--spec-max-qps", type=float, default=8.0, help="expected req/s above which speculation is left off")
     p.add_argument(
         "--fp8", choices=["auto", "on", "off"], default="auto", help="FP8 weights (auto: on for Hopper/Blackwell cards)"
     )
-    p.add_argument("--gateway-port", type=int, default=8080)
-    p.add_argument("--write-systemd", type=Path, metavar="DIR")
-    p.add_argument("--write-compose", type=Path, metavar="FILE")
-    p.add_argument("--write-k8s", type=Path, metavar="DIR")
-    p.add_argument("--write-caddy", type=Path, metavar="FILE")
+    p.add_argument("--gateway-port", type=int, default=8080, help="the gateway's port (the one clients use)")
+    p.add_argument("--write-systemd", type=Path, metavar="DIR", help="write systemd units (and a Caddyfile) here")
+    p.add_argument("--write-compose", type=Path, metavar="FILE", help="write a docker compose file (+ Caddyfile)")
+    p.add_argument("--write-k8s", type=Path, metavar="DIR", help="write Kubernetes manifests here")
+    p.add_argument("--write-caddy", type=Path, metavar="FILE", help="write a Caddyfile (TLS in front of the gateway)")
     p.add_argument("--domain", default="codeassist.example.com", help="public name for Caddy's certificate")
 
 
@@ -53,7 +66,7 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
     try:
         gpus = _gpus(args)
     except NoGpuError as exc:
-        print(f"server-kit: {exc}", file=sys.stderr)
+        print(f"server-kit: {exc}\n{NO_GPU_HINT}", file=sys.stderr)
         return 1
     expected = plan(PlanInputs(developers=args.developers))["peak_rps"]
     spec = {"auto": None, "on": True, "off": False}[args.speculative]
@@ -185,19 +198,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="open-loop Poisson load test (TTFT / ITL / E2E, goodput)")
-    p.add_argument("--url", default="http://127.0.0.1:8080/v1")
+    p = sub.add_parser(
+        "bench",
+        help="open-loop Poisson load test (TTFT / ITL / E2E, goodput)",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    p.add_argument("--url", default="http://127.0.0.1:8080/v1", help="the gateway's (or model server's) …/v1 URL")
     p.add_argument("--rate", type=float, default=8.0, help="mean requests per second")
-    p.add_argument("--duration", type=float, default=30.0)
-    p.add_argument("--max-requests", type=int, default=10_000)
-    p.add_argument("--prompt-tokens", type=int, default=700)
-    p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--model", default="default")
-    p.add_argument("--priority", default="interactive")
-    p.add_argument("--slo-ttft-ms", type=float, default=100.0)
-    p.add_argument("--slo-e2e-ms", type=float, default=700.0)
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of arrivals")
+    p.add_argument("--max-requests", type=int, default=10_000, help="stop sending after this many")
+    p.add_argument("--prompt-tokens", type=int, default=700, help="prompt size, about 4 characters a token")
+    p.add_argument("--max-tokens", type=int, default=128, help="tokens each request decodes (ignore_eos)")
+    p.add_argument("--model", default="default", help="the model name sent (the gateway maps it)")
+    p.add_argument("--priority", default="interactive", help="x-priority class of the requests")
+    p.add_argument("--slo-ttft-ms", type=float, default=100.0, help="time-to-first-token target for goodput")
+    p.add_argument("--slo-e2e-ms", type=float, default=700.0, help="end-to-end target for goodput")
     p.add_argument("--key-file", type=Path, help="API key file (or env CODEASSIST_API_KEY; never on argv)")
     p.add_argument("--json", type=Path, help="write the summary and every request here")
     p.add_argument("--png", type=Path, help="latency over time + percentile chart (needs matplotlib)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_bench)

@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 
 from codeassist.serverkit.sizing import Gpu, Size, pick_size
 
-__all__ = ["NGRAM_SPEC", "LaunchPlan", "NoGpuError", "Replica", "detect_gpus", "fp8_native", "parse_gpus",
-           "plan_launch"]
+__all__ = [
+    "NGRAM_SPEC",
+    "LaunchPlan",
+    "NoGpuError",
+    "Replica",
+    "detect_gpus",
+    "fp8_native",
+    "parse_gpus",
+    "plan_launch",
+]
 
 NGRAM_SPEC = {"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 4, "prompt_lookup_min": 2}
 MAX_MODEL_LEN = 4096 + 512  # a 4k-token prompt plus room for the completion
@@ -48,10 +56,13 @@ def parse_gpus(text: str) -> list[Gpu]:
 def detect_gpus() -> list[Gpu]:
     exe = shutil.which("nvidia-smi")
     if exe is None:
-        raise NoGpuError("no NVIDIA GPU found (nvidia-smi is not on PATH). To try the kit on this machine, "
-                         "run `server-kit launch --model-server local` (CPU test model).")
-    out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                         capture_output=True, text=True, timeout=20)
+        raise NoGpuError("no NVIDIA GPU found (nvidia-smi is not on PATH)")
+    out = subprocess.run(
+        [exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     if out.returncode != 0 or not out.stdout.strip():
         raise NoGpuError(f"nvidia-smi found no usable GPU: {out.stderr.strip() or 'no output'}")
     return parse_gpus(out.stdout)
@@ -86,21 +97,39 @@ class LaunchPlan:
 
     def explain(self) -> str:
         g = ", ".join(f"{x.index}: {x.name} ({x.memory_gb:.0f} GB)" for x in self.gpus)
-        lines = [f"GPUs: {g}", f"Model: {self.size.model} — {self.size.note}",
-                 f"Replicas: {len(self.replicas)} × tensor-parallel {self.tensor_parallel}", "",
-                 "# vLLM (one per replica; loopback only; VLLM_API_KEY comes from an env file, never argv)"]
+        lines = [
+            f"GPUs: {g}",
+            f"Model: {self.size.model} — {self.size.note}",
+            f"Replicas: {len(self.replicas)} × tensor-parallel {self.tensor_parallel}",
+            "",
+            "# vLLM (one per replica; loopback only; VLLM_API_KEY comes from an env file, never argv)",
+        ]
         lines += [r.shell() for r in self.replicas]
-        lines += ["", "# gateway (the only way in; keys via `server-kit keys add`)", shlex.join(self.gateway_argv),
-                  "", "Why each flag:"]
+        lines += [
+            "",
+            "# gateway (the only way in; keys via `server-kit keys add`)",
+            shlex.join(self.gateway_argv),
+            "",
+            "Why each flag:",
+        ]
         width = max(len(f) for f, _ in self.reasons)
         lines += [f"  {f:<{width}}  {why}" for f, why in self.reasons]
         return "\n".join(lines)
 
 
-def plan_launch(gpus: list[Gpu], *, base_port: int = 8000, gateway_port: int = 8080, gateway_host: str = "0.0.0.0",
-                expected_qps: float = 0.0, spec_max_qps: float = 8.0, speculative: bool | None = None,
-                model: str | None = None, gpu_memory_utilization: float = 0.90,
-                fp8: bool | None = None) -> LaunchPlan:
+def plan_launch(
+    gpus: list[Gpu],
+    *,
+    base_port: int = 8000,
+    gateway_port: int = 8080,
+    gateway_host: str = "0.0.0.0",
+    expected_qps: float = 0.0,
+    spec_max_qps: float = 8.0,
+    speculative: bool | None = None,
+    model: str | None = None,
+    gpu_memory_utilization: float = 0.90,
+    fp8: bool | None = None,
+) -> LaunchPlan:
     if not gpus:
         raise NoGpuError("no GPU given")
     per_gpu = min(g.memory_gb for g in gpus)
@@ -113,56 +142,102 @@ def plan_launch(gpus: list[Gpu], *, base_port: int = 8000, gateway_port: int = 8
         raise NoGpuError(f"{per_gpu:.0f} GB per GPU is too small for any model in the sizing table")
     if model:
         from dataclasses import replace
+
         same = model == size.model
-        size = replace(size, model=model, quantization=size.quantization if same else None,
-                       note=f"model given with --model (card sized for {size.model})")
+        size = replace(
+            size,
+            model=model,
+            quantization=size.quantization if same else None,
+            note=f"model given with --model (card sized for {size.model})",
+        )
     use_fp8 = fp8 if fp8 is not None else all(fp8_native(g.name) for g in gpus)
     fp8_added = use_fp8 and size.quantization is None
     if fp8_added:
         from dataclasses import replace
+
         size = replace(size, quantization="fp8")
     elif fp8 is False and size.quantization == "fp8":
         from dataclasses import replace
+
         size = replace(size, quantization=None)
     use_spec = speculative if speculative is not None else expected_qps <= spec_max_qps
     reasons = [
         ("--host 127.0.0.1", "vLLM's --api-key does not guard /tokenize, /metrics…; only the gateway is exposed"),
         ("--port", f"one port per replica from {base_port}; the gateway gets each as --upstream"),
         (f"--max-model-len {MAX_MODEL_LEN}", "4k-token prompts + 512 completion; a smaller limit reserves less KV"),
-        ("--enable-prefix-caching", "keystrokes resend nearly the same prompt: reuse its KV (default in V1, "
-                                    "explicit here)"),
-        ("--scheduling-policy priority", "honours the per-request `priority` the gateway sets "
-                                         "(interactive 0 < chat 5 < prefetch 10 < batch 20)"),
-        (f"--max-num-seqs {size.max_num_seqs}", "concurrent sequences that fit the KV cache for this card/model; "
-                                                "the gateway's --max-inflight matches it"),
+        (
+            "--enable-prefix-caching",
+            "keystrokes resend nearly the same prompt: reuse its KV (default in V1, explicit here)",
+        ),
+        (
+            "--scheduling-policy priority",
+            "honours the per-request `priority` the gateway sets (interactive 0 < chat 5 < prefetch 10 < batch 20)",
+        ),
+        (
+            f"--max-num-seqs {size.max_num_seqs}",
+            "concurrent sequences that fit the KV cache for this card/model; the gateway's --max-inflight matches it",
+        ),
         ("--max-num-batched-tokens 4096", "chunked prefill in 4k pieces keeps decode steps (ITL) short under load"),
         (f"--gpu-memory-utilization {gpu_memory_utilization}", "weights + KV cache; the rest for CUDA graphs"),
         ("--served-model-name", "a stable name for clients' FIM template lookup"),
     ]
     if fp8_added:
-        reasons.append(("--quantization fp8", "Hopper-class card: FP8 weights halve the bytes each decode step "
-                                              "reads; measured on an H200 (Qwen2.5-Coder-7B, 700 in/128 out, "
-                                              "32 req/s) E2E p99 868 → 635 ms (--fp8 off to keep bf16)"))
+        reasons.append(
+            (
+                "--quantization fp8",
+                "Hopper-class card: FP8 weights halve the bytes each decode step "
+                "reads; measured on an H200 (Qwen2.5-Coder-7B, 700 in/128 out, "
+                "32 req/s) E2E p99 868 → 635 ms (--fp8 off to keep bf16)",
+            )
+        )
     elif size.quantization:
-        reasons.append((f"--quantization {size.quantization}", "weights quantized at load so the model fits "
-                                                                "with KV cache room"))
+        reasons.append(
+            (f"--quantization {size.quantization}", "weights quantized at load so the model fits with KV cache room")
+        )
     if tp > 1:
         reasons.append((f"--tensor-parallel-size {tp}", "the model needs the memory of all cards together"))
     if use_spec:
-        reasons.append(("--speculative-config ngram", f"prompt-lookup speculation speeds up code edits at low load "
-                                                      f"(expected {expected_qps:g} ≤ {spec_max_qps:g} req/s)"))
+        reasons.append(
+            (
+                "--speculative-config ngram",
+                f"prompt-lookup speculation speeds up code edits at low load "
+                f"(expected {expected_qps:g} ≤ {spec_max_qps:g} req/s)",
+            )
+        )
     else:
-        reasons.append(("(no --speculative-config)", f"n-gram speculation slows vLLM down at high QPS "
-                                                     f"(expected {expected_qps:g} > {spec_max_qps:g} req/s)"))
+        reasons.append(
+            (
+                "(no --speculative-config)",
+                f"n-gram speculation slows vLLM down at high QPS (expected {expected_qps:g} > {spec_max_qps:g} req/s)",
+            )
+        )
     groups = [[g.index for g in gpus]] if tp > 1 else [[g.index] for g in gpus]
     replicas = []
     for i, group in enumerate(groups):
-        argv = ["python", "-m", "vllm.entrypoints.openai.api_server", "--model", size.model,
-                "--served-model-name", size.model.split("/")[-1].lower(),
-                "--host", "127.0.0.1", "--port", str(base_port + i),
-                "--max-model-len", str(MAX_MODEL_LEN), "--enable-prefix-caching",
-                "--scheduling-policy", "priority", "--max-num-seqs", str(size.max_num_seqs),
-                "--max-num-batched-tokens", "4096", "--gpu-memory-utilization", str(gpu_memory_utilization)]
+        argv = [
+            "python",
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            size.model,
+            "--served-model-name",
+            size.model.split("/")[-1].lower(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(base_port + i),
+            "--max-model-len",
+            str(MAX_MODEL_LEN),
+            "--enable-prefix-caching",
+            "--scheduling-policy",
+            "priority",
+            "--max-num-seqs",
+            str(size.max_num_seqs),
+            "--max-num-batched-tokens",
+            "4096",
+            "--gpu-memory-utilization",
+            str(gpu_memory_utilization),
+        ]
         if size.quantization:
             argv += ["--quantization", size.quantization]
         if tp > 1:
@@ -170,10 +245,23 @@ def plan_launch(gpus: list[Gpu], *, base_port: int = 8000, gateway_port: int = 8
         if use_spec:
             argv += ["--speculative-config", json.dumps(NGRAM_SPEC, separators=(",", ":"))]
         replicas.append(Replica(group, base_port + i, argv))
-    gateway = ["server-kit", "gateway", "--host", gateway_host, "--port", str(gateway_port),
-               "--max-inflight", str(size.max_num_seqs * len(replicas))]
+    gateway = [
+        "server-kit",
+        "gateway",
+        "--host",
+        gateway_host,
+        "--port",
+        str(gateway_port),
+        "--max-inflight",
+        str(size.max_num_seqs * len(replicas)),
+    ]
     for r in replicas:
         gateway += ["--upstream", r.url]
-    reasons.append(("gateway --max-inflight", "bounded to the replicas' --max-num-seqs so queueing (and priority) "
-                                              "happens in the gateway, not as a pile-up inside vLLM"))
+    reasons.append(
+        (
+            "gateway --max-inflight",
+            "bounded to the replicas' --max-num-seqs so queueing (and priority) "
+            "happens in the gateway, not as a pile-up inside vLLM",
+        )
+    )
     return LaunchPlan(gpus, size, tp, replicas, gateway, reasons)

@@ -38,28 +38,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class FakeTransport:
-    def __init__(self) -> None:
-        self.on_wire: list[float] = []
-        self.on_wire_cpu: list[float] = []
+def fake_transport() -> Any:
+    """The daemon's own overhead: a FakeTransport that notes when each interactive request reaches it."""
+    from codeassist.client.transport.fake import FakeTransport
 
-    async def models(self) -> list[str]:
-        return ["fake-model"]
-
-    async def stream(self, params):  # type: ignore[no-untyped-def]
-        from codeassist.client.transport.base import StreamChunk
-
+    def on_request(params: Any) -> None:
         if params.priority == "interactive":
-            self.on_wire.append(time.perf_counter())
-            self.on_wire_cpu.append(time.thread_time())
-        yield StreamChunk(text="value = compute(value, 42)")
+            t.on_wire.append(time.perf_counter())
+            t.on_wire_cpu.append(time.thread_time())
 
-    async def aclose(self) -> None:
-        pass
+    t: Any = FakeTransport("value = compute(value, 42)", on_request=on_request)
+    t.on_wire, t.on_wire_cpu = [], []
+    return t
 
 
 def pct(values: list[float], p: float) -> float:
@@ -75,7 +70,7 @@ async def run(path: Path, n: int, gaps: str = "typist") -> dict[str, object]:
     from codeassist.client.protocol import MAX_LINE, RpcConnection
 
     cfg = replace(load_config(env={}), debounce_min_ms=0.0, debounce_max_ms=0.0, family="plain")
-    fake = FakeTransport()
+    fake = fake_transport()
     engine = CompletionEngine(cfg, fake)  # type: ignore[arg-type]
     daemon = Daemon(cfg, engine=engine)
     build_ms: list[float] = []

@@ -29,13 +29,13 @@ from codeassist.client.engine import UNCOUNTED, CompletionEngine
 from codeassist.client.project import ProjectResolver, routing_key
 from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
 from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor
+from codeassist.client.version import VERSION
 from codeassist.context.engine import ContextEngine
 
 __all__ = ["Daemon", "main"]
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 Handler = Callable[["Connection", dict[str, Any]], Awaitable[Any]]
 
 

@@ -101,15 +101,16 @@ async def _direct_samples(cfg: Config, url: str, model: str, n: int) -> dict[str
             params = CompletionParams(
                 prompt=PROBE_TEXT.format(tag=f"{i}_{uuid.uuid4().hex[:8]}"), model=model, max_tokens=16, stop=("\n",)
             )
+            timing: dict[str, float] = {}
             try:
-                async for _ in t.stream(params):
+                async for _ in t.stream(params, timing):
                     pass
             except TransportError:
                 out["errors"].append(1.0)
                 continue
-            if "ttft_ms" in t.last_timing:
-                out["ttft"].append(t.last_timing["ttft_ms"])
-                out["total"].append(t.last_timing["total_ms"])
+            if "ttft_ms" in timing:
+                out["ttft"].append(timing["ttft_ms"])
+                out["total"].append(timing["total_ms"])
     finally:
         await t.aclose()
     return out

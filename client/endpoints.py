@@ -83,7 +83,6 @@ class FallbackTransport:
         self.down_since: float | None = None
         self.last_probe = 0.0
         self.errors: dict[str, str] = {}
-        self.last_timing: dict[str, float] = {}
         self._probe_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -224,14 +223,15 @@ class FallbackTransport:
                 self._failed(ep, exc)
                 tried.add(ep.name)
 
-    async def stream(self, params: CompletionParams) -> AsyncIterator[StreamChunk]:
+    async def stream(self, params: CompletionParams,
+                     timings: dict[str, Any] | None = None) -> AsyncIterator[StreamChunk]:
         tried: set[str] = set()
         while True:
             ep = await self._select(tried)
             t = self.client(ep)
             started = False
             try:
-                async with contextlib.aclosing(t.stream(params)) as chunks:  # type: ignore[type-var]
+                async with contextlib.aclosing(t.stream(params, timings)) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
                         started = True
                         yield chunk
@@ -242,7 +242,8 @@ class FallbackTransport:
                 self._failed(ep, exc)
                 tried.add(ep.name)
             finally:
-                self.last_timing = {**t.last_timing, "endpoint": ep.name}  # type: ignore[dict-item]
+                if timings is not None:
+                    timings["endpoint"] = ep.name
 
     # -- background ------------------------------------------------------------------------------
     def start(self) -> None:

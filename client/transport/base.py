@@ -25,7 +25,7 @@ class CompletionParams:
     max_tokens: int = 64
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
-    # Gateway priority class: interactive | prefetch | batch
+    # Gateway priority class, one of priority.CLASSES
     priority: str = "interactive"
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -37,7 +37,10 @@ class StreamChunk:
 
 
 class Transport(Protocol):
-    async def stream(self, params: CompletionParams) -> AsyncIterator[StreamChunk]: ...
+    def stream(self, params: CompletionParams,
+               timings: dict[str, float] | None = None) -> AsyncIterator[StreamChunk]:
+        """The completion's chunks; fills ``timings`` (the caller's dict: ttft_ms, total_ms, ...) if given."""
+        ...
 
     async def models(self) -> list[str]: ...
 

@@ -10,13 +10,13 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+from codeassist.client.priority import VALUE as PRIORITY_VALUE
 from codeassist.client.transport.base import CompletionParams, StreamChunk, TransportError
 
 __all__ = ["HttpTransport"]
 
 log = logging.getLogger(__name__)
 
-_PRIORITY_VALUE = {"interactive": 0, "chat": 5, "prefetch": 10, "batch": 20}
 
 
 class _Dropped(Exception):
@@ -55,8 +55,6 @@ class HttpTransport:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=60),
             verify=verify,
         )
-        # Filled per request so callers can report a latency breakdown.
-        self.last_timing: dict[str, float] = {}
 
     async def models(self) -> list[str]:
         try:
@@ -80,21 +78,24 @@ class HttpTransport:
             "temperature": params.temperature,
             "stream": True,
             # vLLM honours it with --scheduling-policy priority (lower runs first).
-            "priority": _PRIORITY_VALUE.get(params.priority, 0),
+            "priority": PRIORITY_VALUE.get(params.priority, 0),
         }
         if params.stop:
             body["stop"] = list(params.stop)
         body.update(params.extra)
         return body
 
-    async def stream(self, params: CompletionParams) -> AsyncIterator[StreamChunk]:
+    async def stream(self, params: CompletionParams,
+                     timings: dict[str, float] | None = None) -> AsyncIterator[StreamChunk]:
+        """The completion's chunks; ``timings`` (the caller's) gets headers_ms, ttft_ms and total_ms."""
         # A pooled keep-alive connection the server (or an SSH tunnel) already closed fails with a read or
         # protocol error before any byte: that says nothing about the endpoint, so try once more on a fresh
         # connection before calling it unreachable. A refused or timed-out connect is final at once.
+        timing = timings if timings is not None else {}
         for attempt in (1, 2):
             yielded = False
             try:
-                async with contextlib.aclosing(self._stream_once(params)) as chunks:  # closes the response now
+                async with contextlib.aclosing(self._stream_once(params, timing)) as chunks:  # closes the response now
                     async for chunk in chunks:
                         yielded = True
                         yield chunk
@@ -104,9 +105,9 @@ class HttpTransport:
                     raise TransportError("connect", f"cannot reach {self.base_url}: {exc.cause!r}") from None
                 log.info("connection to %s dropped before an answer (%r); retrying once", self.base_url, exc.cause)
 
-    async def _stream_once(self, params: CompletionParams) -> AsyncIterator[StreamChunk]:
+    async def _stream_once(self, params: CompletionParams, timing: dict[str, float]) -> AsyncIterator[StreamChunk]:
         start = time.perf_counter()
-        timing = self.last_timing = {}
+        timing.clear()
         deadline = start + self.total_timeout
         headers = {"x-priority": params.priority}
         try:

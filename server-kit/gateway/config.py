@@ -7,9 +7,8 @@ from pathlib import Path
 
 __all__ = ["CLASSES", "CLASS_FLOOR", "GatewayConfig"]
 
-# Priority classes, most urgent first. The floor is the vLLM `priority` value (lower runs first).
-CLASSES: tuple[str, ...] = ("interactive", "chat", "prefetch", "batch")
-CLASS_FLOOR: dict[str, int] = {"interactive": 0, "chat": 5, "prefetch": 10, "batch": 20}
+from codeassist.client.priority import CLASSES
+from codeassist.client.priority import VALUE as CLASS_FLOOR  # the vLLM `priority` value (lower runs first)
 
 
 @dataclass(frozen=True)

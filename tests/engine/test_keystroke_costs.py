@@ -11,6 +11,7 @@ from codeassist.client.cache import CompletionCache, prompt_key
 from codeassist.client.config import load_config
 from codeassist.client.documents import Document
 from codeassist.client.engine import CompletionEngine
+from codeassist.client.transport.fake import FakeTransport
 
 
 def test_cache_suffix_count_follows_puts_and_evictions() -> None:
@@ -35,14 +36,6 @@ def test_cache_suffix_count_follows_puts_and_evictions() -> None:
     assert not cache._sfx_count and cache.typed_through(text, last) is None
 
 
-class Transport:
-    async def models(self) -> list[str]:
-        return ["m"]
-
-    async def aclose(self) -> None:
-        pass
-
-
 class Context:
     def __init__(self) -> None:
         self.refreshed: list[str] = []
@@ -54,7 +47,7 @@ class Context:
 
 async def test_reparse_waits_for_a_pause_in_the_typing(monkeypatch) -> None:
     monkeypatch.setattr(engine_mod, "IDLE_PARSE_MIN_MS", 60.0)
-    eng = CompletionEngine(load_config(env={}), Transport())  # type: ignore[arg-type]
+    eng = CompletionEngine(load_config(env={}), FakeTransport(models=["m"]))
     ctx = eng.context = Context()
     doc = Document(uri="file:///a.py", text="x = 1\n", language="python")
     for _ in range(6):  # typing faster than the quiet time: no parse yet

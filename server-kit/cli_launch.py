@@ -36,7 +36,9 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
         help="skip detection and plan for these cards, 'NAME:MiB,NAME:MiB' (e.g. 'NVIDIA H100 80GB HBM3:81559'); "
         "a dry run or --write-* from a machine without a GPU",
     )
-    p.add_argument("--model", help="override the model the sizing table picks")
+    p.add_argument(
+        "--model", help="serve this model instead of the one chosen by the latency target (any Hugging Face id)"
+    )
     p.add_argument("--developers", type=int, default=25, help="team size, for the expected load")
     p.add_argument(
         "--speculative",

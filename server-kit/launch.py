@@ -2,8 +2,9 @@
 
 Every flag comes with the reason it was chosen (``--dry-run`` prints them). vLLM binds to 127.0.0.1
 only: its ``--api-key`` guards ``/v1/*`` but not ``/tokenize`` or ``/metrics``, so the gateway is the
-only way in. Several GPUs that each fit the model get one vLLM replica each (the gateway balances
-them); a model that needs more than one card is split with tensor parallelism.
+only way in. The model is the largest whose p99 latency meets the completion SLO at the team's peak load
+(``choose.py``); several GPUs get one vLLM replica per card or per tensor-parallel group (the gateway balances
+them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from codeassist.serverkit.sizing import Gpu, Size, pick_size
+from codeassist.serverkit.choose import Choice, choose, fp8_native
+from codeassist.serverkit.sizing import Gpu, find_model, max_num_seqs
 
 __all__ = [
     "NGRAM_SPEC",
@@ -33,15 +35,6 @@ MAX_MODEL_LEN = 4096 + 512  # a 4k-token prompt plus room for the completion
 
 class NoGpuError(RuntimeError):
     pass
-
-
-# Cards with FP8 tensor cores where vLLM's load-time FP8 (W8A8) is the fast path.
-_FP8_NATIVE = ("H100", "H200", "H20", "GH200", "H800", "B100", "B200", "GB200")
-
-
-def fp8_native(name: str) -> bool:
-    words = name.upper().replace("-", " ").split()
-    return any(tag in words for tag in _FP8_NATIVE)
 
 
 def parse_gpus(text: str) -> list[Gpu]:
@@ -89,17 +82,27 @@ class Replica:
 @dataclass
 class LaunchPlan:
     gpus: list[Gpu]
-    size: Size
+    choice: Choice
+    model: str  # the choice's, or --model's
+    quantization: str | None
     tensor_parallel: int
+    max_num_seqs: int
     replicas: list[Replica]
     gateway_argv: list[str]
     reasons: list[tuple[str, str]] = field(default_factory=list)  # (flag, why)
+    model_note: str = ""
 
     def explain(self) -> str:
         g = ", ".join(f"{x.index}: {x.name} ({x.memory_gb:.0f} GB)" for x in self.gpus)
         lines = [
             f"GPUs: {g}",
-            f"Model: {self.size.model} — {self.size.note}",
+            f"Model: {self.model}{' (FP8)' if self.quantization == 'fp8' else ''} — {self.model_note}",
+        ]
+        if self.choice.runner_up is not None:
+            lines.append(f"Runner-up: {self.choice.runner_up.label()} — {self.choice.runner_up_why}")
+        other = self.choice.runner_up.model.name if self.choice.runner_up else "NAME"
+        lines += [
+            f"Override: --model {other} (or any model); measure the real latency with `server-kit bench`",
             f"Replicas: {len(self.replicas)} × tensor-parallel {self.tensor_parallel}",
             "",
             "# vLLM (one per replica; loopback only; VLLM_API_KEY comes from an env file, never argv)",
@@ -132,34 +135,22 @@ def plan_launch(
 ) -> LaunchPlan:
     if not gpus:
         raise NoGpuError("no GPU given")
-    per_gpu = min(g.memory_gb for g in gpus)
-    size = pick_size(per_gpu)
-    tp = 1
-    pooled = pick_size(per_gpu * len(gpus)) if len(gpus) > 1 else None
-    if pooled is not None and (size is None or pooled.model != size.model):
-        size, tp = pooled, len(gpus)  # a bigger model over all cards beats one small model per card
-    if size is None:
+    choice = choose(gpus, expected_qps, fp8=fp8, model=model)
+    if choice is None:
+        per_gpu = min(g.memory_gb for g in gpus)
         raise NoGpuError(f"{per_gpu:.0f} GB per GPU is too small for any model in the sizing table")
-    if model:
-        from dataclasses import replace
-
-        same = model == size.model
-        size = replace(
-            size,
-            model=model,
-            quantization=size.quantization if same else None,
-            note=f"model given with --model (card sized for {size.model})",
+    lay = choice.pick
+    name, quant, note = lay.model.name, lay.quantization, choice.why
+    if model and find_model(model) is None:  # not in the table: served on the layout the table picked
+        name = model
+        if quant == "fp8" and fp8 is None and not all(fp8_native(g.name) for g in gpus):
+            quant = None  # FP8 was only to fit the table's model
+        note = (
+            "given with --model; not in the sizing table, so its latency is not estimated "
+            f"(cards laid out as for {lay.model.name})"
         )
-    use_fp8 = fp8 if fp8 is not None else all(fp8_native(g.name) for g in gpus)
-    fp8_added = use_fp8 and size.quantization is None
-    if fp8_added:
-        from dataclasses import replace
-
-        size = replace(size, quantization="fp8")
-    elif fp8 is False and size.quantization == "fp8":
-        from dataclasses import replace
-
-        size = replace(size, quantization=None)
+    tp = lay.tp
+    seqs = lay.max_num_seqs
     use_spec = speculative if speculative is not None else expected_qps <= spec_max_qps
     reasons = [
         ("--host 127.0.0.1", "vLLM's --api-key does not guard /tokenize, /metrics…; only the gateway is exposed"),
@@ -174,14 +165,14 @@ def plan_launch(
             "honours the per-request `priority` the gateway sets (interactive 0 < chat 5 < prefetch 10 < batch 20)",
         ),
         (
-            f"--max-num-seqs {size.max_num_seqs}",
+            f"--max-num-seqs {seqs}",
             "concurrent sequences that fit the KV cache for this card/model; the gateway's --max-inflight matches it",
         ),
         ("--max-num-batched-tokens 4096", "chunked prefill in 4k pieces keeps decode steps (ITL) short under load"),
         (f"--gpu-memory-utilization {gpu_memory_utilization}", "weights + KV cache; the rest for CUDA graphs"),
         ("--served-model-name", "a stable name for clients' FIM template lookup"),
     ]
-    if fp8_added:
+    if quant == "fp8" and all(fp8_native(g.name) for g in gpus):
         reasons.append(
             (
                 "--quantization fp8",
@@ -190,12 +181,18 @@ def plan_launch(
                 "32 req/s) E2E p99 868 → 635 ms (--fp8 off to keep bf16)",
             )
         )
-    elif size.quantization:
+    elif quant:
         reasons.append(
-            (f"--quantization {size.quantization}", "weights quantized at load so the model fits with KV cache room")
+            (f"--quantization {quant}", "weights quantized at load: fewer bytes per decode step, and KV cache room")
         )
     if tp > 1:
-        reasons.append((f"--tensor-parallel-size {tp}", "the model needs the memory of all cards together"))
+        fits_one = max_num_seqs(lay.model, lay.quantization, min(g.memory_gb for g in gpus), 1) is not None
+        why_tp = (
+            "each decode step reads only a share of the weights: on one card the model misses the latency target"
+            if fits_one
+            else "the model needs the memory of several cards"
+        )
+        reasons.append((f"--tensor-parallel-size {tp}", why_tp))
     if use_spec:
         reasons.append(
             (
@@ -211,7 +208,8 @@ def plan_launch(
                 f"n-gram speculation slows vLLM down at high QPS (expected {expected_qps:g} > {spec_max_qps:g} req/s)",
             )
         )
-    groups = [[g.index for g in gpus]] if tp > 1 else [[g.index] for g in gpus]
+    idx = [g.index for g in gpus]
+    groups = [idx[k : k + tp] for k in range(0, len(idx), tp)]
     replicas = []
     for i, group in enumerate(groups):
         argv = [
@@ -219,9 +217,9 @@ def plan_launch(
             "-m",
             "vllm.entrypoints.openai.api_server",
             "--model",
-            size.model,
+            name,
             "--served-model-name",
-            size.model.split("/")[-1].lower(),
+            name.split("/")[-1].lower(),
             "--host",
             "127.0.0.1",
             "--port",
@@ -232,14 +230,14 @@ def plan_launch(
             "--scheduling-policy",
             "priority",
             "--max-num-seqs",
-            str(size.max_num_seqs),
+            str(seqs),
             "--max-num-batched-tokens",
             "4096",
             "--gpu-memory-utilization",
             str(gpu_memory_utilization),
         ]
-        if size.quantization:
-            argv += ["--quantization", size.quantization]
+        if quant:
+            argv += ["--quantization", quant]
         if tp > 1:
             argv += ["--tensor-parallel-size", str(tp)]
         if use_spec:
@@ -253,7 +251,7 @@ def plan_launch(
         "--port",
         str(gateway_port),
         "--max-inflight",
-        str(size.max_num_seqs * len(replicas)),
+        str(seqs * len(replicas)),
     ]
     for r in replicas:
         gateway += ["--upstream", r.url]
@@ -264,4 +262,4 @@ def plan_launch(
             "happens in the gateway, not as a pile-up inside vLLM",
         )
     )
-    return LaunchPlan(gpus, size, tp, replicas, gateway, reasons)
+    return LaunchPlan(gpus, choice, name, quant, tp, seqs, replicas, gateway, reasons, note)

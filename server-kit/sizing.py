@@ -1,20 +1,15 @@
-"""The sizing table: which model and vLLM settings fit a GPU, and what each GPU sustains.
+"""The models `launch` chooses from, what each needs in GPU memory, and GPU prices for `plan`.
 
-Base (not instruct) models, because only base models are trained for fill-in-the-middle. Capacity
-figures are planning estimates for 700-token prompts / 128-token completions at p99 E2E ≤ 0.7 s; they
-are inputs to ``plan`` and can be overridden there — measure yours with ``server-kit bench``.
-
-Measured (benchmarks/results/gpu_vllm_H200_20261126): Qwen2.5-Coder-7B shapes on one H200, 32 req/s, every
-request decoding all 128 tokens: bf16 E2E p99 868 ms (64 % within the SLO), FP8 weights 635 ms (100 %). Decode
-time per token sets E2E at this size, so the 32B rows meet 0.7 s only for shorter completions (their req/s are
-unmeasured estimates).
+Base (not instruct) models, because only base models are trained for fill-in-the-middle; all Apache-2.0 (the 3B
+is left out: its licence is research-only). Which of them a card *fits* is decided here; which one is *chosen* is
+decided by latency (``latency.py``, ``choose.py``): what fits a card says nothing about meeting the completion SLO.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GPU_PRICES", "SIZES", "Gpu", "Size", "pick_size"]
+__all__ = ["GPU_PRICES", "MODELS", "Gpu", "ModelSpec", "find_model", "max_num_seqs"]
 
 
 @dataclass(frozen=True)
@@ -29,31 +24,54 @@ class Gpu:
 
 
 @dataclass(frozen=True)
-class Size:
-    min_gb: float             # smallest per-GPU memory this row fits
-    model: str
-    quantization: str | None  # vLLM --quantization (None: the checkpoint's dtype, bf16)
-    weights_gb: float
-    max_num_seqs: int
-    req_per_s: float          # sustainable 700-in/128-out req/s per replica at the SLO (estimate)
-    note: str
+class ModelSpec:
+    name: str  # Hugging Face id, what vLLM's --model takes
+    params_b: float  # billions: sets prefill (TTFT) compute
+    layers: int  # tensor parallelism pays two all-reduces per layer and token
+    bf16_gb: float  # weight bytes: what each decode step reads
+    fp8_gb: float
+    kv_mb_per_token: float  # bf16 KV cache, all layers (2 × layers × kv_heads × head_dim × 2 bytes)
+
+    def weights_gb(self, quantization: str | None) -> float:
+        return self.fp8_gb if quantization == "fp8" else self.bf16_gb
+
+    @property
+    def short(self) -> str:
+        return self.name.split("/")[-1]
 
 
-# Most capable first; the first row whose min_gb fits the card wins.
-SIZES: tuple[Size, ...] = (
-    Size(140, "Qwen/Qwen2.5-Coder-32B", None, 65.5, 128, 30.0,
-         "32B in bf16 leaves ≥ 60 GB for KV cache on a 141 GB card"),
-    Size(70, "Qwen/Qwen2.5-Coder-32B", "fp8", 33.0, 128, 24.0,
-         "32B with FP8 weights (vLLM quantizes at load) leaves ~40 GB of KV cache on an 80 GB card"),
-    Size(44, "Qwen/Qwen2.5-Coder-32B", "fp8", 33.0, 32, 8.0,
-         "32B FP8 fits a 48 GB card with ~8 GB of KV cache: fewer concurrent sequences"),
-    Size(20, "Qwen/Qwen2.5-Coder-7B", None, 15.2, 64, 16.0,
-         "7B in bf16 on a 24 GB card: the best quality/latency trade-off for ≤ 24 GB"),
-    Size(14, "Qwen/Qwen2.5-Coder-7B", "fp8", 8.0, 32, 10.0,
-         "7B with FP8 weights to leave KV cache room on a 16 GB card"),
-    Size(6, "Qwen/Qwen2.5-Coder-1.5B", None, 3.1, 32, 12.0,
-         "1.5B for small cards: fast, lower completion quality"),
+# Largest first: the choice takes the first that meets the SLO.
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("Qwen/Qwen2.5-Coder-32B", 32.8, 64, 65.5, 33.0, 0.262),
+    ModelSpec("Qwen/Qwen2.5-Coder-14B", 14.8, 48, 29.5, 15.5, 0.197),
+    ModelSpec("Qwen/Qwen2.5-Coder-7B", 7.6, 28, 15.2, 8.0, 0.057),
+    ModelSpec("Qwen/Qwen2.5-Coder-1.5B", 1.5, 28, 3.1, 1.8, 0.029),
 )
+
+GPU_MEMORY_UTILIZATION = 0.90  # vLLM's --gpu-memory-utilization; the rest for CUDA graphs and the driver
+_RESERVED_GB = 2.0  # per card: activations and CUDA graphs inside vLLM's share
+_TOKENS_PER_SEQ = 1024  # a 700-token prompt + 128 completion, rounded up: KV one sequence holds on average
+MIN_SEQS, MAX_SEQS = 16, 256
+
+
+def max_num_seqs(model: ModelSpec, quantization: str | None, memory_gb: float, tp: int = 1) -> int | None:
+    """vLLM's --max-num-seqs for ``model`` on ``tp`` cards of ``memory_gb`` each (a power of two, what the KV
+    cache left after the weights holds); None when fewer than 16 sequences would fit."""
+    kv_gb = tp * (memory_gb * GPU_MEMORY_UTILIZATION - _RESERVED_GB) - model.weights_gb(quantization)
+    seqs = kv_gb * 1024 / (model.kv_mb_per_token * _TOKENS_PER_SEQ)
+    if seqs < MIN_SEQS:
+        return None
+    n = MIN_SEQS
+    while n * 2 <= min(seqs, MAX_SEQS):
+        n *= 2
+    return n
+
+
+def find_model(name: str) -> ModelSpec | None:
+    """The table's entry for ``name`` ("Qwen/Qwen2.5-Coder-7B" or "qwen2.5-coder-7b"), else None."""
+    key = name.lower().split("/")[-1]
+    return next((m for m in MODELS if m.short.lower() == key), None)
+
 
 # On-demand and spot $/GPU-hour, for `plan` (illustrative cloud list prices; override on the CLI).
 GPU_PRICES: dict[str, tuple[float, float]] = {
@@ -64,10 +82,3 @@ GPU_PRICES: dict[str, tuple[float, float]] = {
     "H100": (4.50, 2.20),
     "H200": (5.50, 2.80),
 }
-
-
-def pick_size(memory_gb: float) -> Size | None:
-    for s in SIZES:
-        if memory_gb >= s.min_gb:
-            return s
-    return None

@@ -12,7 +12,7 @@ from pathlib import Path
 from codeassist.serverkit.clihelp import DefaultsHelpFormatter
 from codeassist.serverkit.deploy import caddyfile, write_compose, write_k8s, write_systemd
 from codeassist.serverkit.launch import LaunchPlan, NoGpuError, detect_gpus, parse_gpus, plan_launch
-from codeassist.serverkit.plan import PlanInputs, plan, render
+from codeassist.serverkit.plan import Option, PlanInputs, plan, render
 from codeassist.serverkit.supervise import GATEWAY_READY_S, Supervisor, gateway_command, supervised
 
 __all__ = ["add_bench_parser", "add_launch_args", "add_plan_parser", "cmd_launch_vllm"]
@@ -143,10 +143,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         on, _, spot = val.partition("/")
         prices[gpu] = (float(on), float(spot or on))
     options = list(inp.options)
-    for item in args.capacity or []:
+    for item in args.capacity or []:  # a measured figure replaces the row's, or adds one
         key, _, val = item.partition("=")
         model, _, gpu = key.partition("@")
-        options = [replace(o, req_per_s=float(val)) if (o.model, o.gpu) == (model, gpu) else o for o in options]
+        row = Option(model, gpu, 1, float(val), "--capacity")
+        hit = [i for i, o in enumerate(options) if (o.model, o.gpu) == (model, gpu)]
+        if hit:
+            options[hit[0]] = replace(options[hit[0]], req_per_s=float(val), source="--capacity")
+        else:
+            options.append(row)
     seats = dict(inp.seat_prices)
     for item in args.seat_price or []:
         name, _, val = item.partition("=")
@@ -157,17 +162,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="size the server for a team: peak req/s, GPUs, cost, SaaS break-even")
-    p.add_argument("--developers", type=int, required=True)
-    p.add_argument("--active-fraction", type=float, default=0.5)
-    p.add_argument("--keystrokes-per-min", type=float, default=180.0)
-    p.add_argument("--requests-per-keystroke", type=float, default=0.2)
-    p.add_argument("--percentile", type=float, default=0.99)
+    p = sub.add_parser(
+        "plan",
+        help="size the server for a team: peak req/s, GPUs, cost, SaaS break-even",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    p.add_argument("--developers", type=int, required=True, help="team size")
+    p.add_argument("--active-fraction", type=float, default=0.5, help="share of the team typing in the busiest hour")
+    p.add_argument("--keystrokes-per-min", type=float, default=180.0, help="while typing")
+    p.add_argument(
+        "--requests-per-keystroke", type=float, default=0.2, help="completion requests after debounce and cache"
+    )
+    p.add_argument("--percentile", type=float, default=0.99, help="the busy minute to provision for")
     p.add_argument("--spot", action="store_true", help="price break-even with spot GPUs")
     p.add_argument("--price", action="append", metavar="GPU=ONDEMAND/SPOT", help="$/GPU-hour override")
-    p.add_argument("--capacity", action="append", metavar="MODEL@GPU=REQ_PER_S", help="measured capacity")
+    p.add_argument(
+        "--capacity",
+        action="append",
+        metavar="MODEL@GPU=REQ_PER_S",
+        help="your measured req/s per GPU within the SLO (server-kit bench), e.g. Qwen2.5-Coder-7B-FP8@H100=30",
+    )
     p.add_argument("--seat-price", action="append", metavar="NAME=USD", help="SaaS $/seat/month")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plan)
 
 

@@ -66,9 +66,10 @@ class Daemon:
             notify=self._connectivity_event,
             tunnel_pending=lambda: self.tunnel.state == "connecting" and self.tunnel.status()["restarts"] == 0,
         )
-        self.engine = engine or CompletionEngine(config, self.transport)
         self.context = ContextEngine(budget=config.budget, exclude=config.exclude)
-        self.engine.context = self.context
+        self.engine = engine or CompletionEngine(config, self.transport, context=self.context)
+        if self.engine.context is None:  # an engine made elsewhere (tests, benchmarks) shares the daemon's
+            self.engine.context = self.context
         # Each document's own repo settings (never the settings of whoever started the daemon).
         self.projects = ProjectResolver(
             user_config=lambda: self.config,
@@ -82,7 +83,6 @@ class Daemon:
         self.connections: dict[int, Connection] = {}
         self.started = time.monotonic()
         self.last_activity = time.monotonic()
-        self.counters: dict[str, int] = {"requests": 0, "completions": 0, "errors": 0, "cancelled": 0}
         self._stop = asyncio.Event()
         self.handlers: dict[str, Handler] = {
             "hello": self._hello,
@@ -164,7 +164,6 @@ class Daemon:
             if req_id is not None:
                 conn.send({"id": req_id, "result": result})
         except asyncio.CancelledError:
-            self.counters["cancelled"] += 1
             if req_id is not None:
                 conn.send({"id": req_id, "error": {"code": -32800, "message": "request cancelled"}})
         except (KeyError, TypeError, ValueError) as exc:
@@ -191,12 +190,12 @@ class Daemon:
             "documents": len(self.documents.all()),
             "server_url": self.config.server_url,
             "server_in_use": self.transport.status().get("url"),
-            "model": self.engine._model,
-            "family": self.engine._family,
+            "model": self.engine.models.last[0] if self.engine.models.last else None,
+            "family": self.engine.models.last[1] if self.engine.models.last else None,
             "idle_timeout_s": self.config.idle_timeout,
             "socket": str(paths.socket_path()),
             "log": str(paths.log_dir() / "daemon.log"),
-            "counters": dict(self.counters),
+            "counters": self._counters(),
             "connectivity": self.transport.status(),
         }
 
@@ -226,10 +225,8 @@ class Daemon:
             self.engine.on_close(params["uri"])  # cancel its waiting/in-flight/speculative requests
 
     async def _complete(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        counted = params.get("stats", True) is not False  # doctor's probes are measured, not counted
-        UNCOUNTED.set(not counted)  # this handler's own task (and the tasks it starts) only
-        if counted:
-            self.counters["requests"] += 1
+        # doctor's probes are measured, not counted: for this handler's own task and the tasks it starts
+        UNCOUNTED.set(params.get("stats", True) is False)
         await self._follow_user_config()
         doc = self.documents.get(params["uri"])
         if doc is None:
@@ -238,18 +235,17 @@ class Daemon:
         if not 0 <= offset <= len(doc.text):
             raise ValueError(f"offset {offset} outside the document (length {len(doc.text)})")
         result = await self.engine.complete(doc, offset, priority=params.get("priority", "interactive"))
-        if not counted:
-            pass
-        elif result.error:
-            self.counters["errors"] += 1
-        elif result.text:
-            self.counters["completions"] += 1
         return result.as_dict()
 
     async def _accept(self, conn: Connection, params: dict[str, Any]) -> None:
-        self.counters["accepted"] = self.counters.get("accepted", 0) + 1
         chars = params.get("chars")
         self.engine.accept(params.get("id"), int(chars) if isinstance(chars, int | float) else None)
+
+    def _counters(self) -> dict[str, int]:
+        """The status line's summary of the one counter set (the engine's SessionStats)."""
+        c = self.engine.stats.counts
+        return {"requests": c["requests"], "completions": c["shown"], "errors": c["errors"],
+                "cancelled": c["cancelled"], "accepted": c["accepted"] + c["partially_accepted"]}
 
     async def _stats(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         return {"uptime_s": round(time.monotonic() - self.started, 1), "mode": self.config.engine_mode,
@@ -327,7 +323,7 @@ class Daemon:
             log.info("server settings changed: now %s (was %s)", new.server_url, self.config.server_url)
         self.config = self.transport.config = self.engine.config = new
         if routed:
-            self.engine.forget_model()
+            self.engine.models.forget()
         if routed or force:
             await self.transport.reload()
 

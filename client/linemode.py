@@ -18,7 +18,7 @@ from typing import Any
 
 from codeassist.context import langs
 
-__all__ = ["LineMode", "decide", "stops_for"]
+__all__ = ["LineMode", "cut_at_stops", "decide", "stops_for"]
 
 WINDOW_CHARS = 2000
 CLOSERS = frozenset(")]}\"'`;:,")
@@ -82,3 +82,12 @@ def stops_for(mode: LineMode, template_stops: tuple[str, ...]) -> tuple[str, ...
     if mode.multiline:
         return (*template_stops, "\n\n\n")
     return (*template_stops, "\n")
+
+
+def cut_at_stops(raw: str, stops: tuple[str, ...]) -> str:
+    """The server honours ``stop`` too; this keeps a server that ignores it from leaking sentinels."""
+    for s in stops:
+        cut = raw.find(s)
+        if cut >= 0:
+            raw = raw[:cut]
+    return raw

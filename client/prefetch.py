@@ -1,4 +1,4 @@
-"""Requests in flight per document: the interactive one (:class:`Upstream`) and the speculation.
+"""Speculative prefetch: one owner for the speculation's whole life (start, wait, send, score, end).
 
 Speculative prefetch: after a completion is shown, ask for the next one as if it were accepted.
 At most one speculation per document. It stays alive while the document is consistent with the
@@ -16,46 +16,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JOIN_MAX_TYPED", "BetOdds", "Prefetcher", "Speculation", "Upstream"]
+from codeassist.client.debounce import Debouncer
+from codeassist.client.documents import Document
+from codeassist.client.stats import SessionStats
+from codeassist.client.transport.base import TransportError
+
+__all__ = ["BetOdds", "Prefetcher", "Speculation"]
 
 log = logging.getLogger(__name__)
 
-JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
+PREFETCH_QUIET_MIN_MS = 50.0  # a speculation builds its prompt only once the document is this quiet...
+PREFETCH_QUIET_RHYTHM = 2.5  # ...and quiet for this many of the user's inter-key gaps (a pause)
 BET_PRIOR_RATE, BET_PRIOR_N = 0.5, 4.0  # prior hit rate of a typed-through guess and its weight, in bets
 BET_MIN_ODDS = 1 / 3  # send a bet before its accept while at most two are wasted per one that is used
-
-
-@dataclass
-class Upstream:
-    """An interactive request on the wire for ``base`` + cursor + ``suffix``."""
-
-    task: asyncio.Task[Any]
-    base: str
-    suffix: str
-    streamed: list[str] = field(default_factory=list)  # the model's output so far
-    waiters: int = 0
-    grace: asyncio.TimerHandle | None = None
-
-    def consistent(self, text: str) -> bool:
-        """The document is the request's text with only characters typed at its cursor, and what the model
-        has streamed so far does not contradict them (leading blanks aside: filters re-indent)."""
-        n = len(text) - len(self.base) - len(self.suffix)
-        if not (0 <= n <= JOIN_MAX_TYPED and text.startswith(self.base) and text.endswith(self.suffix)):
-            return False
-        typed = text[len(self.base) : len(self.base) + n].lstrip(" \t")
-        out = "".join(self.streamed).lstrip(" \t")
-        return out.startswith(typed) or typed.startswith(out)
-
-    @property
-    def has_output(self) -> bool:
-        return any(self.streamed)
-
-    def joinable(self, text: str, offset: int) -> bool:
-        return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
 
 
 @dataclass
@@ -63,7 +40,11 @@ class Speculation:
     base: str  # text before the cursor when the completion was shown
     guess: str  # the shown completion
     suffix: str  # text after the cursor
-    task: asyncio.Task[Any]
+    task: asyncio.Task[Any] | None = None
+    # set: stop waiting for a pause (the guess was accepted, or a request joins it)
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
+    # set: it may go at a pause (the user typed through the guess and such bets pay off)
+    allowed: asyncio.Event = field(default_factory=asyncio.Event)
     trusted: bool = False  # the user's typing made the guess plausible: the bet is scored when it ends
     sent: bool = False  # its request went to the model server
     hit: bool = False  # the document reached the hypothesis
@@ -103,40 +84,104 @@ class BetOdds:
         return self.odds >= BET_MIN_ODDS
 
 
+Generate = Callable[[Document, int, "Speculation"], Awaitable[Any]]
+
+
 class Prefetcher:
-    def __init__(self, on_end: Callable[[Speculation], None] | None = None) -> None:
+    """The speculations, one per document, from start to score.
+
+    ``generate(hypo, offset, spec)`` builds and sends the request for the hypothetical document (the engine's
+    pipeline); it must set ``spec.sent`` when the request really goes out (not when the prompt cache answers).
+    """
+
+    def __init__(self, generate: Generate, debouncer: Debouncer, stats: Callable[[], SessionStats]) -> None:
         self._specs: dict[str, Speculation] = {}
-        self.started = 0
-        self.cancelled = 0
-        self._on_end = on_end  # told of every speculation that leaves (to score the bet)
+        self._generate = generate
+        self._debouncer = debouncer
+        self._stats = stats
+        self.bets = BetOdds()  # does speculating before the accept pay off for this user and model?
+
+    def speculate(self, doc: Document, offset: int, guess: str, eager: bool) -> Speculation | None:
+        """The speculation on ``guess`` being accepted at ``offset`` (new, or the one already on that target)."""
+        text = doc.text
+        base, suffix = text[:offset], text[offset:]
+        old = self._specs.get(doc.uri)
+        if old is None or old.base + old.guess != base + guess or old.suffix != suffix:
+            self.cancel(doc.uri)
+            hypo = Document(uri=doc.uri, text=base + guess + suffix, language=doc.language, version=doc.version)
+            spec = self._specs[doc.uri] = Speculation(base, guess, suffix)
+            spec.task = asyncio.create_task(self._run(spec, hypo, offset + len(guess)))
+        if eager:
+            self.place_bet(doc.uri)
+        return self._specs.get(doc.uri)
+
+    def place_bet(self, uri: str) -> None:
+        """The user is typing through the guess: the speculation may go at the next pause — if such bets
+        have been paying off in this session; else it is held for the accept (and still scored)."""
+        spec = self._specs.get(uri)
+        if spec is None or spec.trusted:
+            return
+        spec.trusted = True
+        if spec.sent or (spec.task is not None and spec.task.done()):
+            return
+        if not self.bets.worth_sending():
+            self._stats().bump("prefetch_held")
+        else:
+            spec.allowed.set()
+
+    def hurry(self, uri: str) -> None:
+        """Someone needs the speculation now (its guess was accepted, or a request joins it): no more waiting."""
+        if (spec := self._specs.get(uri)) is not None:
+            spec.urgent.set()
+
+    def accepted(self, uri: str, spec: Speculation | None) -> None:
+        """A full accept of the completion ``spec`` bet on: it came true and goes now — unless a newer
+        suggestion's speculation has replaced it (a late accept must not score or rush that one)."""
+        if spec is not None and self._specs.get(uri) is spec:
+            spec.hit = True
+            spec.urgent.set()
 
     def _end(self, spec: Speculation) -> None:
-        if self._on_end is not None:
-            self._on_end(spec)
+        if spec.trusted:
+            self.bets.add(spec.hit)
+        if spec.sent:
+            self._stats().bump("prefetch_used" if spec.hit else "prefetch_wasted")
+
+    async def _run(self, spec: Speculation, hypo: Document, offset: int) -> None:
+        # The prompt build is synchronous work on the event loop (the context engine is not thread-safe: its
+        # parse trees and caches are mutated by builds and edits), so a speculation waits until the document is
+        # quiet — a pause in the user's rhythm — and never delays the next keystroke's answer; an accept of the
+        # guess, or a request joining it, makes it go at once. Without evidence that the user is taking this
+        # completion (``allowed`` unset: not typed through), only that makes it go; it costs nothing meanwhile.
+        if not spec.allowed.is_set():
+            waits = {asyncio.ensure_future(spec.urgent.wait()), asyncio.ensure_future(spec.allowed.wait())}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+        while not spec.urgent.is_set():
+            since = self._debouncer.since_ms(hypo.uri)
+            quiet = max(PREFETCH_QUIET_MIN_MS, PREFETCH_QUIET_RHYTHM * (self._debouncer.rhythm_ms(hypo.uri) or 0.0))
+            if since is None or since >= quiet:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(spec.urgent.wait(), (quiet - since) / 1000)
+        try:
+            await self._generate(hypo, offset, spec)
+        except TransportError as exc:
+            log.debug("prefetch failed: %s", exc)
 
     def get(self, uri: str) -> Speculation | None:
         return self._specs.get(uri)
 
-    def start(self, uri: str, text: str, offset: int, guess: str, work: Coroutine[Any, Any, Any]) -> bool:
-        """Start ``work`` as the speculation for ``uri``; False (``work`` closed) if this target is already there."""
-        base, suffix = text[:offset], text[offset:]
-        old = self._specs.get(uri)
-        if old is not None and old.base + old.guess == base + guess and old.suffix == suffix:
-            work.close()
-            return False
-        self.cancel(uri)
-        task = asyncio.create_task(work)
-        self._specs[uri] = Speculation(base, guess, suffix, task)
-        self.started += 1
-        return True
-
     def in_flight(self, uri: str) -> bool:
         spec = self._specs.get(uri)
-        return spec is not None and not spec.task.done()
+        return spec is not None and spec.task is not None and not spec.task.done()
 
     def joinable(self, uri: str, text: str, offset: int) -> asyncio.Task[Any] | None:
         spec = self._specs.get(uri)
-        if spec is not None and not spec.task.done() and spec.is_target(text, offset):
+        if spec is not None and spec.task is not None and not spec.task.done() and spec.is_target(text, offset):
             return spec.task
         return None
 
@@ -148,7 +193,7 @@ class Prefetcher:
         consistent = spec.consistent(text)
         if consistent and len(text) == spec.target_offset + len(spec.suffix):
             spec.hit = True  # the whole guess is in: its bet came true (typed to its end, or accepted)
-        if spec.task.done():
+        if spec.task is None or spec.task.done():
             if not consistent:
                 del self._specs[uri]
                 self._end(spec)
@@ -162,15 +207,15 @@ class Prefetcher:
         if spec is None:
             return False
         self._end(spec)
-        if spec.task.done():
+        if spec.task is None or spec.task.done():
             return False
         spec.task.cancel()
-        self.cancelled += 1
         return True
 
     async def aclose(self) -> None:
         for uri in list(self._specs):
             spec = self._specs[uri]
             self.cancel(uri)
-            with contextlib.suppress(BaseException):
-                await spec.task
+            if spec.task is not None:
+                with contextlib.suppress(BaseException):
+                    await spec.task

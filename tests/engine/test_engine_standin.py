@@ -380,8 +380,11 @@ async def test_keystroke_contradicting_the_streamed_output_cancels_at_once(engin
     doc = Document(uri="file:///a.py", text="greeting = ")
     off = len(doc.text)
     task = asyncio.create_task(engine.complete(doc, off))
-    await until(lambda: "".join(engine._upstream[doc.uri].streamed) == "hello" if doc.uri in engine._upstream
-                else False)
+    def streamed() -> str:
+        ds = engine.session(doc.uri)
+        return "".join(ds.upstream.streamed) if ds is not None and ds.upstream is not None else ""
+
+    await until(lambda: streamed() == "hello")
     off = type_text(engine, doc, off, "he")  # agrees with the stream: kept
     await task
     joined = asyncio.create_task(engine.complete(doc, off))

@@ -47,8 +47,8 @@ class Context:
 
 async def test_reparse_waits_for_a_pause_in_the_typing(monkeypatch) -> None:
     monkeypatch.setattr(engine_mod, "IDLE_PARSE_MIN_MS", 60.0)
-    eng = CompletionEngine(load_config(env={}), FakeTransport(models=["m"]))
-    ctx = eng.context = Context()
+    ctx = Context()
+    eng = CompletionEngine(load_config(env={}), FakeTransport(models=["m"]), context=ctx)  # type: ignore[arg-type]
     doc = Document(uri="file:///a.py", text="x = 1\n", language="python")
     for _ in range(6):  # typing faster than the quiet time: no parse yet
         eng.on_change(doc)

@@ -171,7 +171,7 @@ def test_percentile() -> None:
 
 
 def test_upstream_consistency_follows_what_the_model_streamed() -> None:
-    from codeassist.client.prefetch import Upstream
+    from codeassist.client.upstream import Upstream
 
     up = Upstream(task=None, base="x = ", suffix="\n", streamed=[])  # type: ignore[arg-type]
     assert up.consistent("x = \n") and up.consistent("x = foo\n")  # nothing streamed yet: anything typed forward

@@ -1,0 +1,47 @@
+"""The interactive request on the wire for one document, and when a later keystroke may join it.
+
+A request survives keystrokes that only type forward at its cursor (its prompt's prefix is still the
+document's prefix, the suffix unchanged, and what the model streamed so far agrees with what was typed):
+the next request joins it instead of sending another (see the engine's ``_obtain``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["JOIN_MAX_TYPED", "Upstream"]
+
+JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
+
+
+@dataclass
+class Upstream:
+    """An interactive request on the wire for ``base`` + cursor + ``suffix``."""
+
+    task: asyncio.Task[Any]
+    base: str
+    suffix: str
+    streamed: list[str] = field(default_factory=list)  # the model's output so far
+    waiters: int = 0
+    grace: asyncio.TimerHandle | None = None
+
+    def consistent(self, text: str) -> bool:
+        """The document is the request's text with only characters typed at its cursor, and what the model
+        has streamed so far does not contradict them (leading blanks aside: filters re-indent)."""
+        n = len(text) - len(self.base) - len(self.suffix)
+        if not (0 <= n <= JOIN_MAX_TYPED and text.startswith(self.base) and text.endswith(self.suffix)):
+            return False
+        typed = text[len(self.base) : len(self.base) + n].lstrip(" \t")
+        out = "".join(self.streamed).lstrip(" \t")
+        return out.startswith(typed) or typed.startswith(out)
+
+    @property
+    def has_output(self) -> bool:
+        return any(self.streamed)
+
+    def joinable(self, text: str, offset: int) -> bool:
+        return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
+
+

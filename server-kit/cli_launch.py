@@ -190,22 +190,47 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from codeassist.serverkit.loadtest import BenchConfig, report, run_bench, summarize, write_outputs
+    from codeassist.serverkit.loadtest import (
+        PROFILES,
+        BenchConfig,
+        detect_profile,
+        png_available,
+        report,
+        run_bench,
+        summarize,
+        write_outputs,
+    )
 
+    if args.png and not png_available():  # before the run, not after minutes of load
+        print(
+            "server-kit bench: --png needs matplotlib, which is not installed: pip install 'codeassist[bench]' "
+            "(or leave out --png)",
+            file=sys.stderr,
+        )
+        return 2
     key = os.environ.get("CODEASSIST_API_KEY") or (args.key_file.read_text().strip() if args.key_file else None)
+    profile, why = (args.profile, "--profile") if args.profile != "auto" else detect_profile(args.url, key)
+    prof = PROFILES[profile]
     cfg = BenchConfig(
         url=args.url,
-        rate=args.rate,
+        rate=args.rate if args.rate is not None else prof.rate,
         duration_s=args.duration,
         max_requests=args.max_requests,
-        prompt_tokens=args.prompt_tokens,
-        max_tokens=args.max_tokens,
+        prompt_tokens=args.prompt_tokens if args.prompt_tokens is not None else prof.prompt_tokens,
+        max_tokens=args.max_tokens if args.max_tokens is not None else prof.max_tokens,
         model=args.model,
         priority=args.priority,
         slo_ttft_ms=args.slo_ttft_ms,
         slo_e2e_ms=args.slo_e2e_ms,
         key=key,
         progress=not args.quiet,
+        stop_on_saturation=not args.keep_going,
+        profile=profile,
+    )
+    print(
+        f"server-kit bench: profile {profile} ({why}): {cfg.prompt_tokens}-token prompts, {cfg.max_tokens} tokens, "
+        f"{cfg.rate:g} req/s for {cfg.duration_s:g} s (flags override; --profile cpu|gpu)",
+        file=sys.stderr,
     )
     results = asyncio.run(run_bench(cfg))
     summary = summarize(results, cfg)
@@ -222,17 +247,32 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--url", default="http://127.0.0.1:8080/v1", help="the gateway's (or model server's) …/v1 URL")
-    p.add_argument("--rate", type=float, default=8.0, help="mean requests per second")
+    p.add_argument(
+        "--profile",
+        choices=["auto", "gpu", "cpu"],
+        default="auto",
+        help="request defaults: gpu = 700-token prompts, 128 tokens, 8 req/s (the SLO's shape); cpu = 128-token "
+        "prompts, 16 tokens, 1 req/s; auto asks the server's /models (llama.cpp: cpu, otherwise gpu)",
+    )
+    p.add_argument("--rate", type=float, help="mean requests per second (default: the profile's)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of arrivals")
     p.add_argument("--max-requests", type=int, default=10_000, help="stop sending after this many")
-    p.add_argument("--prompt-tokens", type=int, default=700, help="prompt size, about 4 characters a token")
-    p.add_argument("--max-tokens", type=int, default=128, help="tokens each request decodes (ignore_eos)")
+    p.add_argument("--prompt-tokens", type=int, help="prompt size, about 4 characters a token (default: the profile's)")
+    p.add_argument("--max-tokens", type=int, help="tokens each request decodes, ignore_eos (default: the profile's)")
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="send the whole schedule even when the server is clearly saturated (by default sending stops, "
+        "and the report says why)",
+    )
     p.add_argument("--model", default="default", help="the model name sent (the gateway maps it)")
     p.add_argument("--priority", default="interactive", help="x-priority class of the requests")
     p.add_argument("--slo-ttft-ms", type=float, default=100.0, help="time-to-first-token target for goodput")
     p.add_argument("--slo-e2e-ms", type=float, default=700.0, help="end-to-end target for goodput")
     p.add_argument("--key-file", type=Path, help="API key file (or env CODEASSIST_API_KEY; never on argv)")
     p.add_argument("--json", type=Path, help="write the summary and every request here")
-    p.add_argument("--png", type=Path, help="latency over time + percentile chart (needs matplotlib)")
+    p.add_argument(
+        "--png", type=Path, help="latency over time + percentile chart (needs matplotlib: codeassist[bench])"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_bench)

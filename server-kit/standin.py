@@ -27,6 +27,8 @@ class StandinBehaviour:
     tokens: list[str] = field(default_factory=lambda: ["hello", " world", "\n"])
     fault: str | None = None  # None | "500" | "drop" | "hang" | "401"
     model: str = "standin-model"
+    slots: int = 0  # requests served at once (0: any number); the rest wait, as on a saturated server
+    owned_by: str | None = None  # /v1/models "owned_by" ("llamacpp", "vllm"), as those servers say
 
 
 @dataclass
@@ -53,6 +55,7 @@ class StandinServer:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._slots: asyncio.Semaphore | None = None
 
     @property
     def base_url(self) -> str:
@@ -82,18 +85,30 @@ class StandinServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
-                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _respond(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
         b = self.behaviour
 
         def send(status: str, payload: bytes, ctype: str = "application/json") -> None:
-            writer.write(f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(payload)}\r\n\r\n"
-                         .encode() + payload)
+            writer.write(
+                f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
 
         if path.endswith("/health"):
             send("200 OK", b'{"status":"ok"}')
         elif path.endswith("/models"):
-            send("200 OK", json.dumps({"object": "list", "data": [{"id": b.model, "object": "model"}]}).encode())
+            entry: dict[str, Any] = {"id": b.model, "object": "model"}
+            if b.owned_by:
+                entry["owned_by"] = b.owned_by
+            send("200 OK", json.dumps({"object": "list", "data": [entry]}).encode())
         elif path.endswith("/completions") and method == "POST":
             req = json.loads(body or b"{}")
             self.stats.requests.append(req)
@@ -104,12 +119,17 @@ class StandinServer:
                 send("401 Unauthorized", b'{"error":{"message":"bad key"}}')
             elif not req.get("stream"):
                 await asyncio.sleep(b.ttft_s + b.gap_s * max(0, len(b.tokens) - 1))
-                payload = {"choices": [{"text": "".join(b.tokens), "index": 0, "finish_reason": "stop"}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": len(b.tokens)}}
+                payload = {
+                    "choices": [{"text": "".join(b.tokens), "index": 0, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": len(b.tokens)},
+                }
                 send("200 OK", json.dumps(payload).encode())
                 self.stats.completed += 1
-            else:
+            elif self._slots is None:
                 return await self._stream(req, reader, writer)
+            else:
+                async with self._slots:
+                    return await self._stream(req, reader, writer)
         else:
             send("404 Not Found", b'{"error":"not found"}')
         await writer.drain()
@@ -130,8 +150,10 @@ class StandinServer:
                     return
                 await asyncio.sleep(min(remaining, 0.01))
 
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-                     b"transfer-encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
 
         def chunk(data: bytes) -> None:
             writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -166,6 +188,8 @@ class StandinServer:
     def start(self) -> StandinServer:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
+            if self.behaviour.slots:
+                self._slots = asyncio.Semaphore(self.behaviour.slots)
             self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port))
             self.port = self._server.sockets[0].getsockname()[1]
             self._ready.set()
@@ -200,8 +224,9 @@ def main() -> None:
     p.add_argument("--gap", type=float, default=0.01)
     p.add_argument("--tokens", type=int, default=16)
     a = p.parse_args()
-    s = StandinServer(port=a.port, behaviour=StandinBehaviour(ttft_s=a.ttft, gap_s=a.gap,
-                                                              tokens=[f" t{i}" for i in range(a.tokens)]))
+    s = StandinServer(
+        port=a.port, behaviour=StandinBehaviour(ttft_s=a.ttft, gap_s=a.gap, tokens=[f" t{i}" for i in range(a.tokens)])
+    )
     s.start()
     print(f"stand-in server on {s.base_url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -411,8 +411,11 @@ async def needs_key(url: str, ca_bundle: str = "", timeout: float = 5.0) -> bool
     async with httpx.AsyncClient(verify=ssl_verify(ca_bundle), timeout=timeout) as client:
         try:
             resp = await client.get(url + "/models")
-        except httpx.ConnectError as exc:
-            if _not_tls_reply(exc) and (plain := await plain_http_url(url)) is not None:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # An HTTP server answers a ClientHello with text (a TLS error), or waits for a request line that
+            # never comes (the handshake times out): both ways ask it in plain HTTP.
+            suspect = isinstance(exc, httpx.ConnectTimeout) or _not_tls_reply(exc)
+            if suspect and (plain := await plain_http_url(url)) is not None:
                 raise ValueError(plain_http_message(plain)) from None
             raise TransportError("connect", f"cannot reach {url}: {exc}") from None
         except httpx.HTTPError as exc:

@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from codeassist.client import paths
@@ -133,7 +132,8 @@ class Daemon:
         finally:
             for task in conn.tasks.values():
                 task.cancel()
-            self.documents.drop_owner(conn.id)
+            for uri in self.documents.drop_owner(conn.id):
+                self._closed(uri)
             self.connections.pop(conn.id, None)
             self.last_activity = time.monotonic()
             with contextlib.suppress(Exception):
@@ -204,9 +204,10 @@ class Daemon:
         return {"stopping": True}
 
     async def _doc_open(self, conn: Connection, params: dict[str, Any]) -> None:
-        self.documents.open(params["uri"], params["text"], params.get("language", ""),
-                            params.get("version", 0), conn.id)
-        self.context.open_document(params["uri"], params["text"], params.get("language", ""))
+        doc = self.documents.open(params["uri"], params["text"], params.get("language", ""),
+                                  params.get("version", 0), conn.id)
+        assert doc.parsed is not None
+        self.context.attach(doc.uri, doc.parsed)  # the same object: one copy of the text, one tree
 
     async def _doc_change(self, conn: Connection, params: dict[str, Any]) -> None:
         doc = self.documents.get(params["uri"])
@@ -214,15 +215,18 @@ class Daemon:
             raise ValueError(f"document not open: {params['uri']}")
         for start, end, text in params["edits"]:
             doc.apply(int(start), int(end), str(text))
-        self.context.change_document(params["uri"], params["edits"])
+        self.context.note_edits(params["uri"], params["edits"])
         doc.version = params.get("version", doc.version)
         self.engine.on_change(doc)  # rhythm, cancel the pending request, check the speculation
 
     async def _doc_close(self, conn: Connection, params: dict[str, Any]) -> None:
-        self.documents.close(params["uri"], conn.id)
-        if self.documents.get(params["uri"]) is None:
-            self.context.close_document(params["uri"])
-            self.engine.on_close(params["uri"])  # cancel its waiting/in-flight/speculative requests
+        if self.documents.close(params["uri"], conn.id):
+            self._closed(params["uri"])
+
+    def _closed(self, uri: str) -> None:
+        """The document's last editor closed it (or went away)."""
+        self.context.close_document(uri)
+        self.engine.on_close(uri)  # cancel its waiting/in-flight/speculative requests
 
     async def _complete(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
         # doctor's probes are measured, not counted: for this handler's own task and the tasks it starts
@@ -261,7 +265,7 @@ class Daemon:
                 self.context.add_root(root, exclude=self._project_excludes(root))
 
     def _project_excludes(self, root: str) -> list[str]:
-        path = uri_to_path(root) if root.startswith("file:") else Path(root)
+        path = uri_to_path(root)
         if path is None:
             return []
         return [g for g in self.projects.config_for((path / "_").as_uri()).exclude if g not in self.config.exclude]

@@ -148,8 +148,12 @@ async def _check_network(report: Report, cfg: Config, url: str) -> bool:
             detail, fix = auth.plain_http_message(plain), f'server_url = "{plain}" (codeassist login {plain})'
         report.checks.append(Check("tls", False, detail, fix))
         return False
-    except OSError as exc:
-        report.checks.append(Check("tls", False, f"TLS handshake failed: {exc}", "check that the port speaks HTTPS"))
+    except OSError as exc:  # a plain-HTTP server may just wait for a request line: the handshake times out
+        plain = await auth.plain_http_url(url)
+        detail, fix = f"TLS handshake failed: {exc}", "check that the port speaks HTTPS"
+        if plain is not None:
+            detail, fix = auth.plain_http_message(plain), f'server_url = "{plain}" (codeassist login {plain})'
+        report.checks.append(Check("tls", False, detail, fix))
         return False
     finally:
         sock.close()

@@ -87,7 +87,7 @@ class ProjectResolver:
         """The innermost workspace root holding ``path`` (roots arrive as file URIs or paths)."""
         best: str | None = None
         for r in self._roots():
-            root = str(uri_to_path(r) or "") if r.startswith("file:") else r
+            root = str(uri_to_path(r) or "")
             root = root.rstrip("/") or "/"
             if (path == root or path.startswith(root + "/") or root == "/") and (best is None or len(root) > len(best)):
                 best = root

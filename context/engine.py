@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from codeassist.context.budget import DEFAULT_BUDGET, Split, check_budget, pack
 from codeassist.context.errors import ContextError, PositionError
@@ -35,6 +34,7 @@ from codeassist.context.secret_paths import is_secret_path
 from codeassist.context.syntax_window import syntax_window
 from codeassist.context.templates import Template
 from codeassist.context.tokens import TokenCounter, default_counter
+from codeassist.context.uris import uri_to_path
 from codeassist.context.watch import IndexWatcher
 from codeassist.context.window import PromptParts
 
@@ -43,12 +43,6 @@ __all__ = ["ContextEngine"]
 log = logging.getLogger(__name__)
 
 CROSS_ENTRIES = 64  # cached cross-file packs (a few per open document)
-
-
-def _path_of(uri_or_path: str) -> Path | None:
-    if uri_or_path.startswith("file://"):
-        return Path(unquote(urlparse(uri_or_path).path))
-    return Path(uri_or_path) if "://" not in uri_or_path else None
 
 
 class ContextEngine:
@@ -87,7 +81,7 @@ class ContextEngine:
     ) -> RepoIndex:
         """Index (and watch) a workspace root. ``exclude``: gitignore-style globs relative to the root, on top of
         the engine's; calling again with other globs re-indexes the root with them."""
-        path = _path_of(str(root)) or Path(root)
+        path = uri_to_path(str(root)) or Path(root)
         path = path.resolve()
         patterns = self.exclude + tuple(exclude)
         index = self.indexes.get(path)
@@ -142,16 +136,30 @@ class ContextEngine:
 
     # -- documents -------------------------------------------------------------------------------
     def open_document(self, uri: str, text: str, language: str = "") -> None:
-        self.docs[uri] = ParsedDoc(text, language_for_path(_path_of(uri), language))
+        self.attach(uri, ParsedDoc(text, language_for_path(uri_to_path(uri), language)))
+
+    def attach(self, uri: str, doc: ParsedDoc) -> None:
+        """Use the caller's parsed document for ``uri`` (the daemon's store owns it; nothing is copied)."""
+        self.docs[uri] = doc
         self._docs_gen += 1
 
     def change_document(self, uri: str, edits: list[tuple[int, int, str]]) -> None:
+        """Apply ``edits`` (code points) to a document this engine opened, and note them."""
         doc = self.docs.get(uri)
         if doc is None:
             return
         for start, end, new_text in edits:
             doc.edit(int(start), int(end), str(new_text))
-            self.recent.append((uri, doc.text.count("\n", 0, min(int(start), len(doc.text))), time.monotonic()))
+        self.note_edits(uri, edits)
+
+    def note_edits(self, uri: str, edits: list[tuple[int, int, str]]) -> None:
+        """Edits already applied to an attached document: they feed "recently edited" and the caches' keys."""
+        doc = self.docs.get(uri)
+        if doc is None:
+            return
+        now = time.monotonic()
+        for start, _end, _new in edits:
+            self.recent.append((uri, doc.text.count("\n", 0, min(int(start), len(doc.text))), now))
         self._edits[uri] = self._edits.get(uri, 0) + len(edits)
         self._edit_total += len(edits)
 
@@ -177,8 +185,8 @@ class ContextEngine:
                 self._parsed.pop(next(iter(self._parsed)))
             return doc
         if doc.text != text:
-            # A speculation (the document plus a guessed completion) or a mirror out of step: a scratch copy
-            # derived from the live document's tree. Never ``set_text`` the live document: that threw its tree
+            # A speculation (the document plus a guessed completion): a scratch copy derived from the live
+            # document's tree. Never ``set_text`` the live document: that threw its tree
             # away (a full re-parse, twice: there and back).
             key = f"derived:{uri}"
             derived = self._parsed.pop(key, None)
@@ -216,7 +224,7 @@ class ContextEngine:
             raise PositionError(f"offset {offset} is outside the document (length {len(text)})")
         if 0 < offset < len(text) and "\udc00" <= text[offset] <= "\udfff" and "\ud800" <= text[offset - 1] <= "\udbff":
             raise PositionError(f"offset {offset} falls inside a surrogate pair")
-        fpath = Path(path) if path is not None else (_path_of(uri) if uri else None)
+        fpath = Path(path) if path is not None else (uri_to_path(uri) if uri else None)
         lang = language_for_path(fpath, language)
         doc = self._doc(uri or (str(fpath) if fpath else None), text, lang)
         index, rel, private = self._scope(fpath)
@@ -388,7 +396,7 @@ class ContextEngine:
             if doc is None or uri == current or (uri, line // 10) in seen:
                 continue
             seen.add((uri, line // 10))
-            p = _path_of(uri)
+            p = uri_to_path(uri)
             where, rel, private = self._scope(p)
             if where is not index or rel is None or private:
                 continue

@@ -242,7 +242,7 @@ async def verify_token(url: str, token: str | None, ca_bundle: str = "", timeout
 
     transport = HttpTransport(
         url, token=token, connect_timeout=timeout, total_timeout=timeout, verify=ssl_verify(ca_bundle)
-    )  # type: ignore[arg-type]
+    )
     try:
         return await transport.models()
     finally:

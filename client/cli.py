@@ -173,10 +173,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep, port=args.port)
 
 
-Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+Registrar = Callable[[argparse._SubParsersAction], None]
 
 
-def _register_core(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_core(sub: argparse._SubParsersAction) -> None:
     from codeassist.client.positions_cli import add_location_arguments
 
     p = sub.add_parser("daemon", help="run the per-user daemon (normally started for you)")

@@ -307,7 +307,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("login", help="store the API key for the team server (asked without echo)")
     p.add_argument("url", nargs="?", help="server base URL, e.g. https://gpu.example.com/v1 (default: server_url)")
     p.add_argument(

@@ -83,7 +83,7 @@ def cmd_context(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from codeassist.client.positions_cli import add_location_arguments
 
     p = sub.add_parser("context", help="show the prompt context for FILE:LINE:COL (1-based) and why each part")

@@ -38,7 +38,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="shown/accepted/typed-through/cancelled and latency percentiles")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)

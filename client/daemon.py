@@ -321,7 +321,7 @@ class Daemon:
             return
         for old in self.projects.forget():  # trust or user settings changed: re-read every project file
             with contextlib.suppress(Exception):
-                await old.aclose()  # type: ignore[attr-defined]
+                await old.aclose()
         routed = routing_key(new) != routing_key(self.config)
         if routed:
             log.info("server settings changed: now %s (was %s)", new.server_url, self.config.server_url)
@@ -376,7 +376,7 @@ class Daemon:
             await self.transport.aclose()
             for other in self.projects.forget():
                 with contextlib.suppress(Exception):
-                    await other.aclose()  # type: ignore[attr-defined]
+                    await other.aclose()
             self.context.close()
             log.info("daemon %d stopped", os.getpid())
 

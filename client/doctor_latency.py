@@ -94,7 +94,7 @@ async def _direct_samples(cfg: Config, url: str, model: str, n: int) -> dict[str
         first_token_timeout=cfg.first_token_timeout,
         total_timeout=cfg.total_timeout,
         verify=auth.ssl_verify(cfg.ca_bundle),
-    )  # type: ignore[arg-type]
+    )
     out: dict[str, list[float]] = {"ttft": [], "total": [], "errors": []}
     try:
         for i in range(n):

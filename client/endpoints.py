@@ -59,7 +59,7 @@ def resolve_endpoints(config: Config, tunnel_url: str | None = None) -> list[End
         else:
             log.warning("fallback names unknown endpoint %r (not in [endpoints]); skipped", name)
     seen: set[str] = set()
-    return [e for e in out if not (e.url in seen or seen.add(e.url))]  # type: ignore[func-returns-value]
+    return [e for e in out if not (e.url in seen or seen.add(e.url))]
 
 
 class FallbackTransport:
@@ -107,7 +107,7 @@ class FallbackTransport:
                 connect_timeout=self.config.connect_timeout,
                 first_token_timeout=self.config.first_token_timeout,
                 total_timeout=self.config.total_timeout,
-                verify=auth.ssl_verify(self.config.ca_bundle),  # type: ignore[arg-type]
+                verify=auth.ssl_verify(self.config.ca_bundle),
             )
         return t
 
@@ -231,7 +231,7 @@ class FallbackTransport:
             t = self.client(ep)
             started = False
             try:
-                async with contextlib.aclosing(t.stream(params, timings)) as chunks:  # type: ignore[type-var]
+                async with contextlib.aclosing(t.stream(params, timings)) as chunks:
                     async for chunk in chunks:
                         started = True
                         yield chunk

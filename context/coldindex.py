@@ -83,9 +83,9 @@ def index_parallel(index: RepoIndex, rels: list[str], workers: int) -> int:
                     if item is None:
                         continue
                     if len(item) == 2:
-                        _record(index.skipped, *item)  # type: ignore[arg-type]
+                        _record(index.skipped, *item)
                         continue
-                    index.add_parsed(*item)  # type: ignore[arg-type]
+                    index.add_parsed(*item)
     except Exception as exc:  # a broken pool (no /dev/shm, killed worker...) must not lose the index
         log.warning("parallel cold index failed after %d files (%s); continuing in-process", merged, exc)
     return merged

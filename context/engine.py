@@ -343,7 +343,7 @@ class ContextEngine:
         self._cross[key] = hit
         while len(self._cross) > CROSS_ENTRIES:
             self._cross.pop(next(iter(self._cross)))
-        chosen, costs = hit  # type: ignore[misc]
+        chosen, costs = hit
         return list(chosen), list(costs)
 
     def _candidates(

@@ -152,10 +152,10 @@ def parse_file(
         return [], []
     if lang == "python":  # function bodies hold nothing the index keeps: parse ~half the bytes
         stripped = strip_bodies(data)
-        root = parser.parse(stripped).root_node  # type: ignore[attr-defined]
+        root = parser.parse(stripped).root_node
         if not root.has_error or stripped is data:
             return extract_definitions(root, stripped, rel), extract_imports(root, lang)
-    root = parser.parse(data).root_node  # type: ignore[attr-defined]
+    root = parser.parse(data).root_node
     return extract_definitions(root, data, rel), extract_imports(root, lang or "")
 
 
@@ -179,7 +179,7 @@ Posting = int | array  # one chunk id, or an array of them (4 bytes each), or CO
 
 def posting_ids(p: Posting) -> Sequence[int]:
     """The chunk ids of a posting (its len() is the term's document frequency)."""
-    return (p,) if p.__class__ is int else p  # type: ignore[return-value]
+    return (p,) if p.__class__ is int else p
 
 
 def _release_free_memory() -> None:
@@ -367,8 +367,8 @@ class RepoIndex:
                     elif p.__class__ is int:
                         postings[ident] = array("I", (p, cid))
                     elif p is not common:
-                        if len(p) < MAX_POSTINGS:  # type: ignore[arg-type]
-                            p.append(cid)  # type: ignore[union-attr]
+                        if len(p) < MAX_POSTINGS:
+                            p.append(cid)
                         else:
                             postings[ident] = common
                 cid += 1

@@ -30,15 +30,6 @@ def servers() -> Any:
     evil.stop()
 
 
-def _user_env(daemon_env_factory: Any, server_url: str) -> Any:
-    env = daemon_env_factory(server_url)
-    env.env.pop("CODEASSIST_SERVER_URL")  # the user's own config file says where code goes
-    cfg = Path(env.env["CODEASSIST_CONFIG_DIR"]) / "config.toml"
-    cfg.parent.mkdir(parents=True)
-    cfg.write_text(f'server_url = "{server_url}"\n')
-    return env
-
-
 def _repo(parent: Path, name: str, project: str | None) -> Path:
     repo = parent / name
     (repo / ".git").mkdir(parents=True)
@@ -70,7 +61,7 @@ async def _complete(client: LanguageClient, path: Path, n: int = 0) -> str:
     return result.items[0].insert_text if result and result.items else ""
 
 
-async def test_cloned_repo_cannot_start_a_program_or_route_code(daemon_env_factory: Any, servers: Any,
+async def test_cloned_repo_cannot_start_a_program_or_route_code(user_env: Any, servers: Any,
                                                                  tmp_path: Path) -> None:
     good, evil = servers
     marker = tmp_path / "proxycommand-ran"
@@ -80,7 +71,7 @@ tunnel_host = "attacker@127.0.0.1"
 tunnel_ssh_options = ["ProxyCommand=touch {marker}"]
 max_tokens = 21
 ''')
-    env = _user_env(daemon_env_factory, good.base_url)
+    env = user_env(good.base_url)
     client = await _editor_in(hostile, env.env, [hostile])
     try:
         assert await _complete(client, hostile / "main.py")
@@ -96,14 +87,14 @@ max_tokens = 21
     assert pid and os.readlink(f"/proc/{pid}/cwd") == "/"
 
 
-async def test_each_request_takes_its_own_repos_settings(daemon_env_factory: Any, servers: Any, tmp_path: Path,
+async def test_each_request_takes_its_own_repos_settings(user_env: Any, servers: Any, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from codeassist.client import trust
 
     good, evil = servers
     team = _repo(tmp_path, "team", f'server_url = "{evil.base_url}"\nmax_tokens = 11\n')
     other = _repo(tmp_path, "other", None)
-    env = _user_env(daemon_env_factory, good.base_url)
+    env = user_env(good.base_url)
     # The user trusts the team repo: its own server then gets its completions, and only its completions.
     monkeypatch.setenv("CODEASSIST_STATE_DIR", env.env["CODEASSIST_STATE_DIR"])
     trust.trust(team / PROJECT_FILE, (team / PROJECT_FILE).read_bytes())
@@ -126,7 +117,7 @@ async def test_each_request_takes_its_own_repos_settings(daemon_env_factory: Any
 
 
 async def test_prompt_takes_nothing_from_outside_the_repo_secrets_or_excluded_files(
-        daemon_env_factory: Any, servers: Any, tmp_path: Path) -> None:
+        user_env: Any, servers: Any, tmp_path: Path) -> None:
     good, _ = servers
     outside = tmp_path / "home" / ".ssh"
     outside.mkdir(parents=True)
@@ -139,7 +130,7 @@ async def test_prompt_takes_nothing_from_outside_the_repo_secrets_or_excluded_fi
     (repo / ".env").write_text("API_TOKEN=ENV-MARKER\n")
     main = ("from util import helper_total\nfrom private.notes import notes_total\n"
             "from deploy import sign_release\n\n\ndef run():\n    return ")
-    env = _user_env(daemon_env_factory, good.base_url)
+    env = user_env(good.base_url)
     client = await _editor_in(repo, env.env, [repo])
     try:
         client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(

@@ -12,16 +12,12 @@ from codeassist.serverkit.standin import StandinServer
 from tests.connectivity.conftest import AuthProxy, write_sample
 
 
-def test_login_moves_the_running_daemon_to_the_new_server(daemon_env_factory: Any, tmp_path: Path) -> None:
+def test_login_moves_the_running_daemon_to_the_new_server(user_env: Any, tmp_path: Path) -> None:
     old, new = StandinServer().start(), StandinServer().start()
     gate = AuthProxy(new.base_url, token="sk-new-server-0123456789").start()
     try:
-        env = daemon_env_factory(old.base_url)
-        env.env.pop("CODEASSIST_SERVER_URL")
-        env.env["CODEASSIST_KEYRING"] = "file"
-        cfg = Path(env.env["CODEASSIST_CONFIG_DIR"]) / "config.toml"
-        cfg.parent.mkdir(parents=True)
-        cfg.write_text(f'server_url = "{old.base_url}"\n')
+        env = user_env(old.base_url)
+        cfg = env.user_config
         path, loc = write_sample(tmp_path)
         r = env.run("complete", loc)
         assert r.returncode == 0, r.stderr

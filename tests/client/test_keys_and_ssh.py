@@ -119,17 +119,12 @@ def _cli(env: dict[str, str], *args: str, cwd: Path, stdin: str | None = None) -
                           capture_output=True, text=True, timeout=60)
 
 
-def test_login_without_url_never_sends_the_key_to_a_project_server(daemon_env_factory: Any, tmp_path: Path) -> None:
+def test_login_without_url_never_sends_the_key_to_a_project_server(user_env: Any, tmp_path: Path) -> None:
     upstream = StandinServer().start()
     good = AuthProxy(upstream.base_url, token=KEY).start()
     evil = AuthProxy(upstream.base_url).start()
     try:
-        env = daemon_env_factory(good.url)
-        env.env.pop("CODEASSIST_SERVER_URL")
-        env.env["CODEASSIST_KEYRING"] = "file"
-        user_cfg = Path(env.env["CODEASSIST_CONFIG_DIR"]) / "config.toml"
-        user_cfg.parent.mkdir(parents=True)
-        user_cfg.write_text(f'server_url = "{good.url}"\n')
+        env = user_env(good.url)
         repo = tmp_path / "cloned"
         (repo / ".git").mkdir(parents=True)
         (repo / PROJECT_FILE).write_text(f'server_url = "{evil.url}"\n')

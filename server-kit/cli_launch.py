@@ -10,9 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from codeassist.serverkit.clihelp import DefaultsHelpFormatter
-from codeassist.serverkit.deploy import caddyfile, write_compose, write_k8s, write_systemd
+from codeassist.serverkit.deploy import GATEWAY_IMAGE, caddyfile, write_compose, write_systemd
+from codeassist.serverkit.deploy_helm import write_helm
+from codeassist.serverkit.deploy_k8s import write_k8s
 from codeassist.serverkit.launch import LaunchPlan, NoGpuError, detect_gpus, parse_gpus, plan_launch
-from codeassist.serverkit.plan import Option, PlanInputs, plan, render
+from codeassist.serverkit.plan import Option, PlanInputs, peak_rps, plan, render
 from codeassist.serverkit.supervise import GATEWAY_READY_S, Supervisor, gateway_command, supervised
 
 __all__ = ["add_bench_parser", "add_launch_args", "add_plan_parser", "cmd_launch_vllm"]
@@ -54,8 +56,28 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-systemd", type=Path, metavar="DIR", help="write systemd units (and a Caddyfile) here")
     p.add_argument("--write-compose", type=Path, metavar="FILE", help="write a docker compose file (+ Caddyfile)")
     p.add_argument("--write-k8s", type=Path, metavar="DIR", help="write Kubernetes manifests here")
+    p.add_argument(
+        "--write-helm",
+        type=Path,
+        metavar="FILE",
+        help="past one box: values for vLLM's production-stack Helm chart (router + vLLM replicas on Kubernetes), "
+        "and the gateway's manifests beside it (upstream: the chart's router)",
+    )
+    p.add_argument("--helm-release", default="codeassist", help="the Helm release name (names the router Service)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        help="vLLM replicas for --write-helm/--write-k8s, each on cards like these; the model is chosen for the "
+        "load each then carries (default: one per GPU group here)",
+    )
     p.add_argument("--write-caddy", type=Path, metavar="FILE", help="write a Caddyfile (TLS in front of the gateway)")
     p.add_argument("--domain", default="codeassist.example.com", help="public name for Caddy's certificate")
+    p.add_argument(
+        "--image",
+        default=GATEWAY_IMAGE,
+        help="the gateway's container image for --write-compose/--write-k8s (built from the repository's "
+        "Dockerfile; for Kubernetes, push it to your registry under this name)",
+    )
 
 
 def _gpus(args: argparse.Namespace):
@@ -70,13 +92,15 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
     except NoGpuError as exc:
         print(f"server-kit: {exc}\n{NO_GPU_HINT}", file=sys.stderr)
         return 1
-    expected = plan(PlanInputs(developers=args.developers))["peak_rps"]
+    expected = peak_rps(PlanInputs(developers=args.developers))
+    # --replicas (a cluster of such nodes): the model is chosen for the load each card then carries.
+    per_choice = expected * len(gpus) / args.replicas if args.replicas else expected
     spec = {"auto": None, "on": True, "off": False}[args.speculative]
     lp = plan_launch(
         gpus,
         base_port=args.port,
         gateway_port=args.gateway_port,
-        expected_qps=expected,
+        expected_qps=per_choice,
         spec_max_qps=args.spec_max_qps,
         speculative=spec,
         model=args.model,
@@ -86,9 +110,11 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
     if args.write_systemd:
         wrote += write_systemd(lp, args.write_systemd, args.domain)
     if args.write_compose:
-        wrote.append(write_compose(lp, args.write_compose, args.domain))
+        wrote.append(write_compose(lp, args.write_compose, args.domain, args.image))
     if args.write_k8s:
-        wrote += write_k8s(lp, args.write_k8s)
+        wrote += write_k8s(lp, args.write_k8s, args.replicas, image=args.image)
+    if args.write_helm:
+        wrote += write_helm(lp, args.write_helm, args.helm_release, args.image, args.replicas)
     if args.write_caddy:
         args.write_caddy.write_text(caddyfile(args.domain, args.gateway_port))
         wrote.append(args.write_caddy)

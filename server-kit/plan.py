@@ -22,6 +22,7 @@ __all__ = [
     "Option",
     "PlanInputs",
     "money",
+    "peak_rps",
     "plan",
     "poisson_quantile",
     "render",
@@ -78,6 +79,11 @@ def poisson_quantile(mean: float, q: float) -> int:
 def _rates(inp: PlanInputs) -> tuple[float, float]:
     mean = inp.developers * inp.active_fraction * inp.keystrokes_per_min * inp.requests_per_keystroke / 60.0
     return mean, poisson_quantile(mean * 60.0, inp.percentile) / 60.0
+
+
+def peak_rps(inp: PlanInputs) -> float:
+    """The req/s of the busy minute to provision for (what `launch` sizes by)."""
+    return round(_rates(inp)[1], 1)
 
 
 def _monthly(o: Option, peak_rps: float, inp: PlanInputs) -> tuple[int, float]:

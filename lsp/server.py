@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from codeassist.client.daemon_client import DaemonUnavailable, connect
 from codeassist.client.protocol import DaemonError, RpcConnection
+from codeassist.lsp.log_format import configure_logging, one_line
 from codeassist.lsp.positions import PositionError, offset_to_position, position_to_offset
+from codeassist.lsp.protocol import BridgeProtocol
+from codeassist.lsp.stdio import run_stdio
 from lsprotocol import types
 from pygls.capabilities import get_capability
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcMethodNotFound
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
 __all__ = ["BridgeServer", "create_server"]
 
@@ -43,30 +44,6 @@ def _request_timeout() -> float:
 
 
 @dataclass
-class _BadRequest:
-    id: Any
-    error: JsonRpcException
-
-
-class BridgeProtocol(LanguageServerProtocol):
-    """Answers malformed requests with a JSON-RPC error instead of only logging them."""
-
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                return _BadRequest(data["id"], exc)
-            raise
-
-    def handle_message(self, message: Any) -> None:
-        if isinstance(message, _BadRequest):
-            self._send_response(message.id, error=message.error.to_response_error())
-            return
-        super().handle_message(message)
-
-
-@dataclass
 class _Doc:
     text: str
     language: str
@@ -83,14 +60,14 @@ class BridgeServer(LanguageServer):
         self._warned: set[str] = set()
         self.request_timeout = _request_timeout()
 
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        # pygls's reader dies on some input (see lsp/stdio.py); this one answers it instead.
+        run_stdio(self, stdin, stdout)
+
     def report_server_error(self, error: Exception, source: Any) -> None:
-        if isinstance(error, json.JSONDecodeError):
-            # Unparseable frame: the id is unknown, so JSON-RPC says answer with id null.
-            self.protocol._send_data(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"parse error: {error}"}}
-            )
-            return
-        log.error("server error: %r", error)
+        if isinstance(error, JsonRpcMethodNotFound):
+            return  # already answered and logged
+        log.error("%s: %s", getattr(source, "__name__", source), one_line(error))
 
     @property
     def encoding(self) -> str:
@@ -240,19 +217,20 @@ def create_server() -> BridgeServer:
         )
         return types.InlineCompletionList(items=[item])
 
-    @server.feature(
-        types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "])
-    )
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
     async def completion(ls: BridgeServer, params: types.CompletionParams) -> types.CompletionList:
         uri = params.text_document.uri
         doc, offset = ls.offset_of(uri, params.position)
         result = await ls.complete(uri, offset)
         if not result or not result.get("text"):
             return types.CompletionList(is_incomplete=True, items=[])
-        formats = get_capability(ls.client_capabilities,
-                                 "text_document.completion.completion_item.documentation_format", []) or []
-        item = completion_item(doc.text, offset, params.position, result, ls.encoding,
-                               markdown=types.MarkupKind.Markdown in formats)
+        formats = (
+            get_capability(ls.client_capabilities, "text_document.completion.completion_item.documentation_format", [])
+            or []
+        )
+        item = completion_item(
+            doc.text, offset, params.position, result, ls.encoding, markdown=types.MarkupKind.Markdown in formats
+        )
         return types.CompletionList(is_incomplete=True, items=[item])
 
     @server.command(ACCEPT_COMMAND)
@@ -285,7 +263,8 @@ def completion_item(
         detail="codeassist",
         documentation=(
             types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{word}{suggestion}\n```")
-            if markdown else types.MarkupContent(kind=types.MarkupKind.PlainText, value=word + suggestion)
+            if markdown
+            else types.MarkupContent(kind=types.MarkupKind.PlainText, value=word + suggestion)
         ),
         filter_text=word + suggestion,
         sort_text="0",
@@ -298,6 +277,6 @@ def completion_item(
 
 
 def main() -> int:
-    logging.basicConfig(level=os.environ.get("CODEASSIST_LOG_LEVEL", "WARNING"), format="%(levelname)s %(message)s")
+    configure_logging()
     create_server().start_io()
     return 0

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,7 +84,7 @@ def _free_port_after(port: int) -> int:
     return next((p for p in range(port + 1, port + 50) if not port_open("127.0.0.1", p)), port + 1)
 
 
-def _model_server(port: int) -> tuple[str, LocalModelServer | None] | None:
+def _model_server(port: int, started: _Started) -> tuple[str, LocalModelServer | None] | None:
     """The server URL to use and the local server the demo started (None: reused). None: cannot (said why)."""
     from codeassist.client.config import load_config
     from codeassist.serverkit.localmodel import LocalModelError, LocalModelServer, port_open
@@ -104,7 +106,9 @@ def _model_server(port: int) -> tuple[str, LocalModelServer | None] | None:
     print(f"starting the local model server (llama.cpp, Gemma 3 270M) on 127.0.0.1:{port} ...", flush=True)
     t = time.perf_counter()
     try:
-        server = LocalModelServer(port=port).start()
+        # Recorded before it starts: a signal from here on finds it to stop (its start stops it on a signal too).
+        server = started.server = LocalModelServer(port=port)
+        server.start()
     except LocalModelError as exc:
         print(f"codeassist demo: {exc}", file=sys.stderr)
         return None
@@ -126,41 +130,89 @@ next:
   your editor: Neovim (editors/nvim) or VS Code (editors/vscode), see "Editors" in README.md"""
 
 
+def _stop_daemon() -> None:
+    """Stop the demo's private daemon. After a signal it may still be starting: retry while its socket is there."""
+    from codeassist.client import paths
+    from codeassist.client.daemon_client import call
+
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            asyncio.run(call("stop", timeout=5.0))
+            return
+        except Exception:
+            if not paths.socket_path().exists() or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+
+
+@dataclass
+class _Started:
+    """What the demo started, for the clean-up (after the end or a signal)."""
+
+    server: LocalModelServer | None = None
+    url: str | None = None
+    private_daemon: bool = False  # only then is the daemon the demo's to stop
+    signals: list[int] = field(default_factory=list)
+
+
 def run_demo(keep: bool = False, port: int = 8000) -> int:
-    picked = _model_server(port)
+    """The demo; SIGINT/SIGTERM stop what it started and print "stopped" (exit status 128 + the signal), as
+    `server-kit launch` does."""
+    started = _Started()
+
+    def on_term(signum: int, frame: object) -> None:
+        started.signals.append(signum)
+        raise KeyboardInterrupt  # SIGTERM takes Ctrl-C's way out, through the same clean-up
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return _run_demo(keep, port, started)
+    except KeyboardInterrupt:
+        started.signals.append(signal.SIGINT)
+        return 128 + started.signals[0]
+    finally:
+        # No second signal half-way through the clean-up: it would leave the model server on its port.
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if not keep:
+                if started.private_daemon:
+                    _stop_daemon()
+                if started.server is not None:
+                    started.server.stop()
+            elif started.url:
+                print(f"\nleft running: model server {started.url}, daemon (codeassist status / codeassist stop)")
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, previous)
+        if started.signals:
+            print("stopped", flush=True)
+
+
+def _run_demo(keep: bool, port: int, started: _Started) -> int:
+    picked = _model_server(port, started)
     if picked is None:
         return 1
-    url, server = picked
+    url = started.url = picked[0]
     os.environ["CODEASSIST_SERVER_URL"] = url
     if not keep:
         # A private daemon, so the demo neither reuses nor disturbs one you already run.
         os.environ["CODEASSIST_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="ca-demo-")
+        started.private_daemon = True
     work = Path(tempfile.mkdtemp(prefix="codeassist-demo-"))
     sample = work / "shapes.py"
     sample.write_text(SAMPLE, encoding="utf-8")
-    try:
-        first = _step("1. first request (cold: starts the daemon, first prompt for the model)", sample, SAMPLE)
-        if not first.get("text"):
-            return 1
-        _step("2. a new cursor position (warm: daemon running, connection kept alive)", sample, SAMPLE + SECOND)
-        # The developer types the first characters of suggestion 1: the rest comes from the cache.
-        typed = str(first["text"])[:3]
-        third = _step(
-            f"3. you type {typed!r}, the start of suggestion 1 (typing-through: no model request)",
-            sample,
-            SAMPLE + typed,
-        )
-        print(_what_next(third))
-        return 0
-    finally:
-        if not keep:
-            from codeassist.client.daemon_client import call
-
-            try:
-                asyncio.run(call("stop"))
-            except Exception:
-                pass
-            if server is not None:
-                server.stop()
-        else:
-            print(f"\nleft running: model server {url}, daemon (codeassist status / codeassist stop)")
+    first = _step("1. first request (cold: starts the daemon, first prompt for the model)", sample, SAMPLE)
+    if not first.get("text"):
+        return 1
+    _step("2. a new cursor position (warm: daemon running, connection kept alive)", sample, SAMPLE + SECOND)
+    # The developer types the first characters of suggestion 1: the rest comes from the cache.
+    typed = str(first["text"])[:3]
+    third = _step(
+        f"3. you type {typed!r}, the start of suggestion 1 (typing-through: no model request)",
+        sample,
+        SAMPLE + typed,
+    )
+    print(_what_next(third))
+    return 0

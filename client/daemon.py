@@ -118,7 +118,7 @@ class Daemon:
                 try:
                     msg = await read_message(reader)
                 except DaemonError as exc:
-                    conn.send({"id": None, "error": {"code": exc.code, "message": str(exc)}})
+                    conn.send({"id": getattr(exc, "id", None), "error": {"code": exc.code, "message": str(exc)}})
                     continue
                 except ValueError:  # line longer than the stream limit
                     conn.send({"id": None, "error": {"code": -32600, "message": "message too large"}})
@@ -144,10 +144,15 @@ class Daemon:
         method = msg.get("method")
         params = msg.get("params") or {}
         req_id = msg.get("id")
+        if not isinstance(params, dict):
+            if req_id is not None:
+                conn.send({"id": req_id, "error": {"code": -32602, "message": "params must be an object"}})
+            return
         if method == "cancel":
             task = conn.tasks.get(params.get("id"))
             if task is not None:
-                task.cancel()
+                # on the next turn: a task cancelled before its first step never runs _run, so never replies
+                asyncio.get_running_loop().call_soon(task.cancel)
             return
         handler = self.handlers.get(method) if isinstance(method, str) else None
         if handler is None:
@@ -166,7 +171,7 @@ class Daemon:
         except asyncio.CancelledError:
             if req_id is not None:
                 conn.send({"id": req_id, "error": {"code": -32800, "message": "request cancelled"}})
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if req_id is not None:
                 conn.send({"id": req_id, "error": {"code": -32602, "message": f"invalid params: {exc}"}})
         except Exception as exc:  # never let one request kill the daemon
@@ -257,7 +262,10 @@ class Daemon:
                                                           "bytes": self.engine.cache.bytes}}
 
     async def _roots(self, conn: Connection, params: dict[str, Any]) -> None:
-        for root in params.get("roots", []):
+        roots = params.get("roots", [])
+        if not isinstance(roots, list) or not all(isinstance(r, str) and uri_to_path(r) for r in roots):
+            raise ValueError("roots must be a list of file URIs or paths")
+        for root in roots:
             if root not in self.roots:
                 self.roots.append(root)
                 # background cold index + watchfiles; never blocks completions. The repo's own exclude globs

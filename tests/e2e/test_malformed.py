@@ -341,10 +341,6 @@ def test_daemon_refuses_an_oversized_line_and_stays_up(daemon_env_factory, stand
         again.close()
 
 
-DAEMON_FIX = "needs the client/daemon.py change described in the LSP framing report (issue 12 item 10)"
-
-
-@pytest.mark.xfail(strict=True, reason=DAEMON_FIX + ": reply with MessageError.id, not null")
 def test_daemon_answers_a_refused_message_with_its_id(daemon_env_factory, standin, workdir: Path) -> None:
     env = daemon_env_factory(standin.base_url)
     _start_daemon(env, workdir)
@@ -358,7 +354,6 @@ def test_daemon_answers_a_refused_message_with_its_id(daemon_env_factory, standi
         conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason=DAEMON_FIX + ": defer task.cancel() until the task has started")
 def test_daemon_answers_a_request_cancelled_before_it_starts(daemon_env_factory, standin, workdir: Path) -> None:
     env = daemon_env_factory(standin.base_url)
     _start_daemon(env, workdir)

@@ -97,9 +97,9 @@ def _valid_daemon_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
 
 
-def daemon_expected(line: bytes, echo_rejected: bool = False) -> list[str]:
-    """Replies owed for one line; ``echo_rejected``: protocol rejections carry the message's id
-    (needs the daemon to send MessageError.id; today it sends null)."""
+def daemon_expected(line: bytes, echo_rejected: bool = True) -> list[str]:
+    """Replies owed for one line; ``echo_rejected``: protocol rejections carry the message's id (the daemon
+    sends MessageError.id)."""
     try:
         msg = _loads(line)
     except (ValueError, RecursionError):
@@ -129,11 +129,15 @@ class Fuzzer:
         self.rng = random.Random(seed)
         self.uri = uri
         self._ids = itertools.count(1)
+        self._sent: list[int] = []  # int ids handed out, for cancels aimed at real requests
 
     # -- building blocks ------------------------------------------------------------------------
     def fresh_id(self, prefix: str = "") -> int | str:
         n = next(self._ids)
-        return f"{prefix or 's'}{n}" if prefix or self.rng.random() < 0.3 else 1_000_000 + n
+        msg_id: int | str = f"{prefix or 's'}{n}" if prefix or self.rng.random() < 0.3 else 1_000_000 + n
+        if isinstance(msg_id, int):
+            self._sent.append(msg_id)
+        return msg_id
 
     def scalar(self) -> Any:
         return self.rng.choice(
@@ -401,8 +405,10 @@ class Fuzzer:
         return head.encode() + inner, lsp_expected(inner)
 
     def cancel_target(self) -> int:
-        # Never the id of a request sent: a cancel that reaches a request before it starts leaves it
-        # unanswered today (see test_daemon_answers_a_request_cancelled_before_it_starts).
+        # Half the time a request just sent (a cancel may reach it before it starts: it must still be
+        # answered once), else an id nobody used.
+        if self._sent and self.rng.random() < 0.5:
+            return self._sent[-1]
         return -(10**7 + next(self._ids))
 
     # -- daemon protocol ----------------------------------------------------------------------------

@@ -58,8 +58,8 @@ def test_refusals_agree_with_the_contract_on_seeded_fuzz() -> None:
         try:
             msg = parse_message(line)
         except MessageError as exc:
-            assert daemon_expected(line, echo_rejected=True) == [id_key(exc.id) if exc.id is not None else NULL]
-            assert daemon_expected(line) == [NULL]
+            assert daemon_expected(line) == [id_key(exc.id) if exc.id is not None else NULL]
+            assert daemon_expected(line, echo_rejected=False) == [NULL]
         else:
             assert daemon_expected(line) == ([id_key(msg["id"])] if msg.get("id") is not None else [])
 

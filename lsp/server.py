@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -276,7 +277,15 @@ def completion_item(
     )
 
 
+TTY_HINT = ("codeassist lsp speaks the Language Server Protocol to an editor over stdin/stdout; it is not for a "
+            "terminal. To try codeassist here: `codeassist demo`, or `codeassist complete FILE:LINE:COL`; "
+            "editor setup: see the README's Editors section.")
+
+
 def main() -> int:
+    if sys.stdin.isatty():  # a person ran it by hand: say what it is instead of waiting silently for LSP frames
+        print(TTY_HINT, file=sys.stderr)
+        return 2
     configure_logging()
     create_server().start_io()
     return 0

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from codeassist.client.daemon_client import DaemonUnavailable, connect
 from codeassist.client.protocol import DaemonError, RpcConnection
+from codeassist.client.version import VERSION
 from codeassist.lsp.log_format import configure_logging, one_line
 from codeassist.lsp.positions import PositionError, offset_to_position, position_to_offset
 from codeassist.lsp.protocol import BridgeProtocol
@@ -53,7 +54,7 @@ class _Doc:
 
 class BridgeServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("codeassist", "0.1.0", protocol_cls=BridgeProtocol)
+        super().__init__("codeassist", VERSION, protocol_cls=BridgeProtocol)
         self.docs: dict[str, _Doc] = {}
         self.roots: list[str] = []
         self._daemon: RpcConnection | None = None

@@ -65,13 +65,23 @@ def main() -> int:
         over += parts.tokens > args.budget
     times.sort()
     result = {
-        "bench": "context_build", "root": str(index.root), "files": len(index.files), "chunks": len(index.chunks),
-        "definitions": sum(len(v) for v in index.symbols.values()), "skipped": len(index.skipped),
-        "cold_index_s": round(cold_s, 2), "rss_mb": round(rss, 1), "rss_delta_mb": round(rss - rss0, 1),
+        "bench": "context_build",
+        "root": str(index.root),
+        "files": len(index.files),
+        "chunks": len(index.chunks),
+        "definitions": sum(len(v) for v in index.symbols.values()),
+        "skipped": len(index.skipped),
+        "cold_index_s": round(cold_s, 2),
+        "rss_mb": round(rss, 1),
+        "rss_delta_mb": round(rss - rss0, 1),
         "build_during_index_ms": round(during_ms, 2) if during_ms is not None else None,
-        "positions": len(times), "warm_p50_ms": round(statistics.median(times), 2),
-        "warm_p99_ms": round(times[int(len(times) * 0.99) - 1], 2), "warm_max_ms": round(times[-1], 2),
-        "over_budget": over, "token_counter": engine.counter.name, "budget": args.budget,
+        "positions": len(times),
+        "warm_p50_ms": round(statistics.median(times), 2),
+        "warm_p99_ms": round(times[int(len(times) * 0.99) - 1], 2),
+        "warm_max_ms": round(times[-1], 2),
+        "over_budget": over,
+        "token_counter": engine.counter.name,
+        "budget": args.budget,
     }
     print(json.dumps(result))
     for k, v in result.items():

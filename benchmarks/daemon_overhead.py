@@ -155,17 +155,28 @@ async def run(path: Path, n: int, gaps: str = "typist") -> dict[str, object]:
     server.close()
     await engine.aclose()
     return {
-        "bench": "daemon_overhead", "n": n, "gaps": gaps, "prefetch_builds": prefetch_builds,
+        "bench": "daemon_overhead",
+        "n": n,
+        "gaps": gaps,
+        "prefetch_builds": prefetch_builds,
         "load_1m": round(os.getloadavg()[0], 2),
         "file": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path),
-        "doc_chars": len(text), "context_engine": type(engine.context).__name__ if engine.context else None,
-        "to_wire_p50_ms": pct(wire, 50), "to_wire_p99_ms": pct(wire, 99),
-        "context_build_p50_ms": pct(miss_build, 50), "context_build_p99_ms": pct(miss_build, 99),
-        "context_build_cpu_p50_ms": pct(miss_build_cpu, 50), "context_build_cpu_p99_ms": pct(miss_build_cpu, 99),
-        "daemon_own_p50_ms": pct(own, 50), "daemon_own_p99_ms": pct(own, 99),
-        "daemon_own_cpu_p50_ms": pct(own_cpu, 50), "daemon_own_cpu_p99_ms": pct(own_cpu, 99),
-        "ipc_p50_ms": pct(ipc, 50), "ipc_p99_ms": pct(ipc, 99),
-        "cache_hit_p50_ms": pct(hits, 50), "cache_hit_p99_ms": pct(hits, 99),
+        "doc_chars": len(text),
+        "context_engine": type(engine.context).__name__ if engine.context else None,
+        "to_wire_p50_ms": pct(wire, 50),
+        "to_wire_p99_ms": pct(wire, 99),
+        "context_build_p50_ms": pct(miss_build, 50),
+        "context_build_p99_ms": pct(miss_build, 99),
+        "context_build_cpu_p50_ms": pct(miss_build_cpu, 50),
+        "context_build_cpu_p99_ms": pct(miss_build_cpu, 99),
+        "daemon_own_p50_ms": pct(own, 50),
+        "daemon_own_p99_ms": pct(own, 99),
+        "daemon_own_cpu_p50_ms": pct(own_cpu, 50),
+        "daemon_own_cpu_p99_ms": pct(own_cpu, 99),
+        "ipc_p50_ms": pct(ipc, 50),
+        "ipc_p99_ms": pct(ipc, 99),
+        "cache_hit_p50_ms": pct(hits, 50),
+        "cache_hit_p99_ms": pct(hits, 99),
     }
 
 

@@ -26,9 +26,15 @@ from lsprotocol import types
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import daemon_env, emit, local_model, machine, percentile
 
-SOURCE_FILES = [Path(p) for p in (
-    "client/engine.py", "client/daemon.py", "lsp/positions.py", "context/templates.py",
-)]
+SOURCE_FILES = [
+    Path(p)
+    for p in (
+        "client/engine.py",
+        "client/daemon.py",
+        "lsp/positions.py",
+        "context/templates.py",
+    )
+]
 
 
 def cursor_positions(text: str, n: int, rng: random.Random) -> list[int]:
@@ -43,10 +49,16 @@ async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random)
     client = await ClientServerConfig(
         server_command=[sys.executable, "-m", "codeassist.client.cli", "lsp"], server_env=env
     ).start()
-    await client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
-            inline_completion=types.InlineCompletionClientCapabilities())),
-        root_uri=root.as_uri()))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(
+                text_document=types.TextDocumentClientCapabilities(
+                    inline_completion=types.InlineCompletionClientCapabilities()
+                )
+            ),
+            root_uri=root.as_uri(),
+        )
+    )
     latencies: list[float] = []
     try:
         per_file = max(1, n // len(SOURCE_FILES))
@@ -56,24 +68,41 @@ async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random)
             for offset in cursor_positions(text, per_file, rng):
                 # Open the file cut at the cursor, as if the developer just typed the last character.
                 doc = text[:offset]
-                client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=version, text=doc[:-1])))
+                client.text_document_did_open(
+                    types.DidOpenTextDocumentParams(
+                        text_document=types.TextDocumentItem(
+                            uri=uri, language_id="python", version=version, text=doc[:-1]
+                        )
+                    )
+                )
                 line = doc.count("\n")
                 col = len(doc) - (doc.rfind("\n") + 1)
                 t0 = time.perf_counter()
-                client.text_document_did_change(types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version + 1),
-                    content_changes=[types.TextDocumentContentChangePartial(
-                        range=types.Range(start=types.Position(line=line, character=col - 1),
-                                          end=types.Position(line=line, character=col - 1)),
-                        text=doc[-1])]))
-                await client.text_document_inline_completion_async(types.InlineCompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri),
-                    position=types.Position(line=line, character=col),
-                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+                client.text_document_did_change(
+                    types.DidChangeTextDocumentParams(
+                        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version + 1),
+                        content_changes=[
+                            types.TextDocumentContentChangePartial(
+                                range=types.Range(
+                                    start=types.Position(line=line, character=col - 1),
+                                    end=types.Position(line=line, character=col - 1),
+                                ),
+                                text=doc[-1],
+                            )
+                        ],
+                    )
+                )
+                await client.text_document_inline_completion_async(
+                    types.InlineCompletionParams(
+                        text_document=types.TextDocumentIdentifier(uri=uri),
+                        position=types.Position(line=line, character=col),
+                        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+                    )
+                )
                 latencies.append((time.perf_counter() - t0) * 1000)
-                client.text_document_did_close(types.DidCloseTextDocumentParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri)))
+                client.text_document_did_close(
+                    types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+                )
     finally:
         await client.shutdown_session()
     return latencies
@@ -145,8 +174,10 @@ def main() -> int:
     print(f"{'  of which model server':<34}{record['model_p50_ms']:>10}{record['model_p99_ms']:>10}")
     print(f"{'  of which daemon (own work)':<34}{record['daemon_p50_ms']:>10}{record['daemon_p99_ms']:>10}")
     print(f"{'  debounce pause (p50)':<34}{record['debounce_p50_ms']:>10}")
-    print(f"daemon share of in-daemon time: {record['daemon_share_pct']}%; "
-          f"{record['errors_or_timeouts']} of {len(sock)} socket requests got no model answer (timeout)")
+    print(
+        f"daemon share of in-daemon time: {record['daemon_share_pct']}%; "
+        f"{record['errors_or_timeouts']} of {len(sock)} socket requests got no model answer (timeout)"
+    )
     return 0
 
 

@@ -69,8 +69,8 @@ def loadavg() -> str:
 @dataclass
 class Target:
     name: str
-    url: str                       # …/v1
-    pid: int | None = None         # the proxy process whose CPU is measured
+    url: str  # …/v1
+    pid: int | None = None  # the proxy process whose CPU is measured
     key: str | None = None
     model: str = "m"
     ttft: list[float] = field(default_factory=list)
@@ -121,8 +121,10 @@ async def load(client: UpstreamClient, t: Target, rate: float, duration: float, 
     headers = {"content-type": "application/json"}
     if t.key:
         headers["authorization"] = f"Bearer {t.key}"
-    bodies = [json.dumps({"model": t.model, "prompt": p, "max_tokens": TOKENS, "temperature": 0,
-                          "stream": True}).encode() for p in prompts]
+    bodies = [
+        json.dumps({"model": t.model, "prompt": p, "max_tokens": TOKENS, "temperature": 0, "stream": True}).encode()
+        for p in prompts
+    ]
     tasks: list[asyncio.Task[None]] = []
     c0 = cpu_seconds(t.pid) if t.pid else 0.0
     t0 = time.perf_counter()
@@ -149,13 +151,26 @@ def row(rate: float, direct: Target, t: Target, started_load: str) -> dict:
     def diff(a: dict, b: dict, k: str) -> float | None:
         return round(b[k] - a[k], 2) if a[k] is not None and b[k] is not None else None
 
-    return {"bench": "gateway_overhead", "proxy": t.name, "upstream": "timing stand-in (not a model)",
-            "rate": rate, "requests": t.requests, "errors_direct": direct.errors, "errors": t.errors,
-            "direct_ttft_ms": d, "proxy_ttft_ms": g, "direct_e2e_ms": de, "proxy_e2e_ms": ge,
-            "added_ttft_p50_ms": diff(d, g, "p50"), "added_ttft_p99_ms": diff(d, g, "p99"),
-            "added_e2e_p50_ms": diff(de, ge, "p50"), "added_e2e_p99_ms": diff(de, ge, "p99"),
-            "cpu_ms_per_request": round(t.cpu_s * 1000 / max(1, t.requests), 3),
-            "loadavg_before": started_load, "loadavg_after": loadavg()}
+    return {
+        "bench": "gateway_overhead",
+        "proxy": t.name,
+        "upstream": "timing stand-in (not a model)",
+        "rate": rate,
+        "requests": t.requests,
+        "errors_direct": direct.errors,
+        "errors": t.errors,
+        "direct_ttft_ms": d,
+        "proxy_ttft_ms": g,
+        "direct_e2e_ms": de,
+        "proxy_e2e_ms": ge,
+        "added_ttft_p50_ms": diff(d, g, "p50"),
+        "added_ttft_p99_ms": diff(d, g, "p99"),
+        "added_e2e_p50_ms": diff(de, ge, "p50"),
+        "added_e2e_p99_ms": diff(de, ge, "p99"),
+        "cpu_ms_per_request": round(t.cpu_s * 1000 / max(1, t.requests), 3),
+        "loadavg_before": started_load,
+        "loadavg_after": loadavg(),
+    }
 
 
 async def compare(rate: float, duration: float, rounds: int, direct_url: str, proxies: list[Target]) -> list[dict]:
@@ -168,7 +183,7 @@ async def compare(rate: float, duration: float, rounds: int, direct_url: str, pr
             await load(client, Target(t.name, t.url, None, t.key, t.model), 8, 1.0, seed=99)
         order = [direct, *proxies]
         for r in range(rounds):
-            for t in order[r % len(order):] + order[: r % len(order)]:
+            for t in order[r % len(order) :] + order[: r % len(order)]:
                 await load(client, t, rate, duration / rounds, seed=r)
     finally:
         await client.aclose()
@@ -178,9 +193,23 @@ async def compare(rate: float, duration: float, rounds: int, direct_url: str, pr
 # -- processes ------------------------------------------------------------------------------------
 def start_gateway(upstream: str, state: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "codeassist.serverkit.cli", "gateway", "--upstream", upstream, "--port", str(port),
-           "--keys-file", str(state / "keys.json"), "--pepper-file", str(state / "pepper"),
-           "--audit-log", str(state / "audit.jsonl"), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "codeassist.serverkit.cli",
+        "gateway",
+        "--upstream",
+        upstream,
+        "--port",
+        str(port),
+        "--keys-file",
+        str(state / "keys.json"),
+        "--pepper-file",
+        str(state / "pepper"),
+        "--audit-log",
+        str(state / "audit.jsonl"),
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     wait_http(f"http://127.0.0.1:{port}/health")
     return proc, f"http://127.0.0.1:{port}/v1"
@@ -198,15 +227,26 @@ def start_litellm(binary: str, upstream: str, state: Path) -> tuple[subprocess.P
     port = free_port()
     master = "sk-bench-" + os.urandom(16).hex()
     cfg = state / "litellm.yaml"
-    cfg.write_text("model_list:\n  - model_name: standin\n    litellm_params:\n"
-                   "      model: text-completion-openai/standin-model\n"
-                   f"      api_base: {upstream}\n      api_key: none\n"
-                   "litellm_settings:\n  drop_params: true\n  set_verbose: false\n")
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "true",
-           "LITELLM_MASTER_KEY": master}
+    cfg.write_text(
+        "model_list:\n  - model_name: standin\n    litellm_params:\n"
+        "      model: text-completion-openai/standin-model\n"
+        f"      api_base: {upstream}\n      api_key: none\n"
+        "litellm_settings:\n  drop_params: true\n  set_verbose: false\n"
+    )
+    env = {
+        **os.environ,
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_SCHEMA_UPDATE": "true",
+        "LITELLM_MASTER_KEY": master,
+    }
     log = open(state / "litellm.log", "w")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([binary, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
-                             "--num_workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [binary, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180, proc=proc)
     return proc, f"http://127.0.0.1:{port}/v1", master
 
@@ -229,8 +269,11 @@ async def burst(url: str, key: str, rate: float, duration: float) -> dict:
         nonlocal missing_retry_after
         await asyncio.sleep(delay)
         try:
-            r = await c.post("/completions", json={"model": "m", "prompt": "x" * 2800, "max_tokens": TOKENS,
-                                                   "stream": True}, headers={"authorization": f"Bearer {key}"})
+            r = await c.post(
+                "/completions",
+                json={"model": "m", "prompt": "x" * 2800, "max_tokens": TOKENS, "stream": True},
+                headers={"authorization": f"Bearer {key}"},
+            )
             kind = str(r.status_code) if r.status_code != 200 or "[DONE]" in r.text else "200_incomplete"
             if r.status_code in (429, 503) and "retry-after" not in r.headers:
                 missing_retry_after += 1
@@ -243,9 +286,16 @@ async def burst(url: str, key: str, rate: float, duration: float) -> dict:
         await asyncio.gather(*(one(c, i / rate) for i in range(n)))
     lost = n - sum(outcome.values())
     bad = sum(v for k, v in outcome.items() if k not in ("200", "429", "503"))
-    return {"bench": "gateway_burst", "offered_rps": rate, "duration_s": duration, "sent": n, "outcomes": outcome,
-            "lost": lost, "missing_retry_after": missing_retry_after, "ok": lost == 0 and bad == 0
-            and missing_retry_after == 0}
+    return {
+        "bench": "gateway_burst",
+        "offered_rps": rate,
+        "duration_s": duration,
+        "sent": n,
+        "outcomes": outcome,
+        "lost": lost,
+        "missing_retry_after": missing_retry_after,
+        "ok": lost == 0 and bad == 0 and missing_retry_after == 0,
+    }
 
 
 async def main_async(args: argparse.Namespace) -> list[dict]:
@@ -253,16 +303,32 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
     os.environ.pop("CODEASSIST_GATEWAY_PEPPER", None)
     key, _ = KeyStore(state / "keys.json", load_pepper(state / "pepper")).add("bench")
     up_port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-m", "codeassist.serverkit.standin", "--port", str(up_port),
-                                 "--ttft", str(TTFT_S), "--gap", str(GAP_S), "--tokens", str(TOKENS)],
-                                stdout=subprocess.DEVNULL)
+    upstream = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codeassist.serverkit.standin",
+            "--port",
+            str(up_port),
+            "--ttft",
+            str(TTFT_S),
+            "--gap",
+            str(GAP_S),
+            "--tokens",
+            str(TOKENS),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     direct = f"http://127.0.0.1:{up_port}/v1"
     out: list[dict] = []
     procs: list[subprocess.Popen] = [upstream]
     try:
         wait_http(direct.removesuffix("/v1") + "/health")
-        gw, gw_url = start_gateway(direct, state, ["--rpm", "1e7", "--burst", "1e6", "--tpm", "1e12",
-                                                   "--max-inflight", "512", "--max-queue-per-user", "512"])
+        gw, gw_url = start_gateway(
+            direct,
+            state,
+            ["--rpm", "1e7", "--burst", "1e6", "--tpm", "1e12", "--max-inflight", "512", "--max-queue-per-user", "512"],
+        )
         procs.append(gw)
         relay, relay_url = start_relay(up_port)
         procs.append(relay)
@@ -278,15 +344,19 @@ async def main_async(args: argparse.Namespace) -> list[dict]:
             ll, ll_url, master = start_litellm(args.litellm, direct, state)
             procs.append(ll)
             for rate in args.litellm_rates:
-                for r in await compare(rate, args.duration, args.rounds, direct,
-                                       [Target("litellm", ll_url, ll.pid, master, "standin")]):
+                for r in await compare(
+                    rate, args.duration, args.rounds, direct, [Target("litellm", ll_url, ll.pid, master, "standin")]
+                ):
                     print(json.dumps(r), flush=True)
                     out.append(r)
             stop(ll)
             procs.remove(ll)
         # Burst: configured for 8 req/s (one user: 480/min, bucket 8; 8 in flight, 16 queued); offered 80 req/s.
-        gw, gw_url = start_gateway(direct, state, ["--rpm", "480", "--burst", "8", "--max-inflight", "8",
-                                                   "--max-queue", "16", "--queue-timeout", "2"])
+        gw, gw_url = start_gateway(
+            direct,
+            state,
+            ["--rpm", "480", "--burst", "8", "--max-inflight", "8", "--max-queue", "16", "--queue-timeout", "2"],
+        )
         procs.append(gw)
         b = await burst(gw_url, key, 80.0, args.burst_duration)
         print(json.dumps(b), flush=True)
@@ -355,22 +425,35 @@ def main() -> None:
 
     load_before = loadavg()
     rows = uvloop.run(main_async(args))
-    meta = {"bench": "meta", "cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": loadavg(),
-            "command": " ".join(sys.argv)}
+    meta = {
+        "bench": "meta",
+        "cpus": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "command": " ".join(sys.argv),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps([meta, *rows], indent=1) + "\n")
-    print(f"\nupstream: timing stand-in, TTFT {TTFT_S * 1000:g} ms, gap {GAP_S * 1000:g} ms, {TOKENS} tokens "
-          f"(measures proxy overhead only); {os.cpu_count()} CPUs, load {load_before} -> {meta['loadavg_after']}")
-    print(f"{'proxy':<16}{'rate':>5}{'reqs':>6}{'+TTFT p50':>10}{'+TTFT p99':>10}{'+E2E p50':>10}{'+E2E p99':>10}"
-          f"{'CPU ms/req':>11}  errors")
+    print(
+        f"\nupstream: timing stand-in, TTFT {TTFT_S * 1000:g} ms, gap {GAP_S * 1000:g} ms, {TOKENS} tokens "
+        f"(measures proxy overhead only); {os.cpu_count()} CPUs, load {load_before} -> {meta['loadavg_after']}"
+    )
+    print(
+        f"{'proxy':<16}{'rate':>5}{'reqs':>6}{'+TTFT p50':>10}{'+TTFT p99':>10}{'+E2E p50':>10}{'+E2E p99':>10}"
+        f"{'CPU ms/req':>11}  errors"
+    )
     for r in rows:
         if r["bench"] == "gateway_overhead":
-            print(f"{r['proxy']:<16}{r['rate']:>5g}{r['requests']:>6}{r['added_ttft_p50_ms']!s:>10}"
-                  f"{r['added_ttft_p99_ms']!s:>10}{r['added_e2e_p50_ms']!s:>10}{r['added_e2e_p99_ms']!s:>10}"
-                  f"{r['cpu_ms_per_request']:>11}  {r['errors'] or 0}")
+            print(
+                f"{r['proxy']:<16}{r['rate']:>5g}{r['requests']:>6}{r['added_ttft_p50_ms']!s:>10}"
+                f"{r['added_ttft_p99_ms']!s:>10}{r['added_e2e_p50_ms']!s:>10}{r['added_e2e_p99_ms']!s:>10}"
+                f"{r['cpu_ms_per_request']:>11}  {r['errors'] or 0}"
+            )
         else:
-            print(f"burst {r['offered_rps']:g} req/s × {r['duration_s']:g} s: {r['outcomes']}, lost {r['lost']}, "
-                  f"missing Retry-After {r['missing_retry_after']} -> {'PASS' if r['ok'] else 'FAIL'}")
+            print(
+                f"burst {r['offered_rps']:g} req/s × {r['duration_s']:g} s: {r['outcomes']}, lost {r['lost']}, "
+                f"missing Retry-After {r['missing_retry_after']} -> {'PASS' if r['ok'] else 'FAIL'}"
+            )
     if not args.litellm:
         print("LiteLLM proxy: not measured in this run (pass --litellm /path/to/venv/bin/litellm).")
 

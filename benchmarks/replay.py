@@ -142,9 +142,16 @@ class Outcome:
 
 def make_env(server_url: str, mode: str) -> tuple[dict[str, str], Path]:
     root = Path(tempfile.mkdtemp(prefix="ca-rp-", dir="/tmp"))
-    env = {**os.environ, "CODEASSIST_RUNTIME_DIR": str(root / "run"), "CODEASSIST_CONFIG_DIR": str(root / "cfg"),
-           "CODEASSIST_STATE_DIR": str(root / "state"), "CODEASSIST_LOG_DIR": str(root / "log"),
-           "CODEASSIST_SERVER_URL": server_url, "CODEASSIST_IDLE_TIMEOUT": "30", "CODEASSIST_ENGINE_MODE": mode}
+    env = {
+        **os.environ,
+        "CODEASSIST_RUNTIME_DIR": str(root / "run"),
+        "CODEASSIST_CONFIG_DIR": str(root / "cfg"),
+        "CODEASSIST_STATE_DIR": str(root / "state"),
+        "CODEASSIST_LOG_DIR": str(root / "log"),
+        "CODEASSIST_SERVER_URL": server_url,
+        "CODEASSIST_IDLE_TIMEOUT": "30",
+        "CODEASSIST_ENGINE_MODE": mode,
+    }
     return env, root
 
 
@@ -159,8 +166,9 @@ class Region:
 def load_regions() -> list[Region]:
     out = []
     for rel, first, count in REGIONS:
-        full = subprocess.run(["git", "-C", str(REPO), "show", f"HEAD:{rel}"], capture_output=True, text=True,
-                              check=True).stdout
+        full = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"HEAD:{rel}"], capture_output=True, text=True, check=True
+        ).stdout
         lines = full.split("\n")
         start = len("\n".join(lines[:first])) + 1
         out.append(Region(rel, full, start, "\n".join(lines[first : first + count]) + "\n"))
@@ -170,8 +178,9 @@ def load_regions() -> list[Region]:
 def make_workspace(regions: list[Region]) -> Path:
     """HEAD's client/, context/, lsp/ in a temp dir, each replayed file with its region removed."""
     ws = Path(tempfile.mkdtemp(prefix="ca-rp-ws-", dir="/tmp"))
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD", *WORKSPACE_DIRS], capture_output=True,
-                             check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "HEAD", *WORKSPACE_DIRS], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(ws)], input=archive, check=True)
     for r in regions:
         (ws / r.rel).write_text(r.full[: r.start] + r.full[r.start + len(r.text) :], encoding="utf-8")
@@ -184,8 +193,11 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
     path = ws / region.rel
     text = path.read_text(encoding="utf-8")
     uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+    )
     version = 1
     cursor = region.start
     done = 0  # characters of the region in the document
@@ -200,10 +212,14 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
         cursor += len(insert)
         done += len(insert)
         version += 1
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos),
-                                                                     text=insert)]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=insert)
+                ],
+            )
+        )
 
     def request() -> None:
         prev = pending.get("state")
@@ -212,14 +228,20 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
         line, col = offset_to_pos(text, cursor)
         msg_id = f"r{id(pending)}-{version}"
         t0 = time.perf_counter()
-        fut = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=col),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)),
-            msg_id=msg_id)
+        fut = client.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=col),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            ),
+            msg_id=msg_id,
+        )
         state: dict[str, Any] = {"id": msg_id, "fut": fut, "t0": t0, "cursor": cursor}
 
         def done_cb(f: Any) -> None:
             state["t1"] = time.perf_counter()
+
         fut.add_done_callback(done_cb)
         pending.clear()
         pending["state"] = state
@@ -244,8 +266,16 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
         ms = (st["t1"] - st["t0"]) * 1000
         take = user_take(g[0], region.text[done:]) if g is not None else 0
         out.answered.append((ms, g is not None))
-        out.trace.append({"ev": "answer", "file": region.rel, "at": done, "ms": round(ms, 1),
-                          "shown": g[0] if g else "", "take": take})
+        out.trace.append(
+            {
+                "ev": "answer",
+                "file": region.rel,
+                "at": done,
+                "ms": round(ms, 1),
+                "shown": g[0] if g else "",
+                "take": take,
+            }
+        )
         if g is not None and ms <= 5:
             out.fast_hits += 1
         if g is None:
@@ -255,7 +285,7 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
         out.useful += take > 0
         prev_cursor, prev_text = seen.get("cursor"), seen.get("text", "")
         typed = text[prev_cursor:cursor] if prev_cursor is not None and prev_cursor <= cursor else None
-        if not (typed is not None and prev_text.startswith(typed) and prev_text[len(typed):] == shown):
+        if not (typed is not None and prev_text.startswith(typed) and prev_text[len(typed) :] == shown):
             seen["since"] = t1  # a new suggestion, not the continuation of the one on screen
         seen.update(cursor=cursor, text=shown)
 
@@ -270,8 +300,9 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
             if take:
                 edit(shown[:take])
                 args = [command.arguments[0]] if take == len(shown) else [command.arguments[0], take]
-                await client.workspace_execute_command_async(types.ExecuteCommandParams(
-                    command="codeassist.accept", arguments=args))
+                await client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(command="codeassist.accept", arguments=args)
+                )
                 out.keystrokes += 1
                 out.accepted += take == len(shown)
                 out.partial += take < len(shown)
@@ -282,35 +313,44 @@ async def replay_region(client: Any, ws: Path, region: Region, keys: list[Key], 
                 request()
                 continue
         edit(keys[i].ch)
-        out.trace.append({"ev": "key", "file": region.rel, "at": done, "ch": keys[i].ch,
-                          "gap_ms": round(keys[i].gap_s * 1000)})
+        out.trace.append(
+            {"ev": "key", "file": region.rel, "at": done, "ch": keys[i].ch, "gap_ms": round(keys[i].gap_s * 1000)}
+        )
         out.keystrokes += 1
         i += 1
         request()
     await asyncio.sleep(1.0)
     settle()
-    client.text_document_did_close(types.DidCloseTextDocumentParams(
-        text_document=types.TextDocumentIdentifier(uri=uri)))
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
 
 
-async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], scripts: list[list[Key]]
-                 ) -> dict[str, Any]:
+async def replay(
+    mode: str, server_url: str, ws: Path, regions: list[Region], scripts: list[list[Key]]
+) -> dict[str, Any]:
     from lsprotocol import types
     from pytest_lsp import ClientServerConfig
 
     env, root = make_env(server_url, mode)
     client = await ClientServerConfig(server_command=LSP_COMMAND, server_env=env).start()
     td = types.TextDocumentClientCapabilities(inline_completion=types.InlineCompletionClientCapabilities())
-    await client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(text_document=td), root_uri=ws.as_uri()))
+    await client.initialize_session(
+        types.InitializeParams(capabilities=types.ClientCapabilities(text_document=td), root_uri=ws.as_uri())
+    )
     await asyncio.sleep(2.0)  # let the workspace index start, as an editor opened a moment ago would
     out = Outcome()
     t_start = time.perf_counter()
     for region, keys in zip(regions, scripts, strict=True):
         await replay_region(client, ws, region, keys, out)
     wall = time.perf_counter() - t_start
-    stats_proc = subprocess.run([sys.executable, "-m", "codeassist.client.cli", "stats", "--json"], env=env,
-                                capture_output=True, text=True, timeout=30)
+    stats_proc = subprocess.run(
+        [sys.executable, "-m", "codeassist.client.cli", "stats", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     stats = json.loads(stats_proc.stdout)
     await client.shutdown_session()
     subprocess.run([sys.executable, "-m", "codeassist.client.cli", "stop"], env=env, capture_output=True, timeout=30)
@@ -323,22 +363,39 @@ async def replay(mode: str, server_url: str, ws: Path, regions: list[Region], sc
     lat = stats["latency_ms"]
     acc = out.accepted + out.partial
     return {
-        "bench": "replay", "mode": mode, "files": len(regions), "chars": sum(len(r.text) for r in regions),
-        "keystrokes": out.keystrokes, "wall_s": round(wall, 1),
-        "requests_sent": c["upstream_requests"], "prefetch_requests": c["prefetch_requests"],
-        "prefetch_used": c.get("prefetch_used"), "prefetch_wasted": c.get("prefetch_wasted"),
+        "bench": "replay",
+        "mode": mode,
+        "files": len(regions),
+        "chars": sum(len(r.text) for r in regions),
+        "keystrokes": out.keystrokes,
+        "wall_s": round(wall, 1),
+        "requests_sent": c["upstream_requests"],
+        "prefetch_requests": c["prefetch_requests"],
+        "prefetch_used": c.get("prefetch_used"),
+        "prefetch_wasted": c.get("prefetch_wasted"),
         "prefetch_held": c.get("prefetch_held"),
-        "upstream_cancelled": c.get("upstream_cancelled"), "joined": c.get("joined"),
-        "accepted": out.accepted, "partially_accepted": out.partial, "accepted_chars": out.accepted_chars,
+        "upstream_cancelled": c.get("upstream_cancelled"),
+        "joined": c.get("joined"),
+        "accepted": out.accepted,
+        "partially_accepted": out.partial,
+        "accepted_chars": out.accepted_chars,
         "requests_per_accept": round(c["upstream_requests"] / acc, 2) if acc else None,
         "fast_from_cache_frac": round(out.fast_hits / max(1, out.keystrokes), 3),
         "ghost_p50_ms": round(percentile(shown_ms, 50) or 0, 1),
         "ghost_p99_ms": round(percentile(shown_ms, 99) or 0, 1),
-        "ghost_shown": len(shown_ms), "ghost_useful": out.useful, "empty": c.get("empty"), **split,
-        "errors": c.get("errors"), "replaced": c.get("replaced"), "debounce_p50_ms": lat["debounce"]["p50_ms"],
+        "ghost_shown": len(shown_ms),
+        "ghost_useful": out.useful,
+        "empty": c.get("empty"),
+        **split,
+        "errors": c.get("errors"),
+        "replaced": c.get("replaced"),
+        "debounce_p50_ms": lat["debounce"]["p50_ms"],
         "pause_delay_p50_ms": (lat.get("pause_delay") or {}).get("p50_ms"),
-        "model_p50_ms": lat["model"]["p50_ms"], "typed_through": c["typed_through"],
-        "cancelled": c["cancelled"], "load_1m": round(os.getloadavg()[0], 2), "trace": out.trace,
+        "model_p50_ms": lat["model"]["p50_ms"],
+        "typed_through": c["typed_through"],
+        "cancelled": c["cancelled"],
+        "load_1m": round(os.getloadavg()[0], 2),
+        "trace": out.trace,
     }
 
 
@@ -396,18 +453,40 @@ def main() -> int:
     p = argparse.ArgumentParser(description="replay typing sessions: adaptive vs fixed-350ms debounce")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--modes", default="adaptive,fixed")
-    p.add_argument("--pause-scale", type=float, default=4.0,
-                   help="stretch pauses so a CPU model (seconds per completion) can answer within them")
+    p.add_argument(
+        "--pause-scale",
+        type=float,
+        default=4.0,
+        help="stretch pauses so a CPU model (seconds per completion) can answer within them",
+    )
     p.add_argument("--server-url", default="")
     p.add_argument("--trace", default="", help="write each mode's key/answer/accept events to TRACE.MODE.jsonl")
     a = p.parse_args()
     results = asyncio.run(main_async(a))
-    cols = ["keystrokes", "requests_sent", "prefetch_requests", "prefetch_used", "prefetch_wasted", "prefetch_held",
-            "accepted", "partially_accepted", "accepted_chars",
-            "requests_per_accept", "answers_then_accept", "pause_misses", "answers_while_typing", "ghost_shown",
-            "ghost_useful",
-            "fast_from_cache_frac", "ghost_p50_ms", "ghost_p99_ms", "debounce_p50_ms",
-            "pause_delay_p50_ms", "model_p50_ms", "load_1m"]
+    cols = [
+        "keystrokes",
+        "requests_sent",
+        "prefetch_requests",
+        "prefetch_used",
+        "prefetch_wasted",
+        "prefetch_held",
+        "accepted",
+        "partially_accepted",
+        "accepted_chars",
+        "requests_per_accept",
+        "answers_then_accept",
+        "pause_misses",
+        "answers_while_typing",
+        "ghost_shown",
+        "ghost_useful",
+        "fast_from_cache_frac",
+        "ghost_p50_ms",
+        "ghost_p99_ms",
+        "debounce_p50_ms",
+        "pause_delay_p50_ms",
+        "model_p50_ms",
+        "load_1m",
+    ]
     print(f"{'':>22}" + "".join(f"{r['mode']:>12}" for r in results))
     for col in cols:
         print(f"{col:>22}" + "".join(f"{r[col]!s:>12}" for r in results))

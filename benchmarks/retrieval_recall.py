@@ -67,20 +67,22 @@ def build_cases(index: RepoIndex, n: int, rng: random.Random) -> list[tuple[str,
                 chain = m.group(2)
                 reachable = bool(defs) and (
                     (not chain and (m.group(3) in imported or star) and not defs[0].owner)
-                    or (chain and (defs[0].owner or chain.split(".")[0] in imported)))
+                    or (chain and (defs[0].owner or chain.split(".")[0] in imported))
+                )
                 if reachable and len(defs) == 1 and defs[0].path != rel and defs[0].kind != "variable":
                     sig = defs[0].text.split("\n")
                     first = next((s.strip() for s in sig if s.strip().startswith(("def ", "class ", "async "))), "")
                     if first:
-                        blanked = text[:offset] + m.group(1) + text[offset + len(line):]
+                        blanked = text[:offset] + m.group(1) + text[offset + len(line) :]
                         cases.append((rel, blanked, offset + len(m.group(1)), first, m.group(3), defs[0]))
             offset += len(line) + 1
     rng.shuffle(cases)
     return cases[:n]
 
 
-def why_missed(engine: ContextEngine, index: RepoIndex, rel: str, text: str, offset: int, name: str,
-               target: Definition) -> str:
+def why_missed(
+    engine: ContextEngine, index: RepoIndex, rel: str, text: str, offset: int, name: str, target: Definition
+) -> str:
     cursor_line = text.count("\n", 0, offset)
     if not re.search(rf"\b{re.escape(name)}\b", text):
         return "the name occurs nowhere else in the file"
@@ -114,15 +116,17 @@ def main() -> int:
         if first in full.build(text, offset, template, path=path).prompt:
             hits["engine"] += 1
         elif len(misses) < args.misses:
-            misses.append(f"{rel}:{text.count(chr(10), 0, offset) + 1} {name} -> {target.path}:{target.line + 1}: "
-                          f"{why_missed(full, index, rel, text, offset, name, target)}")
+            misses.append(
+                f"{rel}:{text.count(chr(10), 0, offset) + 1} {name} -> {target.path}:{target.line + 1}: "
+                f"{why_missed(full, index, rel, text, offset, name, target)}"
+            )
         ps = window_only.build(text, offset, template, path=path)
         if first in ps.prompt:
             hits["prefix_suffix_only"] += 1
         # Jaccard baseline: the prefix/suffix window plus the most similar chunks in the same snippet budget.
         line = text.count("\n", 0, offset)
         lines = text.split("\n")
-        query = "\n".join(lines[max(0, line - 25):line + 6])
+        query = "\n".join(lines[max(0, line - 25) : line + 6])
         room = int(args.budget * 0.3)
         block = ""
         for s in similar_snippets(index, query, rel, k=8, method="jaccard"):
@@ -133,8 +137,14 @@ def main() -> int:
         if first in ps.prompt or first in block:
             hits["jaccard_only"] += 1
     n = max(1, len(cases))
-    result = {"bench": "retrieval_recall", "root": str(index.root), "cases": len(cases), "budget": args.budget,
-              **{f"recall_{k}": round(v / n, 3) for k, v in hits.items()}, "token_counter": full.counter.name}
+    result = {
+        "bench": "retrieval_recall",
+        "root": str(index.root),
+        "cases": len(cases),
+        "budget": args.budget,
+        **{f"recall_{k}": round(v / n, 3) for k, v in hits.items()},
+        "token_counter": full.counter.name,
+    }
     print(json.dumps(result))
     for k, v in result.items():
         print(f"{k:>28}: {v}")

@@ -14,9 +14,22 @@ def format_stats(stats: dict[str, Any]) -> str:
     c = stats.get("counts", {})
     rate = stats.get("acceptance_rate")
     lines = [f"session: {stats.get('uptime_s', 0)} s, engine mode {stats.get('mode', '?')}"]
-    for name in ("shown", "accepted", "partially_accepted", "typed_through", "cancelled", "cache_hits",
-                 "prefetch_hits", "upstream_requests", "prefetch_requests", "prefetch_used", "prefetch_wasted",
-                 "prefetch_held", "prefetch_cancelled", "errors"):
+    for name in (
+        "shown",
+        "accepted",
+        "partially_accepted",
+        "typed_through",
+        "cancelled",
+        "cache_hits",
+        "prefetch_hits",
+        "upstream_requests",
+        "prefetch_requests",
+        "prefetch_used",
+        "prefetch_wasted",
+        "prefetch_held",
+        "prefetch_cancelled",
+        "errors",
+    ):
         lines.append(f"  {name:>20}: {c.get(name, 0)}")
     lines.append(f"  {'acceptance rate':>20}: {'-' if rate is None else f'{rate:.1%}'}")
     lines.append("latency (ms)            count      p50      p90      p99")

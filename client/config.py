@@ -43,10 +43,18 @@ MAX_CONFIG_BYTES = 256 * 1024
 # What an untrusted repository may set: shapes the prompt and the answer, never where they go.
 PROJECT_KEYS = frozenset({"family", "max_tokens", "temperature", "budget", "exclude"})
 # Where code and keys go: only from a project file the user trusts (`codeassist trust`).
-TRUSTED_PROJECT_KEYS = frozenset({
-    "server_url", "model", "endpoints", "fallback", "ca_bundle",
-    "connect_timeout", "first_token_timeout", "total_timeout",
-})
+TRUSTED_PROJECT_KEYS = frozenset(
+    {
+        "server_url",
+        "model",
+        "endpoints",
+        "fallback",
+        "ca_bundle",
+        "connect_timeout",
+        "first_token_timeout",
+        "total_timeout",
+    }
+)
 
 
 class ConfigError(ValueError):
@@ -242,16 +250,20 @@ def read_project_file(path: Path) -> ProjectFile:
         pf.warnings.append(
             f"codeassist: {path} is not trusted, so its {', '.join(untrusted)} "
             f"{'is' if len(untrusted) == 1 else 'are'} ignored; if you trust this repository: "
-            f"codeassist trust {path.parent}")
+            f"codeassist trust {path.parent}"
+        )
     user_only = [k for k, why in pf.ignored.items() if not why.startswith("the project")]
     if user_only:
-        pf.warnings.append(f"codeassist: {path} may not set {', '.join(user_only)}: "
-                           "set it in your own config (codeassist config) instead")
+        pf.warnings.append(
+            f"codeassist: {path} may not set {', '.join(user_only)}: "
+            "set it in your own config (codeassist config) instead"
+        )
     return pf
 
 
-def load_config(project_dir: Path | None = None, env: dict[str, str] | None = None,
-                boundary: Path | None = None) -> Config:
+def load_config(
+    project_dir: Path | None = None, env: dict[str, str] | None = None, boundary: Path | None = None
+) -> Config:
     """User config, then the project file of ``project_dir`` (none when None), then the environment.
 
     The daemon passes no ``project_dir``: it serves many repositories and resolves each one's project

@@ -209,8 +209,9 @@ class Daemon:
         return {"stopping": True}
 
     async def _doc_open(self, conn: Connection, params: dict[str, Any]) -> None:
-        doc = self.documents.open(params["uri"], params["text"], params.get("language", ""),
-                                  params.get("version", 0), conn.id)
+        doc = self.documents.open(
+            params["uri"], params["text"], params.get("language", ""), params.get("version", 0), conn.id
+        )
         assert doc.parsed is not None
         self.context.attach(doc.uri, doc.parsed)  # the same object: one copy of the text, one tree
 
@@ -253,13 +254,21 @@ class Daemon:
     def _counters(self) -> dict[str, int]:
         """The status line's summary of the one counter set (the engine's SessionStats)."""
         c = self.engine.stats.counts
-        return {"requests": c["requests"], "completions": c["shown"], "errors": c["errors"],
-                "cancelled": c["cancelled"], "accepted": c["accepted"] + c["partially_accepted"]}
+        return {
+            "requests": c["requests"],
+            "completions": c["shown"],
+            "errors": c["errors"],
+            "cancelled": c["cancelled"],
+            "accepted": c["accepted"] + c["partially_accepted"],
+        }
 
     async def _stats(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        return {"uptime_s": round(time.monotonic() - self.started, 1), "mode": self.config.engine_mode,
-                **self.engine.stats.snapshot(), "cache": {"entries": len(self.engine.cache),
-                                                          "bytes": self.engine.cache.bytes}}
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "mode": self.config.engine_mode,
+            **self.engine.stats.snapshot(),
+            "cache": {"entries": len(self.engine.cache), "bytes": self.engine.cache.bytes},
+        }
 
     async def _roots(self, conn: Connection, params: dict[str, Any]) -> None:
         roots = params.get("roots", [])
@@ -366,10 +375,16 @@ class Daemon:
         self.transport.start()
         if self.config.tunnel_host:
             with contextlib.suppress(ValueError):
-                await self.tunnel.start(TunnelSpec(
-                    self.config.tunnel_host, self.config.tunnel_remote_port, self.config.tunnel_local_port,
-                    ssh_port=self.config.tunnel_ssh_port, identity=self.config.tunnel_identity,
-                    options=tuple(self.config.tunnel_ssh_options)))
+                await self.tunnel.start(
+                    TunnelSpec(
+                        self.config.tunnel_host,
+                        self.config.tunnel_remote_port,
+                        self.config.tunnel_local_port,
+                        ssh_port=self.config.tunnel_ssh_port,
+                        identity=self.config.tunnel_identity,
+                        options=tuple(self.config.tunnel_ssh_options),
+                    )
+                )
         try:
             await self._stop.wait()
         finally:

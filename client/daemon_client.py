@@ -118,8 +118,9 @@ async def connect(start: bool = True, **kw: Any) -> RpcConnection:
     return conn
 
 
-async def call(method: str, params: dict[str, Any] | None = None, start: bool = False,
-               timeout: float | None = 30.0) -> Any:
+async def call(
+    method: str, params: dict[str, Any] | None = None, start: bool = False, timeout: float | None = 30.0
+) -> Any:
     """One request on a short-lived connection (the CLI's way to talk to the daemon)."""
     conn = await connect(start=start)
     try:

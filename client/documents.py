@@ -21,8 +21,9 @@ class Document:
 
     __slots__ = ("_text", "edited_at", "language", "owners", "parsed", "uri", "version")
 
-    def __init__(self, uri: str, text: str, language: str = "", version: int = 0,
-                 parsed: ParsedDoc | None = None) -> None:
+    def __init__(
+        self, uri: str, text: str, language: str = "", version: int = 0, parsed: ParsedDoc | None = None
+    ) -> None:
         self.uri = uri
         self.language = language
         self.version = version

@@ -97,8 +97,11 @@ class FallbackTransport:
             if stored is None and ep.kind == "tunnel":  # the tunnel usually leads to the same gateway
                 stored = auth.get_token(self.config.server_url)
             if stored is not None and not auth.may_send_key(ep.url, self.config.allow_insecure_http):
-                log.warning("not sending the API key to %s: plain http to another host "
-                            "(use https, a tunnel, or allow_insecure_http = true in your own config)", ep.url)
+                log.warning(
+                    "not sending the API key to %s: plain http to another host "
+                    "(use https, a tunnel, or allow_insecure_http = true in your own config)",
+                    ep.url,
+                )
                 self.errors[ep.name] = "API key withheld: plain http:// to another host"
                 stored = None
             t = self._clients[ep.url] = HttpTransport(
@@ -187,8 +190,11 @@ class FallbackTransport:
         self.down, self.down_since = True, time.time()
         summary = "; ".join(f"{n}: {e}" for n, e in self.errors.items()) or "no endpoint configured"
         log.warning("no endpoint reachable: %s", summary)
-        self._emit("down", message=f"codeassist: no completion server reachable ({summary}). "
-                                   "Completions are off until it answers; run `codeassist doctor`.")
+        self._emit(
+            "down",
+            message=f"codeassist: no completion server reachable ({summary}). "
+            "Completions are off until it answers; run `codeassist doctor`.",
+        )
 
     async def _select(self, exclude: set[str]) -> Endpoint:
         if self.current is not None and self.current.name not in exclude:
@@ -200,8 +206,11 @@ class FallbackTransport:
         if ep is None:
             if (exclude or not candidates) and not self._tunnel_pending():
                 self._go_down()
-            raise TransportError("connect", "no completion server reachable: "
-                                 + ("; ".join(f"{n}: {e}" for n, e in self.errors.items()) or "none configured"))
+            raise TransportError(
+                "connect",
+                "no completion server reachable: "
+                + ("; ".join(f"{n}: {e}" for n, e in self.errors.items()) or "none configured"),
+            )
         return ep
 
     def _failed(self, ep: Endpoint, exc: TransportError) -> None:
@@ -223,8 +232,9 @@ class FallbackTransport:
                 self._failed(ep, exc)
                 tried.add(ep.name)
 
-    async def stream(self, params: CompletionParams,
-                     timings: dict[str, Any] | None = None) -> AsyncIterator[StreamChunk]:
+    async def stream(
+        self, params: CompletionParams, timings: dict[str, Any] | None = None
+    ) -> AsyncIterator[StreamChunk]:
         tried: set[str] = set()
         while True:
             ep = await self._select(tried)

@@ -65,15 +65,19 @@ UNCOUNTED: contextvars.ContextVar[bool] = contextvars.ContextVar("uncounted", de
 class ContextSource(Protocol):
     """What the engine needs of the context engine (``codeassist.context.engine.ContextEngine``)."""
 
-    def build(self, text: str, offset: int, template: Any, *, uri: str, language: str, budget: int) -> PromptParts:
-        ...
+    def build(self, text: str, offset: int, template: Any, *, uri: str, language: str, budget: int) -> PromptParts: ...
 
     def refresh(self, uri: str) -> bool: ...
 
 
 class CompletionEngine:
-    def __init__(self, config: Config, transport: Transport, context: ContextSource | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: Config,
+        transport: Transport,
+        context: ContextSource | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.transport = transport
         self.context = context  # None: prompts are the plain window around the cursor
@@ -83,8 +87,13 @@ class CompletionEngine:
         self.route: Callable[[str], Route] = lambda uri: Route(self.config, self.transport)
         self.adaptive = config.engine_mode != "fixed"
         self.latency = LatencyTracker()
-        self.debouncer = Debouncer(config.debounce_min_ms, config.debounce_max_ms, self.latency, clock,
-                                   fixed_ms=None if self.adaptive else config.debounce_fixed_ms)
+        self.debouncer = Debouncer(
+            config.debounce_min_ms,
+            config.debounce_max_ms,
+            self.latency,
+            clock,
+            fixed_ms=None if self.adaptive else config.debounce_fixed_ms,
+        )
         # The fixed baseline keeps an exact-position/prompt LRU (as Continue does) but no walk-back.
         self.cache = CompletionCache(config.cache_entries, config.cache_bytes, max_walk=128 if self.adaptive else 0)
         self.prefetcher = Prefetcher(self._speculative_generate, self.debouncer, lambda: self.stats)
@@ -114,8 +123,14 @@ class CompletionEngine:
     def build_prompt(self, doc: Document, offset: int, family: str, budget: int | None = None) -> PromptParts:
         if self.context is not None:
             try:
-                return self.context.build(doc.text, offset, template_for(family), uri=doc.uri, language=doc.language,
-                                     budget=budget or self.config.budget)
+                return self.context.build(
+                    doc.text,
+                    offset,
+                    template_for(family),
+                    uri=doc.uri,
+                    language=doc.language,
+                    budget=budget or self.config.budget,
+                )
             except Exception:
                 log.exception("context engine failed; using the plain window")
         return simple_window(doc.text, offset, template_for(family))
@@ -266,8 +281,12 @@ class CompletionEngine:
             self.stats.latency["pause_delay"].add(min(pause, timings["debounce_ms"]))
         ds.drop_upstream()  # not joinable: at most one interactive request per document
         streamed: list[str] = []
-        up = Upstream(asyncio.create_task(self._request(doc, offset, priority, timings, streamed)), text[:offset],
-                      text[offset:], streamed)
+        up = Upstream(
+            asyncio.create_task(self._request(doc, offset, priority, timings, streamed)),
+            text[:offset],
+            text[offset:],
+            streamed,
+        )
         ds.upstream = up
         result = await self._wait_upstream(ds, up, None)
         assert result is not None  # no timeout: a result
@@ -305,11 +324,16 @@ class CompletionEngine:
             return None
         if hit.typed:
             self.stats.bump("typed_through")
-        return CompletionResult(text=hit.text, source="prefetch" if hit.source == "prefetch" else "cache",
-                                multiline="\n" in hit.text, typed=hit.typed)
+        return CompletionResult(
+            text=hit.text,
+            source="prefetch" if hit.source == "prefetch" else "cache",
+            multiline="\n" in hit.text,
+            typed=hit.typed,
+        )
 
-    async def _request(self, doc: Document, offset: int, priority: str, timings: dict[str, float],
-                       streamed: list[str] | None = None) -> CompletionResult:
+    async def _request(
+        self, doc: Document, offset: int, priority: str, timings: dict[str, float], streamed: list[str] | None = None
+    ) -> CompletionResult:
         doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
         try:
             completion, multiline, source = await self._generate(doc, offset, priority, timings, streamed)
@@ -319,11 +343,19 @@ class CompletionEngine:
         except asyncio.CancelledError:
             self.stats.bump("upstream_cancelled")
             raise
-        return CompletionResult(text=completion, source=source if completion else "none", multiline=multiline,
-                                timings=timings)
+        return CompletionResult(
+            text=completion, source=source if completion else "none", multiline=multiline, timings=timings
+        )
 
-    async def _generate(self, doc: Document, offset: int, priority: str, timings: dict[str, float],
-                        streamed: list[str] | None = None, spec: Speculation | None = None) -> tuple[str, bool, str]:
+    async def _generate(
+        self,
+        doc: Document,
+        offset: int,
+        priority: str,
+        timings: dict[str, float],
+        streamed: list[str] | None = None,
+        spec: Speculation | None = None,
+    ) -> tuple[str, bool, str]:
         """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations."""
         t0 = time.perf_counter()
         text = doc.text
@@ -348,9 +380,13 @@ class CompletionEngine:
             priority=priority,
         )
         raw = await self._fetch(params, timings, streamed, route.transport, spec)
-        ctx = postprocess.FilterContext(prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
-                                        suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
-                                        multiline=mode.multiline, language=doc.language, scaffold=parts.header)
+        ctx = postprocess.FilterContext(
+            prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
+            suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
+            multiline=mode.multiline,
+            language=doc.language,
+            scaffold=parts.header,
+        )
         completion = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
         if completion:
             source = "prefetch" if priority == "prefetch" else "model"
@@ -358,8 +394,14 @@ class CompletionEngine:
             self.cache.put_position(text, offset, completion, source)
         return completion, mode.multiline, "model"
 
-    async def _fetch(self, params: CompletionParams, timings: dict[str, float], streamed: list[str] | None,
-                     transport: Transport, spec: Speculation | None) -> str:
+    async def _fetch(
+        self,
+        params: CompletionParams,
+        timings: dict[str, float],
+        streamed: list[str] | None,
+        transport: Transport,
+        spec: Speculation | None,
+    ) -> str:
         t_send = time.perf_counter()
         if spec is not None:
             spec.sent = True  # its request really goes out (the prompt cache did not answer it)

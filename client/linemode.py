@@ -23,6 +23,7 @@ __all__ = ["LineMode", "cut_at_stops", "decide", "stops_for"]
 WINDOW_CHARS = 2000
 CLOSERS = frozenset(")]}\"'`;:,")
 
+
 @dataclass(frozen=True)
 class LineMode:
     multiline: bool

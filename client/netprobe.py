@@ -76,13 +76,16 @@ def explain_tls(exc: ssl.SSLError, host: str, port: int, timeout: float) -> tupl
         code = getattr(exc, "verify_code", 0)
         msg = getattr(exc, "verify_message", str(exc))
         if code == 62 or "hostname" in str(msg).lower() or "ip address mismatch" in str(msg).lower():
-            return (f"certificate hostname mismatch: not valid for {host!r}{cert_names(host, port, timeout)}",
-                    "use the host name the certificate was issued for in server_url, or reissue the certificate "
-                    f"with {host} in its subjectAltName")
+            return (
+                f"certificate hostname mismatch: not valid for {host!r}{cert_names(host, port, timeout)}",
+                "use the host name the certificate was issued for in server_url, or reissue the certificate "
+                f"with {host} in its subjectAltName",
+            )
         if code == 10:
             return f"certificate expired ({msg})", "renew the server certificate"
-        return (f"certificate not trusted: {msg}{cert_names(host, port, timeout)}",
-                "if the team uses its own CA, set ca_bundle = \"/path/to/team-ca.pem\" in the config "
-                "(codeassist config shows where)")
+        return (
+            f"certificate not trusted: {msg}{cert_names(host, port, timeout)}",
+            'if the team uses its own CA, set ca_bundle = "/path/to/team-ca.pem" in the config '
+            "(codeassist config shows where)",
+        )
     return f"TLS handshake failed: {exc}", "check that the port speaks HTTPS (or use http:// in server_url)"
-

@@ -37,8 +37,10 @@ def private_dir(path: Path) -> Path:
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise UnsafeRuntimeDir(f"{path} is not a directory (a symlink?): refusing to use it; remove it")
     if st.st_uid != os.geteuid():
-        raise UnsafeRuntimeDir(f"{path} belongs to uid {st.st_uid}, not to you: another user may have planted "
-                               f"it; refusing to use it (set CODEASSIST_RUNTIME_DIR to a private directory)")
+        raise UnsafeRuntimeDir(
+            f"{path} belongs to uid {st.st_uid}, not to you: another user may have planted "
+            f"it; refusing to use it (set CODEASSIST_RUNTIME_DIR to a private directory)"
+        )
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)  # ours: close it before anything private goes in
     return path

@@ -54,15 +54,23 @@ class Speculation:
         return len(self.base) + len(self.guess)
 
     def is_target(self, text: str, offset: int) -> bool:
-        return offset == self.target_offset and len(text) == len(self.base) + len(self.guess) + len(self.suffix) \
-            and text.startswith(self.base) and text.endswith(self.suffix) and text[len(self.base):offset] == self.guess
+        return (
+            offset == self.target_offset
+            and len(text) == len(self.base) + len(self.guess) + len(self.suffix)
+            and text.startswith(self.base)
+            and text.endswith(self.suffix)
+            and text[len(self.base) : offset] == self.guess
+        )
 
     def consistent(self, text: str) -> bool:
         extra = len(text) - len(self.base) - len(self.suffix)
         if not 0 <= extra <= len(self.guess):
             return False
-        return text.startswith(self.base) and text.endswith(self.suffix) and \
-            self.guess.startswith(text[len(self.base) : len(self.base) + extra])
+        return (
+            text.startswith(self.base)
+            and text.endswith(self.suffix)
+            and self.guess.startswith(text[len(self.base) : len(self.base) + extra])
+        )
 
 
 class BetOdds:

@@ -24,7 +24,6 @@ __all__ = ["ProjectResolver", "Route", "routing_key"]
 log = logging.getLogger(__name__)
 
 
-
 def _find(directory: str, boundary: str) -> str | None:
     """``config.find_project_file`` on plain strings: it runs on every completion request."""
     d = directory
@@ -60,8 +59,16 @@ class Route:
 
 
 def routing_key(cfg: Config) -> tuple[Any, ...]:
-    return (cfg.server_url, cfg.model, tuple(cfg.fallback), tuple(sorted(cfg.endpoints.items())), cfg.ca_bundle,
-            cfg.connect_timeout, cfg.first_token_timeout, cfg.total_timeout)
+    return (
+        cfg.server_url,
+        cfg.model,
+        tuple(cfg.fallback),
+        tuple(sorted(cfg.endpoints.items())),
+        cfg.ca_bundle,
+        cfg.connect_timeout,
+        cfg.first_token_timeout,
+        cfg.total_timeout,
+    )
 
 
 class ProjectResolver:

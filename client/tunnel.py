@@ -29,16 +29,50 @@ STABLE_AFTER = 10.0
 
 # `-o` options a tunnel may carry, from any source. An allow-list, because ssh has many ways to run a
 # program (ProxyCommand, LocalCommand, KnownHostsCommand, Match exec, Include of another file, ...).
-SSH_OPTION_ALLOWLIST = frozenset(o.lower() for o in (
-    "AddressFamily", "BindAddress", "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Ciphers",
-    "Compression", "ConnectionAttempts", "ConnectTimeout", "FingerprintHash", "GSSAPIAuthentication",
-    "HashKnownHosts", "HostKeyAlgorithms", "HostKeyAlias", "HostbasedAuthentication", "Hostname",
-    "IdentitiesOnly", "IdentityFile", "IPQoS", "KbdInteractiveAuthentication", "KexAlgorithms", "LogLevel",
-    "MACs", "NumberOfPasswordPrompts", "PasswordAuthentication", "Port", "PreferredAuthentications",
-    "ProxyJump", "PubkeyAcceptedAlgorithms", "PubkeyAuthentication", "RekeyLimit", "ServerAliveCountMax",
-    "ServerAliveInterval", "StrictHostKeyChecking", "TCPKeepAlive", "UpdateHostKeys", "User",
-    "UserKnownHostsFile", "VerifyHostKeyDNS",
-))
+SSH_OPTION_ALLOWLIST = frozenset(
+    o.lower()
+    for o in (
+        "AddressFamily",
+        "BindAddress",
+        "CASignatureAlgorithms",
+        "CertificateFile",
+        "CheckHostIP",
+        "Ciphers",
+        "Compression",
+        "ConnectionAttempts",
+        "ConnectTimeout",
+        "FingerprintHash",
+        "GSSAPIAuthentication",
+        "HashKnownHosts",
+        "HostKeyAlgorithms",
+        "HostKeyAlias",
+        "HostbasedAuthentication",
+        "Hostname",
+        "IdentitiesOnly",
+        "IdentityFile",
+        "IPQoS",
+        "KbdInteractiveAuthentication",
+        "KexAlgorithms",
+        "LogLevel",
+        "MACs",
+        "NumberOfPasswordPrompts",
+        "PasswordAuthentication",
+        "Port",
+        "PreferredAuthentications",
+        "ProxyJump",
+        "PubkeyAcceptedAlgorithms",
+        "PubkeyAuthentication",
+        "RekeyLimit",
+        "ServerAliveCountMax",
+        "ServerAliveInterval",
+        "StrictHostKeyChecking",
+        "TCPKeepAlive",
+        "UpdateHostKeys",
+        "User",
+        "UserKnownHostsFile",
+        "VerifyHostKeyDNS",
+    )
+)
 # Environment variables that hold secrets: ssh (and whatever ~/.ssh/config makes it run) never sees them.
 SECRET_ENV_MARKERS = ("API_KEY", "TOKEN", "SECRET", "PASSWORD")
 
@@ -49,8 +83,10 @@ def check_ssh_option(option: str) -> str:
     if not sep or not key or not value.strip():
         raise ValueError(f"ssh option {option!r} is not Key=Value")
     if key.lower() not in SSH_OPTION_ALLOWLIST:
-        raise ValueError(f"ssh option {key!r} is not allowed in a tunnel (it may run programs or is not "
-                         "needed); put it in ~/.ssh/config for that host if you really need it")
+        raise ValueError(
+            f"ssh option {key!r} is not allowed in a tunnel (it may run programs or is not "
+            "needed); put it in ~/.ssh/config for that host if you really need it"
+        )
     if key.lower() == "proxyjump" and (value.strip().startswith("-") or any(c.isspace() for c in value.strip())):
         raise ValueError(f"ssh option ProxyJump={value!r} is not a host list")
     if any(c in value for c in "\n\r\0"):
@@ -101,13 +137,19 @@ def ssh_command(spec: TunnelSpec, ssh: str | None = None) -> list[str]:
     cmd = [
         ssh or shutil.which("ssh") or "ssh",
         "-N",
-        "-L", f"127.0.0.1:{spec.local_port}:{spec.remote_host}:{spec.remote_port}",
-        "-o", "ExitOnForwardFailure=yes",
-        "-o", "ServerAliveInterval=10",
-        "-o", "ServerAliveCountMax=3",
-        "-o", "ConnectTimeout=10",
+        "-L",
+        f"127.0.0.1:{spec.local_port}:{spec.remote_host}:{spec.remote_port}",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-o",
+        "ServerAliveInterval=10",
+        "-o",
+        "ServerAliveCountMax=3",
+        "-o",
+        "ConnectTimeout=10",
         # The daemon has no terminal: never wait on a password or host-key prompt.
-        "-o", "BatchMode=yes",
+        "-o",
+        "BatchMode=yes",
     ]
     if spec.ssh_port:
         cmd += ["-p", str(spec.ssh_port)]
@@ -212,8 +254,12 @@ class TunnelSupervisor:
             self.up.set()
         else:
             self.up.clear()
-        log.info("tunnel %s: %s%s", self.spec.target if self.spec else "-", state,
-                 f" ({self._st.last_error})" if state != "up" and self._st.last_error else "")
+        log.info(
+            "tunnel %s: %s%s",
+            self.spec.target if self.spec else "-",
+            state,
+            f" ({self._st.last_error})" if state != "up" and self._st.last_error else "",
+        )
         if self._on_change is not None:
             with contextlib.suppress(Exception):
                 self._on_change(state)
@@ -275,16 +321,23 @@ class TunnelSupervisor:
             started = time.monotonic()
             if not _port_free(spec.local_port):
                 # Whoever listens there would get the API key and the prompts: never forward through it.
-                self._set("backoff", f"127.0.0.1:{spec.local_port} is already in use by another program; "
-                                     "choose another local port (codeassist tunnel --local-port N)")
+                self._set(
+                    "backoff",
+                    f"127.0.0.1:{spec.local_port} is already in use by another program; "
+                    "choose another local port (codeassist tunnel --local-port N)",
+                )
                 self._st.restarts += 1
                 await asyncio.sleep(backoff)
                 backoff = min(BACKOFF_MAX, backoff * 2)
                 continue
             try:
                 proc = self._proc = await asyncio.create_subprocess_exec(
-                    *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent, env=child_env(),
+                    *cmd,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                    preexec_fn=_die_with_parent,
+                    env=child_env(),
                 )
             except OSError as exc:
                 proc = None
@@ -321,4 +374,3 @@ class TunnelSupervisor:
             log.info("tunnel: reconnecting in %.1fs", backoff)
             await asyncio.sleep(backoff)
             backoff = min(BACKOFF_MAX, backoff * 2)
-

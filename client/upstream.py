@@ -43,5 +43,3 @@ class Upstream:
 
     def joinable(self, text: str, offset: int) -> bool:
         return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
-
-

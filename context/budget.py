@@ -33,8 +33,14 @@ def check_budget(budget: int) -> int:
     return budget
 
 
-def pack(candidates: list[Snippet], render: Callable[[Snippet], str], counter: TokenCounter,
-         budget: int, max_recent: int = 2, full_share: float = 0.5) -> tuple[list[Snippet], list[int]]:
+def pack(
+    candidates: list[Snippet],
+    render: Callable[[Snippet], str],
+    counter: TokenCounter,
+    budget: int,
+    max_recent: int = 2,
+    full_share: float = 0.5,
+) -> tuple[list[Snippet], list[int]]:
     """Best candidates first (recent edits, then definitions, then similar chunks) until ``budget`` is used.
 
     Definitions get their full summary (signature + doc head + members) while under ``full_share`` of the
@@ -51,8 +57,9 @@ def pack(candidates: list[Snippet], render: Callable[[Snippet], str], counter: T
         cost = counter.count_piece(render(s)) if not compact or used < budget * full_share else budget + 1
         if used + cost > budget or (compact and used + cost > budget * full_share):
             if compact:
-                short = replace(s, text=s.short, reason=f"{s.reason}; signature only",
-                                end=s.start + s.short.count("\n") + 1)
+                short = replace(
+                    s, text=s.short, reason=f"{s.reason}; signature only", end=s.start + s.short.count("\n") + 1
+                )
                 short_cost = counter.count_piece(render(short))
                 if used + short_cost <= budget:
                     s, cost = short, short_cost

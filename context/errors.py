@@ -1,7 +1,7 @@
 """The context engine's exceptions, in one tree.
 
-    ContextError            anything the engine reports to a caller as a clear message
-     └── PositionError      a cursor that is not inside the document (past end of line/file, mid character)
+ContextError            anything the engine reports to a caller as a clear message
+ └── PositionError      a cursor that is not inside the document (past end of line/file, mid character)
 """
 
 from __future__ import annotations

@@ -15,9 +15,23 @@ from tree_sitter import Node
 __all__ = ["ImportRef", "extract_imports", "resolve"]
 
 _JS_EXTS = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".d.ts")
-_NESTED = frozenset({"if_statement", "try_statement", "block", "else_clause", "except_clause", "export_statement",
-                     "preproc_ifdef", "preproc_if", "preproc_else", "import_declaration", "import_spec_list",
-                     "declaration_list", "linkage_specification"})
+_NESTED = frozenset(
+    {
+        "if_statement",
+        "try_statement",
+        "block",
+        "else_clause",
+        "except_clause",
+        "export_statement",
+        "preproc_ifdef",
+        "preproc_if",
+        "preproc_else",
+        "import_declaration",
+        "import_spec_list",
+        "declaration_list",
+        "linkage_specification",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -122,8 +136,9 @@ def _by_suffix(suffix: str, basenames: Mapping[str, list[str]]) -> list[str]:
     return [p for p in basenames.get(name, ()) if p == suffix or p.endswith("/" + suffix)]
 
 
-def resolve(ref: ImportRef, from_rel: str, lang: str, files: Collection[str],
-            basenames: Mapping[str, list[str]]) -> list[str]:
+def resolve(
+    ref: ImportRef, from_rel: str, lang: str, files: Collection[str], basenames: Mapping[str, list[str]]
+) -> list[str]:
     here = posixpath.dirname(from_rel)
     if lang == "python":
         base = here
@@ -158,8 +173,11 @@ def resolve(ref: ImportRef, from_rel: str, lang: str, files: Collection[str],
         parts = ref.module.split("/")
         for k in range(len(parts)):
             suffix = "/".join(parts[k:])
-            hits = [f for f in files if f.endswith(".go") and posixpath.dirname(f).endswith(suffix)
-                    and not f.endswith("_test.go")]
+            hits = [
+                f
+                for f in files
+                if f.endswith(".go") and posixpath.dirname(f).endswith(suffix) and not f.endswith("_test.go")
+            ]
             if hits:
                 return sorted(hits)[:20]
         return []

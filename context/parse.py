@@ -126,7 +126,7 @@ class ParsedDoc:
         a = _common_prefix(old, text)
         b = _common_prefix(old[a:][::-1], text[a:][::-1])
         if a < len(old) - b or a < len(text) - b:
-            other.edit(a, len(old) - b, text[a:len(text) - b])
+            other.edit(a, len(old) - b, text[a : len(text) - b])
         return other
 
     def set_text(self, text: str) -> None:

@@ -92,7 +92,7 @@ def strip_bodies(data: bytes) -> bytes:
                 d = min(d, end)
             start = d
         else:
-            lines[k] = lines[k][:_indent(lines[k])] + b"pass"
+            lines[k] = lines[k][: _indent(lines[k])] + b"pass"
             start = k + 1
         for x in range(start, end):
             lines[x] = b""

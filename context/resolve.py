@@ -18,8 +18,19 @@ from codeassist.context.symbols import Definition
 __all__ = ["Bindings", "Resolver"]
 
 _CLASS_HEAD = re.compile(r"^\s*class\s+\w+\s*\((.*)\)\s*:", re.S)
-_TYPE_KINDS = frozenset({"class_definition", "class_declaration", "struct_item", "impl_item", "trait_item",
-                         "interface_declaration", "class_specifier", "struct_specifier", "type_spec"})
+_TYPE_KINDS = frozenset(
+    {
+        "class_definition",
+        "class_declaration",
+        "struct_item",
+        "impl_item",
+        "trait_item",
+        "interface_declaration",
+        "class_specifier",
+        "struct_specifier",
+        "type_spec",
+    }
+)
 
 
 @dataclass
@@ -174,7 +185,7 @@ def class_bases(header: str) -> list[str]:
     """Base expressions of a Python class header (``class A(b.B, C, metaclass=M):`` -> ``["b.B", "C"]``)."""
     for line_no, line in enumerate(header.split("\n")):
         if line.lstrip().startswith("class "):
-            m = _CLASS_HEAD.match("\n".join(header.split("\n")[line_no:line_no + 3]))
+            m = _CLASS_HEAD.match("\n".join(header.split("\n")[line_no : line_no + 3]))
             if not m:
                 return []
             inner = m.group(1).split(")")[0]

@@ -58,16 +58,24 @@ def enclosing_class_bases(lines: list[str], cursor_line: int, max_up: int = 3000
         ind = len(line) - len(body)
         if ind < indent:
             if body.startswith("class "):
-                return class_bases("\n".join(lines[i:i + 3]))
+                return class_bases("\n".join(lines[i : i + 3]))
             indent = ind
             if ind == 0:
                 return []
     return []
 
 
-def definition_snippets(index: RepoIndex, rel: str | None, lang: str | None, imports: list[ImportRef],
-                        occ: Occurrences, cache: dict[Any, Any], bases: list[str] | None = None,
-                        use_imports: bool = True, use_symbols: bool = True) -> list[Snippet]:
+def definition_snippets(
+    index: RepoIndex,
+    rel: str | None,
+    lang: str | None,
+    imports: list[ImportRef],
+    occ: Occurrences,
+    cache: dict[Any, Any],
+    bases: list[str] | None = None,
+    use_imports: bool = True,
+    use_symbols: bool = True,
+) -> list[Snippet]:
     """Definitions of the names the file uses, found through its imports (then the repo symbol table), scored by
     how the name is bound and by the distance of its nearest use to the cursor."""
     r = Resolver(index, lang, cache)
@@ -79,8 +87,9 @@ def definition_snippets(index: RepoIndex, rel: str | None, lang: str | None, imp
             return
         key = (d.path, d.line)
         if key not in scored or scored[key].score < score:
-            scored[key] = Snippet(d.path, d.text, reason, score, d.line, d.line + d.text.count("\n") + 1,
-                                  short=d.short())
+            scored[key] = Snippet(
+                d.path, d.text, reason, score, d.line, d.line + d.text.count("\n") + 1, short=d.short()
+            )
 
     with index.lock:
         own = r.top_defs(rel) if rel else {}
@@ -99,8 +108,11 @@ def definition_snippets(index: RepoIndex, rel: str | None, lang: str | None, imp
             for alias, targets in b.modules.items():
                 for tail, dist in members.get(alias, {}).items():
                     for d in r.lookup(targets, tail):
-                        add(d, 2.5 * _relevance(occ, f"{alias}.{tail}", dist),
-                            f"uses {alias}.{tail} of imported {d.path}")
+                        add(
+                            d,
+                            2.5 * _relevance(occ, f"{alias}.{tail}", dist),
+                            f"uses {alias}.{tail} of imported {d.path}",
+                        )
             for target in dict.fromkeys(b.star):
                 defs = r.top_defs(target)
                 for name in defs.keys() & near.keys():
@@ -113,14 +125,22 @@ def definition_snippets(index: RepoIndex, rel: str | None, lang: str | None, imp
                     for cls in classes:
                         found = r.member(cls.path, cls.name, tail)
                         for d in found:
-                            add(d, 2.5 * _relevance(occ, f"self.{tail}", dist),
-                                f"uses self.{tail} of base class {cls.name}")
+                            add(
+                                d,
+                                2.5 * _relevance(occ, f"self.{tail}", dist),
+                                f"uses self.{tail} of base class {cls.name}",
+                            )
                         if found:
                             break
         if use_symbols:
-            names = heapq.nsmallest(MAX_SYMBOL_NAMES, ((near[name], name) for name in near.keys() & index.symbols.keys()
-                                                       if name not in own and len(name) >= 3
-                                                       and not name.startswith("__")))
+            names = heapq.nsmallest(
+                MAX_SYMBOL_NAMES,
+                (
+                    (near[name], name)
+                    for name in near.keys() & index.symbols.keys()
+                    if name not in own and len(name) >= 3 and not name.startswith("__")
+                ),
+            )
             for dist, name in names:
                 defs = index.symbols.get(name)
                 if not defs or len(defs) > 4:
@@ -131,15 +151,19 @@ def definition_snippets(index: RepoIndex, rel: str | None, lang: str | None, imp
     return sorted(scored.values(), key=lambda s: -s.score)
 
 
-def similar_snippets(index: RepoIndex, query_text: str, exclude: str | None, k: int = 4,
-                     method: str = "bm25") -> list[Snippet]:
+def similar_snippets(
+    index: RepoIndex, query_text: str, exclude: str | None, k: int = 4, method: str = "bm25"
+) -> list[Snippet]:
     query = identifiers(query_text)
     scores: dict[int, float] = {}
     with index.lock:
         n = max(1, len(index.chunks))
         cap = max(50, min(n // 5, MAX_POSTINGS))
-        terms = sorted((len(ids), t) for t in query
-                       if (p := index.postings.get(t)) is not None and len(ids := posting_ids(p)) <= cap)
+        terms = sorted(
+            (len(ids), t)
+            for t in query
+            if (p := index.postings.get(t)) is not None and len(ids := posting_ids(p)) <= cap
+        )
         for df, term in terms[:MAX_QUERY_TERMS]:  # the rarest terms discriminate; common ones cost time
             ids = posting_ids(index.postings[term])
             weight = math.log(1 + (n - df + 0.5) / (df + 0.5)) if method == "bm25" else 1.0
@@ -162,8 +186,9 @@ def similar_snippets(index: RepoIndex, query_text: str, exclude: str | None, k: 
     for s, chunk in picked:
         text = index.read_lines(chunk.rel, chunk.start, chunk.end).rstrip("\n")
         if text.strip():
-            out.append(Snippet(chunk.rel, text, f"similar code ({method} {s:.2f})", s, chunk.start, chunk.end,
-                               "similar"))
+            out.append(
+                Snippet(chunk.rel, text, f"similar code ({method} {s:.2f})", s, chunk.start, chunk.end, "similar")
+            )
     return out
 
 

@@ -10,17 +10,48 @@ from tree_sitter import Node
 
 __all__ = ["Definition", "extract_definitions"]
 
-TYPES = frozenset({
-    "class_definition", "class_declaration", "abstract_class_declaration", "interface_declaration",
-    "impl_item", "trait_item", "struct_specifier", "class_specifier", "namespace_definition", "enum_declaration",
-    "record_declaration", "mod_item",
-})
-WHOLE = frozenset({
-    "struct_item", "enum_item", "type_item", "type_spec", "type_alias_declaration", "enum_specifier",
-    "union_specifier", "const_item", "static_item", "preproc_def", "preproc_function_def", "type_definition",
-})
-WRAPPERS = frozenset({"decorated_definition", "export_statement", "template_declaration", "type_declaration",
-                      "declaration_list", "linkage_specification"})
+TYPES = frozenset(
+    {
+        "class_definition",
+        "class_declaration",
+        "abstract_class_declaration",
+        "interface_declaration",
+        "impl_item",
+        "trait_item",
+        "struct_specifier",
+        "class_specifier",
+        "namespace_definition",
+        "enum_declaration",
+        "record_declaration",
+        "mod_item",
+    }
+)
+WHOLE = frozenset(
+    {
+        "struct_item",
+        "enum_item",
+        "type_item",
+        "type_spec",
+        "type_alias_declaration",
+        "enum_specifier",
+        "union_specifier",
+        "const_item",
+        "static_item",
+        "preproc_def",
+        "preproc_function_def",
+        "type_definition",
+    }
+)
+WRAPPERS = frozenset(
+    {
+        "decorated_definition",
+        "export_statement",
+        "template_declaration",
+        "type_declaration",
+        "declaration_list",
+        "linkage_specification",
+    }
+)
 COMMENTS = frozenset({"comment", "line_comment", "block_comment"})
 MAX_SIG_LINES = 6
 MAX_WHOLE_LINES = 15
@@ -48,8 +79,14 @@ def _name(node: Node) -> str | None:
     n = node.child_by_field_name("name")
     if n is None:
         d = node.child_by_field_name("declarator")
-        while d is not None and d.type not in ("identifier", "field_identifier", "qualified_identifier",
-                                                "type_identifier", "destructor_name", "operator_name"):
+        while d is not None and d.type not in (
+            "identifier",
+            "field_identifier",
+            "qualified_identifier",
+            "type_identifier",
+            "destructor_name",
+            "operator_name",
+        ):
             d = d.child_by_field_name("declarator") or d.child_by_field_name("name")
         n = d
     if n is None and node.type == "impl_item":
@@ -68,7 +105,7 @@ def _signature(data: bytes, node: Node) -> str:
     body = node.child_by_field_name("body")
     if body is None:
         return _lines(data, node.start_byte, node.end_byte, MAX_SIG_LINES)
-    end = body.start_byte + (1 if data[body.start_byte:body.start_byte + 1] == b"{" else 0)
+    end = body.start_byte + (1 if data[body.start_byte : body.start_byte + 1] == b"{" else 0)
     return _lines(data, node.start_byte, end, MAX_SIG_LINES)
 
 
@@ -159,8 +196,11 @@ def extract_definitions(root: Node, data: bytes, path: str) -> list[Definition]:
             elif owner is None and depth == 0:
                 var = _variable(node)
                 if var:
-                    out.append(Definition(var, "variable", path, node.start_point[0],
-                                          _lines(data, node.start_byte, node.end_byte, 3)))
+                    out.append(
+                        Definition(
+                            var, "variable", path, node.start_point[0], _lines(data, node.start_byte, node.end_byte, 3)
+                        )
+                    )
         return member_sigs
 
     visit(root, None, 0)

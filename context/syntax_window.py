@@ -16,18 +16,55 @@ from tree_sitter import Node
 
 __all__ = ["CONTAINERS", "DEFINITIONS", "Window", "syntax_window"]
 
-CONTAINERS = frozenset({
-    "module", "block", "program", "statement_block", "class_body", "source_file", "translation_unit",
-    "compilation_unit", "compound_statement", "declaration_list", "field_declaration_list", "interface_body",
-    "enum_body", "enum_body_declarations", "constructor_body", "statement_list", "switch_body", "object_type",
-})
-DEFINITIONS = frozenset({
-    "function_definition", "class_definition", "function_declaration", "generator_function_declaration",
-    "class_declaration", "abstract_class_declaration", "method_definition", "interface_declaration",
-    "method_declaration", "function_item", "impl_item", "trait_item", "struct_item", "enum_item", "mod_item",
-    "enum_declaration", "constructor_declaration", "record_declaration", "struct_specifier", "class_specifier",
-    "namespace_definition", "enum_specifier", "union_specifier",
-})
+CONTAINERS = frozenset(
+    {
+        "module",
+        "block",
+        "program",
+        "statement_block",
+        "class_body",
+        "source_file",
+        "translation_unit",
+        "compilation_unit",
+        "compound_statement",
+        "declaration_list",
+        "field_declaration_list",
+        "interface_body",
+        "enum_body",
+        "enum_body_declarations",
+        "constructor_body",
+        "statement_list",
+        "switch_body",
+        "object_type",
+    }
+)
+DEFINITIONS = frozenset(
+    {
+        "function_definition",
+        "class_definition",
+        "function_declaration",
+        "generator_function_declaration",
+        "class_declaration",
+        "abstract_class_declaration",
+        "method_definition",
+        "interface_declaration",
+        "method_declaration",
+        "function_item",
+        "impl_item",
+        "trait_item",
+        "struct_item",
+        "enum_item",
+        "mod_item",
+        "enum_declaration",
+        "constructor_declaration",
+        "record_declaration",
+        "struct_specifier",
+        "class_specifier",
+        "namespace_definition",
+        "enum_specifier",
+        "union_specifier",
+    }
+)
 
 
 @dataclass
@@ -58,7 +95,7 @@ def _header(data: bytes, node: Node) -> tuple[int, int] | None:
     body = node.child_by_field_name("body")
     if body is None:
         return None
-    end = body.start_byte + (1 if data[body.start_byte:body.start_byte + 1] == b"{" else 0)
+    end = body.start_byte + (1 if data[body.start_byte : body.start_byte + 1] == b"{" else 0)
     return _line_start(data, node.start_byte), end
 
 
@@ -125,15 +162,14 @@ def _trim_line_prefix(data: bytes, cur: int, budget: int, counter: TokenCounter)
             hi = mid
         else:
             lo = mid + 1
-    while lo < cur and not (data[lo - 1:lo].isspace() or not data[lo - 1:lo].isalnum()):
+    while lo < cur and not (data[lo - 1 : lo].isspace() or not data[lo - 1 : lo].isalnum()):
         lo += 1  # never start mid-identifier
     while lo < cur and (data[lo] & 0xC0) == 0x80:
         lo += 1  # never mid UTF-8 sequence
     return lo
 
 
-def syntax_window(doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_budget: int,
-                  suffix_budget: int) -> Window:
+def syntax_window(doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_budget: int, suffix_budget: int) -> Window:
     data = doc.data
     cur = byte_offset(doc.text, offset)
     root = doc.window_root()  # while typing: the last tree, shifted by the edits since (no parse per keystroke)
@@ -172,5 +208,10 @@ def syntax_window(doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_bud
         end = ceiling
     prefix = data[cut:cur].decode("utf-8", "replace")
     suffix = data[cur:end].decode("utf-8", "replace")
-    return Window(prefix=prefix, suffix=suffix, headers=kept, start_line=data.count(b"\n", 0, cut),
-                  end_line=data.count(b"\n", 0, end))
+    return Window(
+        prefix=prefix,
+        suffix=suffix,
+        headers=kept,
+        start_line=data.count(b"\n", 0, cut),
+        end_line=data.count(b"\n", 0, end),
+    )

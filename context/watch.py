@@ -35,9 +35,16 @@ class IndexWatcher:
     def _run(self) -> None:
         try:
             self.ready.set()
-            for changes in watchfiles.watch(self.index.root, watch_filter=_interesting, stop_event=self._stop,
-                                            debounce=self.debounce_ms, step=20, rust_timeout=200,
-                                            yield_on_timeout=False, raise_interrupt=False):
+            for changes in watchfiles.watch(
+                self.index.root,
+                watch_filter=_interesting,
+                stop_event=self._stop,
+                debounce=self.debounce_ms,
+                step=20,
+                rust_timeout=200,
+                yield_on_timeout=False,
+                raise_interrupt=False,
+            ):
                 for change, path in changes:
                     rel = self.index.rel_path(path)
                     if rel is None:

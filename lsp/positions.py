@@ -54,9 +54,7 @@ def position_to_offset(text: str, line: int, character: int, encoding: str = "ut
     if units == character:
         return i
     if units > character:
-        raise PositionError(
-            f"character {character} on line {line} falls inside a multi-unit character ({encoding})"
-        )
+        raise PositionError(f"character {character} on line {line} falls inside a multi-unit character ({encoding})")
     if strict:
         raise PositionError(f"character {character} is past the end of line {line} ({units} {encoding} units)")
     return end

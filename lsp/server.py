@@ -278,9 +278,11 @@ def completion_item(
     )
 
 
-TTY_HINT = ("codeassist lsp speaks the Language Server Protocol to an editor over stdin/stdout; it is not for a "
-            "terminal. To try codeassist here: `codeassist demo`, or `codeassist complete FILE:LINE:COL`; "
-            "editor setup: see the README's Editors section.")
+TTY_HINT = (
+    "codeassist lsp speaks the Language Server Protocol to an editor over stdin/stdout; it is not for a "
+    "terminal. To try codeassist here: `codeassist demo`, or `codeassist complete FILE:LINE:COL`; "
+    "editor setup: see the README's Editors section."
+)
 
 
 def main() -> int:

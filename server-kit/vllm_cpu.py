@@ -35,8 +35,16 @@ from codeassist.serverkit.localmodel import (
     wait_for_health,
 )
 
-__all__ = ["MODEL_DIR_ENV", "PYTHON_ENV", "VllmCpuError", "VllmCpuServer", "default_model_dir", "ensure_hf_model",
-           "vllm_python", "vllm_version"]
+__all__ = [
+    "MODEL_DIR_ENV",
+    "PYTHON_ENV",
+    "VllmCpuError",
+    "VllmCpuServer",
+    "default_model_dir",
+    "ensure_hf_model",
+    "vllm_python",
+    "vllm_version",
+]
 
 PYTHON_ENV = "CODEASSIST_VLLM_PYTHON"
 MODEL_DIR_ENV = "CODEASSIST_VLLM_MODEL_DIR"
@@ -82,9 +90,16 @@ def vllm_python() -> Path | None:
 
 
 def vllm_version(python: Path) -> str:
-    out = subprocess.run([str(python), "-c", "import vllm, torch, transformers; "
-                          "print(vllm.__version__, torch.__version__, transformers.__version__)"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import vllm, torch, transformers; print(vllm.__version__, torch.__version__, transformers.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if out.returncode != 0:
         raise VllmCpuError(f"vLLM does not import in {python}: {out.stderr.strip()[-500:]}")
     return out.stdout.strip().splitlines()[-1]
@@ -103,8 +118,9 @@ def ensure_hf_model(python: Path, out_dir: Path | None = None, gguf: Path | None
     gguf = gguf or model_path()
     tmp = out_dir.with_name(out_dir.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([str(python), "-c", _CONVERT, str(gguf), str(tmp)], capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run(
+        [str(python), "-c", _CONVERT, str(gguf), str(tmp)], capture_output=True, text=True, timeout=900
+    )
     if done.returncode != 0:
         raise VllmCpuError(f"GGUF -> HF conversion failed: {done.stderr.strip()[-2000:]}")
     if out_dir.exists():
@@ -139,12 +155,29 @@ class VllmCpuServer:
         return f"http://{self.host}:{self.port}"
 
     def argv(self) -> list[str]:
-        return [str(self.python), "-m", "vllm.entrypoints.openai.api_server",
-                "--model", str(self.model_dir), "--served-model-name", self.served_name,
-                "--host", self.host, "--port", str(self.port),
-                "--max-model-len", str(self.max_model_len), "--max-num-seqs", str(self.max_num_seqs),
-                "--scheduling-policy", self.scheduling_policy,
-                "--gpu-memory-utilization", "0.3", "--enforce-eager", *self.extra_args]
+        return [
+            str(self.python),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(self.model_dir),
+            "--served-model-name",
+            self.served_name,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--max-model-len",
+            str(self.max_model_len),
+            "--max-num-seqs",
+            str(self.max_num_seqs),
+            "--scheduling-policy",
+            self.scheduling_policy,
+            "--gpu-memory-utilization",
+            "0.3",
+            "--enforce-eager",
+            *self.extra_args,
+        ]
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "VLLM_API_KEY")}
@@ -161,8 +194,14 @@ class VllmCpuServer:
             raise VllmCpuError(f"port {self.port} on {self.host} is already in use")
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         # Its own process group: vLLM forks an engine-core process, and stop() must end both.
-        self.proc = subprocess.Popen(self.argv(), env=self.env(), stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv(),
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             self.wait_ready(ready_timeout)
         except BaseException:

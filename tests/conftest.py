@@ -72,8 +72,14 @@ class DaemonEnv:
             return None
 
     def run(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "codeassist.client.cli", *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout, input=input)
+        return subprocess.run(
+            [sys.executable, "-m", "codeassist.client.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
 
     def stop(self) -> None:
         pid = self.daemon_pid()

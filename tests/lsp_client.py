@@ -17,9 +17,11 @@ def capabilities(inline: bool = True, encodings: list[str] | None = None) -> typ
         completion=types.CompletionClientCapabilities(),
         inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
     )
-    general = types.GeneralClientCapabilities(
-        position_encodings=[types.PositionEncodingKind(e) for e in encodings]
-    ) if encodings else None
+    general = (
+        types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind(e) for e in encodings])
+        if encodings
+        else None
+    )
     return types.ClientCapabilities(text_document=td, general=general)
 
 

@@ -37,8 +37,7 @@ class StreamChunk:
 
 
 class Transport(Protocol):
-    def stream(self, params: CompletionParams,
-               timings: dict[str, float] | None = None) -> AsyncIterator[StreamChunk]:
+    def stream(self, params: CompletionParams, timings: dict[str, float] | None = None) -> AsyncIterator[StreamChunk]:
         """The completion's chunks; fills ``timings`` (the caller's dict: ttft_ms, total_ms, ...) if given."""
         ...
 

@@ -16,8 +16,12 @@ Answer = Callable[[CompletionParams], "str | Iterable[str]"]
 
 
 class FakeTransport:
-    def __init__(self, answer: Answer | str = "", models: Iterable[str] = ("fake-model",),
-                 on_request: Callable[[CompletionParams], None] | None = None) -> None:
+    def __init__(
+        self,
+        answer: Answer | str = "",
+        models: Iterable[str] = ("fake-model",),
+        on_request: Callable[[CompletionParams], None] | None = None,
+    ) -> None:
         self._answer = answer
         self._models = list(models)
         self._on_request = on_request
@@ -26,8 +30,9 @@ class FakeTransport:
     async def models(self) -> list[str]:
         return list(self._models)
 
-    async def stream(self, params: CompletionParams,
-                     timings: dict[str, float] | None = None) -> AsyncIterator[StreamChunk]:
+    async def stream(
+        self, params: CompletionParams, timings: dict[str, float] | None = None
+    ) -> AsyncIterator[StreamChunk]:
         self.requests.append(params)
         if self._on_request is not None:
             self._on_request(params)

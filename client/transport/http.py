@@ -18,7 +18,6 @@ __all__ = ["HttpTransport"]
 log = logging.getLogger(__name__)
 
 
-
 class _Dropped(Exception):
     """The connection broke (read/write/protocol error), as opposed to a refused connect."""
 
@@ -85,8 +84,9 @@ class HttpTransport:
         body.update(params.extra)
         return body
 
-    async def stream(self, params: CompletionParams,
-                     timings: dict[str, float] | None = None) -> AsyncIterator[StreamChunk]:
+    async def stream(
+        self, params: CompletionParams, timings: dict[str, float] | None = None
+    ) -> AsyncIterator[StreamChunk]:
         """The completion's chunks; ``timings`` (the caller's) gets headers_ms, ttft_ms and total_ms."""
         # A pooled keep-alive connection the server (or an SSH tunnel) already closed fails with a read or
         # protocol error before any byte: that says nothing about the endpoint, so try once more on a fresh
@@ -111,9 +111,7 @@ class HttpTransport:
         deadline = start + self.total_timeout
         headers = {"x-priority": params.priority}
         try:
-            async with self._client.stream(
-                "POST", "/completions", json=self._body(params), headers=headers
-            ) as resp:
+            async with self._client.stream("POST", "/completions", json=self._body(params), headers=headers) as resp:
                 timing["headers_ms"] = (time.perf_counter() - start) * 1000
                 if resp.status_code != 200:
                     detail = (await resp.aread())[:300].decode("utf-8", "replace")

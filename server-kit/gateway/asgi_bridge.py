@@ -16,11 +16,20 @@ __all__ = ["call_asgi"]
 async def call_asgi(app: Any, conn: Connection, req: Request, body: bytes) -> None:
     sock = conn.transport.get_extra_info("sockname") if conn.transport is not None else None
     peer = conn.transport.get_extra_info("peername") if conn.transport is not None else None
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": req.version,
-             "method": req.method.decode("latin-1"), "scheme": conn.scheme, "path": req.path,
-             "raw_path": req.url.partition(b"?")[0], "query_string": req.query, "root_path": "",
-             "headers": req.headers, "server": tuple(sock[:2]) if sock else None,
-             "client": tuple(peer[:2]) if peer else None}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": req.version,
+        "method": req.method.decode("latin-1"),
+        "scheme": conn.scheme,
+        "path": req.path,
+        "raw_path": req.url.partition(b"?")[0],
+        "query_string": req.query,
+        "root_path": "",
+        "headers": req.headers,
+        "server": tuple(sock[:2]) if sock else None,
+        "client": tuple(peer[:2]) if peer else None,
+    }
     sent_body = False
     status = 500
     headers: list[tuple[bytes, bytes]] = []

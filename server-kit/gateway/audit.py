@@ -14,8 +14,19 @@ from pathlib import Path
 
 __all__ = ["AuditLog"]
 
-FIELDS = ("user", "key_id", "model", "class", "status", "prompt_tokens", "completion_tokens", "latency_ms",
-          "ttft_ms", "replica", "reason")
+FIELDS = (
+    "user",
+    "key_id",
+    "model",
+    "class",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "replica",
+    "reason",
+)
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 

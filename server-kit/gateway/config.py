@@ -14,31 +14,31 @@ from codeassist.client.priority import VALUE as CLASS_FLOOR  # the vLLM `priorit
 @dataclass(frozen=True)
 class GatewayConfig:
     upstreams: tuple[str, ...] = ("http://127.0.0.1:8000/v1",)
-    keys_file: Path | None = None          # None: no auth (only for tests of other parts)
-    pepper: bytes = b""                    # server secret mixed into key and user hashes
+    keys_file: Path | None = None  # None: no auth (only for tests of other parts)
+    pepper: bytes = b""  # server secret mixed into key and user hashes
     # Scheduling: requests in flight to the upstreams together (≈ vLLM --max-num-seqs per replica).
     max_inflight: int = 64
-    max_queue: int = 512                   # waiting requests, all users -> 503 when full
-    max_queue_per_user: int = 32           # waiting requests of one user -> 429 when full
-    queue_timeout_s: float = 10.0          # waited this long -> 503 Retry-After, never a hang
-    drr_quantum: int = 1024                # tokens credited per round to each waiting user
+    max_queue: int = 512  # waiting requests, all users -> 503 when full
+    max_queue_per_user: int = 32  # waiting requests of one user -> 429 when full
+    queue_timeout_s: float = 10.0  # waited this long -> 503 Retry-After, never a hang
+    drr_quantum: int = 1024  # tokens credited per round to each waiting user
     # Per-user token buckets (defaults; a key may override them).
     requests_per_minute: float = 600.0
     request_burst: float = 60.0
     tokens_per_minute: float = 1_000_000.0
     # Limits and timeouts.
     max_body_bytes: int = 256 * 1024
-    max_tokens_limit: int = 32768          # max_tokens / max_completion_tokens above this -> 400
-    default_max_tokens: int = 1024         # chat requests without max_tokens get this (completions: 16, the API's)
-    request_timeout_s: float = 15.0        # a request head + body not in this long after it began -> 408, closed
-    max_connections: int = 4096            # open client connections (at the cap the oldest idle one is closed)
+    max_tokens_limit: int = 32768  # max_tokens / max_completion_tokens above this -> 400
+    default_max_tokens: int = 1024  # chat requests without max_tokens get this (completions: 16, the API's)
+    request_timeout_s: float = 15.0  # a request head + body not in this long after it began -> 408, closed
+    max_connections: int = 4096  # open client connections (at the cap the oldest idle one is closed)
     connect_timeout_s: float = 2.0
-    first_token_timeout_s: float = 30.0    # no status + first chunk by then -> 504
-    read_timeout_s: float = 60.0           # silence mid-stream -> SSE error event
+    first_token_timeout_s: float = 30.0  # no status + first chunk by then -> 504
+    read_timeout_s: float = 60.0  # silence mid-stream -> SSE error event
     client_write_timeout_s: float | None = None  # a client taking no response bytes this long is cut off
     #                                              (None: read_timeout_s; 0: never)
     # Replicas.
-    affinity_slack: int = 4                # stay on the affine replica while within this many of the least loaded
+    affinity_slack: int = 4  # stay on the affine replica while within this many of the least loaded
     eject_after_failures: int = 2
     eject_base_s: float = 5.0
     eject_max_s: float = 120.0

@@ -137,8 +137,12 @@ class UpstreamMetrics:
             return []
         try:
             proc = await asyncio.create_subprocess_exec(
-                exe, f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+                exe,
+                f"--query-gpu={GPU_QUERY}",
+                "--format=csv,noheader,nounits",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
             out, _ = await asyncio.wait_for(proc.communicate(), 3.0)
         except (OSError, TimeoutError):
             return []

@@ -12,7 +12,7 @@ __all__ = ["RateLimiter", "TokenBucket"]
 
 @dataclass
 class TokenBucket:
-    rate: float        # units per second
+    rate: float  # units per second
     capacity: float
     level: float
     stamp: float
@@ -35,8 +35,13 @@ class TokenBucket:
 class RateLimiter:
     """``check(user, tokens)`` -> seconds to wait (0: admitted and charged)."""
 
-    def __init__(self, requests_per_minute: float, request_burst: float, tokens_per_minute: float,
-                 now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        requests_per_minute: float,
+        request_burst: float,
+        tokens_per_minute: float,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rpm, self.burst, self.tpm, self.now = requests_per_minute, request_burst, tokens_per_minute, now
         self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}
 

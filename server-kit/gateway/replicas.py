@@ -19,7 +19,7 @@ __all__ = ["Replica", "ReplicaPool"]
 
 @dataclass(eq=False)
 class Replica:
-    url: str               # ends with /v1
+    url: str  # ends with /v1
     outstanding: int = 0
     failures: int = 0
     ejected_until: float = 0.0
@@ -31,8 +31,15 @@ class Replica:
 
 
 class ReplicaPool:
-    def __init__(self, urls: tuple[str, ...], slack: int = 4, eject_after: int = 2, eject_base_s: float = 5.0,
-                 eject_max_s: float = 120.0, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        urls: tuple[str, ...],
+        slack: int = 4,
+        eject_after: int = 2,
+        eject_base_s: float = 5.0,
+        eject_max_s: float = 120.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not urls:
             raise ValueError("at least one upstream is needed")
         self.replicas = [Replica(u.rstrip("/")) for u in urls]
@@ -64,7 +71,7 @@ class ReplicaPool:
     def failed(self, r: Replica) -> None:
         r.failures += 1
         if r.failures >= self.eject_after:
-            backoff = min(self.eject_max_s, self.eject_base_s * (2 ** r.ejections))
+            backoff = min(self.eject_max_s, self.eject_base_s * (2**r.ejections))
             r.ejected_until = self.now() + backoff
             r.ejections += 1
             r.failures = 0

@@ -37,8 +37,10 @@ class Gateway:
     def __init__(self, cfg: GatewayConfig, upstream: UpstreamClient | None = None) -> None:
         self.state = GatewayState(cfg, upstream)
         self.app = create_app(self.state)
-        hot = {"/v1/completions": CompletionProxy(self.state, "interactive", "/completions"),
-               "/v1/chat/completions": CompletionProxy(self.state, "chat", "/chat/completions")}
+        hot = {
+            "/v1/completions": CompletionProxy(self.state, "interactive", "/completions"),
+            "/v1/chat/completions": CompletionProxy(self.state, "chat", "/chat/completions"),
+        }
         self.routes = Routes(hot, cfg.max_body_bytes, self._other, cfg.request_timeout_s, cfg.max_connections)
         self.server: asyncio.Server | None = None
 
@@ -49,8 +51,9 @@ class Gateway:
         """Start accepting; returns the port (useful with ``port=0``)."""
         scheme = "https" if tls else "http"
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: Connection(self.routes, scheme), host, port, ssl=tls,
-                                               backlog=2048)
+        self.server = await loop.create_server(
+            lambda: Connection(self.routes, scheme), host, port, ssl=tls, backlog=2048
+        )
         return self.server.sockets[0].getsockname()[1]
 
     async def aclose(self, grace_s: float = 5.0) -> None:
@@ -108,8 +111,14 @@ def serve(cfg: GatewayConfig, host: str, port: int, tls_cert: Path | None = None
 class GatewayServer:
     """The gateway on a real socket in a background thread with its own uvloop loop (tests and benchmarks)."""
 
-    def __init__(self, cfg: GatewayConfig, host: str = "127.0.0.1", port: int = 0,
-                 tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
         self.gateway = Gateway(cfg)
         self.host, self.port = host, port
         self.tls = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
@@ -129,8 +138,9 @@ class GatewayServer:
         loop = self._loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=loop.run_forever, daemon=True, name="gateway")
         self._thread.start()
-        self.port = asyncio.run_coroutine_threadsafe(self.gateway.listen(self.host, self.port, self.tls),
-                                                     loop).result(10)
+        self.port = asyncio.run_coroutine_threadsafe(self.gateway.listen(self.host, self.port, self.tls), loop).result(
+            10
+        )
         return self
 
     def stop(self) -> None:

@@ -38,17 +38,23 @@ class GatewayState:
         self.cfg = cfg
         self.keys = KeyStore(cfg.keys_file, cfg.pepper) if cfg.keys_file else None
         self.limiter = RateLimiter(cfg.requests_per_minute, cfg.request_burst, cfg.tokens_per_minute)
-        self.scheduler = Scheduler(len(CLASSES), cfg.max_inflight, cfg.max_queue, cfg.max_queue_per_user,
-                                   cfg.drr_quantum, cfg.queue_timeout_s)
-        self.pool = ReplicaPool(cfg.upstreams, cfg.affinity_slack, cfg.eject_after_failures, cfg.eject_base_s,
-                                cfg.eject_max_s)
+        self.scheduler = Scheduler(
+            len(CLASSES), cfg.max_inflight, cfg.max_queue, cfg.max_queue_per_user, cfg.drr_quantum, cfg.queue_timeout_s
+        )
+        self.pool = ReplicaPool(
+            cfg.upstreams, cfg.affinity_slack, cfg.eject_after_failures, cfg.eject_base_s, cfg.eject_max_s
+        )
         if upstream is None:
             headers = {**cfg.extra_headers}
             if os.environ.get(UPSTREAM_KEY_ENV):
                 headers["authorization"] = f"Bearer {os.environ[UPSTREAM_KEY_ENV]}"
-            upstream = UpstreamClient(headers, connect_timeout_s=cfg.connect_timeout_s,
-                                      read_timeout_s=cfg.read_timeout_s, max_idle_per_host=cfg.max_inflight + 16,
-                                      write_timeout_s=cfg.client_write_timeout_s)
+            upstream = UpstreamClient(
+                headers,
+                connect_timeout_s=cfg.connect_timeout_s,
+                read_timeout_s=cfg.read_timeout_s,
+                max_idle_per_host=cfg.max_inflight + 16,
+                write_timeout_s=cfg.client_write_timeout_s,
+            )
         self.client = upstream  # pooled keep-alive HTTP/1.1 (httptools), see upstream.py
         self.audit = AuditLog(cfg.audit_file, cfg.audit_max_bytes, cfg.audit_backups)
         self.users: dict[str, UserStats] = defaultdict(UserStats)
@@ -66,13 +72,22 @@ class GatewayState:
         reg.histogram("codeassist_gateway_ttft_seconds", "Time to first upstream byte", ("class",))
         reg.histogram("codeassist_gateway_queue_wait_seconds", "Time waiting for an upstream slot", ("class",))
         s = self.scheduler
-        reg.gauge("codeassist_gateway_queue_depth", "Requests waiting for a slot, by class",
-                  lambda: [(f'{{class="{c}"}}', s.depth(i)) for i, c in enumerate(CLASSES)])
+        reg.gauge(
+            "codeassist_gateway_queue_depth",
+            "Requests waiting for a slot, by class",
+            lambda: [(f'{{class="{c}"}}', s.depth(i)) for i, c in enumerate(CLASSES)],
+        )
         reg.gauge("codeassist_gateway_inflight", "Requests with the upstreams", lambda: [("", s.inflight)])
-        reg.gauge("codeassist_gateway_replica_outstanding", "Outstanding requests per replica",
-                  lambda: [(f'{{replica="{r.url}"}}', r.outstanding) for r in self.pool.replicas])
-        reg.gauge("codeassist_gateway_replica_up", "1 unless the replica is ejected",
-                  lambda: [(f'{{replica="{r.url}"}}', int(r.available(self.pool.now()))) for r in self.pool.replicas])
+        reg.gauge(
+            "codeassist_gateway_replica_outstanding",
+            "Outstanding requests per replica",
+            lambda: [(f'{{replica="{r.url}"}}', r.outstanding) for r in self.pool.replicas],
+        )
+        reg.gauge(
+            "codeassist_gateway_replica_up",
+            "1 unless the replica is ejected",
+            lambda: [(f'{{replica="{r.url}"}}', int(r.available(self.pool.now()))) for r in self.pool.replicas],
+        )
         return reg
 
     def user_id(self, user: str) -> str:

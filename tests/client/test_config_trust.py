@@ -27,8 +27,7 @@ budget = 1500
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {"CODEASSIST_CONFIG": str(tmp_path / "user" / "config.toml"),
-           "CODEASSIST_STATE_DIR": str(tmp_path / "state")}
+    env = {"CODEASSIST_CONFIG": str(tmp_path / "user" / "config.toml"), "CODEASSIST_STATE_DIR": str(tmp_path / "state")}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("CODEASSIST_SERVER_URL", raising=False)
@@ -50,8 +49,15 @@ def test_untrusted_project_file_sets_only_prompt_keys(tmp_path: Path, isolated: 
     assert cfg.server_url == "http://127.0.0.1:8000/v1" and cfg.endpoints == {} and cfg.fallback == ["default"]
     assert cfg.tunnel_host == "" and cfg.tunnel_ssh_options == [] and cfg.ca_bundle == ""
     assert cfg.idle_timeout == 1800.0
-    assert set(cfg.ignored) == {"server_url", "endpoints", "fallback", "ca_bundle", "tunnel_host",
-                                "tunnel_ssh_options", "idle_timeout"}
+    assert set(cfg.ignored) == {
+        "server_url",
+        "endpoints",
+        "fallback",
+        "ca_bundle",
+        "tunnel_host",
+        "tunnel_ssh_options",
+        "idle_timeout",
+    }
     text = "\n".join(cfg.warnings)
     assert f"codeassist trust {repo}" in text and "server_url" in text and "tunnel_ssh_options" in text
 
@@ -143,8 +149,9 @@ def test_group_writable_or_symlinked_config_is_not_read(tmp_path: Path, isolated
     assert cfg.server_url == "http://127.0.0.1:8000/v1" and any(str(user) in w for w in cfg.warnings)
 
 
-def test_search_stops_at_home_or_repo_root(tmp_path: Path, isolated: dict[str, str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_search_stops_at_home_or_repo_root(
+    tmp_path: Path, isolated: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     (home / "proj" / "src").mkdir(parents=True)
     (tmp_path / PROJECT_FILE).write_text("max_tokens = 5\n")  # above $HOME

@@ -43,9 +43,13 @@ async def _editor_in(cwd: Path, env: dict[str, str], roots: list[Path]) -> Langu
     """An editor started from ``cwd`` (as a terminal user does: `cd repo && nvim`)."""
     cmd = ["sh", "-c", 'cd "$1" && exec "$0" -m codeassist.client.cli lsp', sys.executable, str(cwd)]
     client = await ClientServerConfig(server_command=cmd, server_env=env).start()
-    await client.initialize_session(types.InitializeParams(
-        capabilities=capabilities(), root_uri=roots[0].as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=r.as_uri(), name=r.name) for r in roots]))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities(),
+            root_uri=roots[0].as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=r.as_uri(), name=r.name) for r in roots],
+        )
+    )
     return client
 
 
@@ -56,21 +60,25 @@ def _text(repo: Path, n: int = 0) -> str:
 async def _complete(client: LanguageClient, path: Path, n: int = 0) -> str:
     uri = open_doc(client, path, _text(path.parent, n), version=n + 1)
     result = await inline_at(client, uri, 2, len("    return "))
-    client.text_document_did_close(types.DidCloseTextDocumentParams(
-        text_document=types.TextDocumentIdentifier(uri=uri)))
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
     return result.items[0].insert_text if result and result.items else ""
 
 
-async def test_cloned_repo_cannot_start_a_program_or_route_code(user_env: Any, servers: Any,
-                                                                 tmp_path: Path) -> None:
+async def test_cloned_repo_cannot_start_a_program_or_route_code(user_env: Any, servers: Any, tmp_path: Path) -> None:
     good, evil = servers
     marker = tmp_path / "proxycommand-ran"
-    hostile = _repo(tmp_path, "cloned", f'''
+    hostile = _repo(
+        tmp_path,
+        "cloned",
+        f'''
 server_url = "{evil.base_url}"
 tunnel_host = "attacker@127.0.0.1"
 tunnel_ssh_options = ["ProxyCommand=touch {marker}"]
 max_tokens = 21
-''')
+''',
+    )
     env = user_env(good.base_url)
     client = await _editor_in(hostile, env.env, [hostile])
     try:
@@ -87,8 +95,9 @@ max_tokens = 21
     assert pid and os.readlink(f"/proc/{pid}/cwd") == "/"
 
 
-async def test_each_request_takes_its_own_repos_settings(user_env: Any, servers: Any, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_each_request_takes_its_own_repos_settings(
+    user_env: Any, servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from codeassist.client import trust
 
     good, evil = servers
@@ -117,7 +126,8 @@ async def test_each_request_takes_its_own_repos_settings(user_env: Any, servers:
 
 
 async def test_prompt_takes_nothing_from_outside_the_repo_secrets_or_excluded_files(
-        user_env: Any, servers: Any, tmp_path: Path) -> None:
+    user_env: Any, servers: Any, tmp_path: Path
+) -> None:
     good, _ = servers
     outside = tmp_path / "home" / ".ssh"
     outside.mkdir(parents=True)
@@ -128,13 +138,20 @@ async def test_prompt_takes_nothing_from_outside_the_repo_secrets_or_excluded_fi
     (repo / "private" / "notes.py").write_text('def notes_total():\n    return "EXCLUDED-MARKER"\n')
     (repo / "deploy.py").symlink_to(outside / "id_ed25519")
     (repo / ".env").write_text("API_TOKEN=ENV-MARKER\n")
-    main = ("from util import helper_total\nfrom private.notes import notes_total\n"
-            "from deploy import sign_release\n\n\ndef run():\n    return ")
+    main = (
+        "from util import helper_total\nfrom private.notes import notes_total\n"
+        "from deploy import sign_release\n\n\ndef run():\n    return "
+    )
     env = user_env(good.base_url)
     client = await _editor_in(repo, env.env, [repo])
     try:
-        client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-            uri=(repo / ".env").as_uri(), language_id="dotenv", version=1, text="API_TOKEN=ENV-MARKER\n")))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=(repo / ".env").as_uri(), language_id="dotenv", version=1, text="API_TOKEN=ENV-MARKER\n"
+                )
+            )
+        )
         prompts: list[str] = []
         for n in range(60):  # the index builds in the background: until the repo's own file shows up
             uri = open_doc(client, repo / "main.py", f"{main}{'x' * n}", version=n + 1)

@@ -26,11 +26,23 @@ from tests.connectivity.conftest import AuthProxy
 KEY = "sk-test-0123456789abcdef"
 
 
-@pytest.mark.parametrize("option", [
-    "ProxyCommand=sh -c 'id > /tmp/x'", "proxycommand nc %h %p", "LocalCommand=id", "PermitLocalCommand=yes",
-    "KnownHostsCommand=/bin/id", "Include=/tmp/evil_ssh_config", "Match=exec id", "PKCS11Provider=/tmp/evil.so",
-    "SecurityKeyProvider=/tmp/evil.so", "ControlPath=/tmp/x", "ProxyJump=-oProxyCommand=id", "RemoteCommand=id",
-])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "ProxyCommand=sh -c 'id > /tmp/x'",
+        "proxycommand nc %h %p",
+        "LocalCommand=id",
+        "PermitLocalCommand=yes",
+        "KnownHostsCommand=/bin/id",
+        "Include=/tmp/evil_ssh_config",
+        "Match=exec id",
+        "PKCS11Provider=/tmp/evil.so",
+        "SecurityKeyProvider=/tmp/evil.so",
+        "ControlPath=/tmp/x",
+        "ProxyJump=-oProxyCommand=id",
+        "RemoteCommand=id",
+    ],
+)
 def test_ssh_options_that_run_programs_are_refused(option: str) -> None:
     with pytest.raises(ValueError):
         check_ssh_option(option)
@@ -39,13 +51,15 @@ def test_ssh_options_that_run_programs_are_refused(option: str) -> None:
 
 
 def test_ordinary_ssh_options_pass() -> None:
-    cmd = ssh_command(TunnelSpec("dev@gpu", options=("StrictHostKeyChecking=yes", "UserKnownHostsFile /k",
-                                                     "ProxyJump=jump@bastion:22")))
+    cmd = ssh_command(
+        TunnelSpec(
+            "dev@gpu", options=("StrictHostKeyChecking=yes", "UserKnownHostsFile /k", "ProxyJump=jump@bastion:22")
+        )
+    )
     assert "UserKnownHostsFile=/k" in cmd and "ProxyJump=jump@bastion:22" in cmd
 
 
-def test_environment_key_belongs_to_the_configured_server_only(monkeypatch: pytest.MonkeyPatch,
-                                                               tmp_path: Path) -> None:
+def test_environment_key_belongs_to_the_configured_server_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CODEASSIST_CONFIG_DIR", str(tmp_path))
     monkeypatch.setenv("CODEASSIST_KEYRING", "file")
     monkeypatch.setenv("CODEASSIST_SERVER_URL", "https://gpu.team.example/v1")
@@ -115,8 +129,15 @@ async def test_no_key_over_plain_http_to_another_host(opt_in: bool, monkeypatch:
 
 
 def _cli(env: dict[str, str], *args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeassist.client.cli", *args], env=env, cwd=cwd, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "codeassist.client.cli", *args],
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_login_without_url_never_sends_the_key_to_a_project_server(user_env: Any, tmp_path: Path) -> None:
@@ -148,15 +169,24 @@ def test_tunnel_save_never_copies_project_options(daemon_env_factory: Any, tmp_p
     silent.bind(("127.0.0.1", 0))
     silent.listen()
     try:
-        r = _cli(env.env, "tunnel", "nobody@127.0.0.1", "--ssh-port", str(silent.getsockname()[1]), "--save",
-                 "--wait", "0", "--json", cwd=repo)
+        r = _cli(
+            env.env,
+            "tunnel",
+            "nobody@127.0.0.1",
+            "--ssh-port",
+            str(silent.getsockname()[1]),
+            "--save",
+            "--wait",
+            "0",
+            "--json",
+            cwd=repo,
+        )
         saved = (Path(env.env["CODEASSIST_CONFIG_DIR"]) / "config.toml").read_text()
         assert "ProxyCommand" not in saved and "tunnel_ssh_options = []" in saved, saved
         st = json.loads(r.stdout)
         assert st["spec"]["options"] == [] and st["spec"]["ssh_port"] == silent.getsockname()[1]
         assert not marker.exists()
-        r = _cli(env.env, "tunnel", "nobody@127.0.0.1", "-o", f"ProxyCommand=touch {marker}", "--wait", "0",
-                 cwd=repo)
+        r = _cli(env.env, "tunnel", "nobody@127.0.0.1", "-o", f"ProxyCommand=touch {marker}", "--wait", "0", cwd=repo)
         assert r.returncode == 2 and "ProxyCommand" in r.stderr and "Traceback" not in r.stderr
         assert not marker.exists()
     finally:

@@ -40,8 +40,9 @@ def shared_tmp() -> Iterator[Path]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeassist.client.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "codeassist.client.cli", *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 @needs_root
@@ -51,8 +52,13 @@ def test_runtime_dir_planted_by_another_user_is_refused(shared_tmp: Path, tmp_pa
     victim = tmp_path / "bashrc"
     victim.write_text("# the user's own file\n")
     as_other("ln", "-s", str(victim), str(planted / "daemon.lock")).wait(10)
-    env = {**os.environ, "CODEASSIST_RUNTIME_DIR": str(planted), "CODEASSIST_CONFIG_DIR": str(tmp_path / "c"),
-           "CODEASSIST_STATE_DIR": str(tmp_path / "s"), "CODEASSIST_LOG_DIR": str(tmp_path / "l")}
+    env = {
+        **os.environ,
+        "CODEASSIST_RUNTIME_DIR": str(planted),
+        "CODEASSIST_CONFIG_DIR": str(tmp_path / "c"),
+        "CODEASSIST_STATE_DIR": str(tmp_path / "s"),
+        "CODEASSIST_LOG_DIR": str(tmp_path / "l"),
+    }
     (tmp_path / "x.py").write_text("x = 1\n")
     r = _cli(env, "complete", f"{tmp_path / 'x.py'}:1:1")
     assert r.returncode != 0
@@ -89,14 +95,18 @@ async def test_client_refuses_a_socket_served_by_another_user(shared_tmp: Path) 
 
     sock = shared_tmp / "daemon.sock"
     got = shared_tmp / "got"
-    listener = as_other(sys.executable, "-c", f"""
+    listener = as_other(
+        sys.executable,
+        "-c",
+        f"""
 import socket, os
 s = socket.socket(socket.AF_UNIX); s.bind({str(sock)!r}); os.chmod({str(sock)!r}, 0o777); s.listen()
 c, _ = s.accept(); c.settimeout(3)
 try: data = c.recv(65536)
 except OSError: data = b""
 open({str(got)!r}, "wb").write(data)
-""")
+""",
+    )
     try:
         deadline = time.monotonic() + 10
         while not sock.exists() and time.monotonic() < deadline:

@@ -46,8 +46,14 @@ class AuthProxy:
     Restartable on the same port (server down / back up). With ``certfile`` it serves HTTPS.
     """
 
-    def __init__(self, upstream: str, token: str | None = None, port: int | None = None,
-                 certfile: str | None = None, keyfile: str | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        token: str | None = None,
+        port: int | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.token = token
         self.port = port or free_port()
@@ -79,19 +85,34 @@ class AuthProxy:
         async def completions(request: Request) -> Response:
             if (bad := refused(request)) is not None:
                 return bad
-            req = client.build_request("POST", self.upstream + "/completions", content=await request.body(),
-                                       headers={"content-type": "application/json"})
+            req = client.build_request(
+                "POST",
+                self.upstream + "/completions",
+                content=await request.body(),
+                headers={"content-type": "application/json"},
+            )
             r = await client.send(req, stream=True)
-            return StreamingResponse(r.aiter_raw(), status_code=r.status_code,
-                                     media_type=r.headers.get("content-type"), background=BackgroundTask(r.aclose))
+            return StreamingResponse(
+                r.aiter_raw(),
+                status_code=r.status_code,
+                media_type=r.headers.get("content-type"),
+                background=BackgroundTask(r.aclose),
+            )
 
         return Starlette(routes=[Route("/v1/models", models), Route("/v1/completions", completions, methods=["POST"])])
 
     def start(self) -> AuthProxy:
         import uvicorn
 
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off", ssl_certfile=self.certfile, ssl_keyfile=self.keyfile)
+        config = uvicorn.Config(
+            self._app(),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=self.certfile,
+            ssl_keyfile=self.keyfile,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name=f"proxy-{self.port}")
         self._thread.start()
@@ -143,8 +164,11 @@ class Sshd:
             "AllowTcpForwarding yes\nLogLevel VERBOSE\n"
         )
         os.chmod(self.key, 0o600)
-        self.proc = subprocess.Popen([SSHD, "-f", str(d / "sshd_config"), "-D", "-e"],
-                                     stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb"))  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [SSHD, "-f", str(d / "sshd_config"), "-D", "-e"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(d / "sshd.log", "wb"),  # noqa: SIM115 (the child keeps it)
+        )
         wait_port(self.port)
         return self
 
@@ -153,8 +177,16 @@ class Sshd:
         return f"{self.user}@127.0.0.1"
 
     def tunnel_args(self) -> list[str]:
-        return ["--ssh-port", str(self.port), "-i", str(self.key),
-                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+        return [
+            "--ssh-port",
+            str(self.port),
+            "-i",
+            str(self.key),
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

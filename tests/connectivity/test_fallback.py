@@ -19,7 +19,8 @@ async def _complete(conn: RpcConnection, uri: str, offset: int) -> tuple[dict[st
 
 
 async def test_server_down_answers_empty_at_once_with_one_message_then_recovers(
-        daemon_env_factory, local_model_url, proxy_factory) -> None:
+    daemon_env_factory, local_model_url, proxy_factory
+) -> None:
     proxy = proxy_factory(local_model_url)
     env = patient(daemon_env_factory(proxy.url))
     env.env.update({"CODEASSIST_PROBE_INTERVAL": "0.3", "CODEASSIST_ENGINE_MODE": "direct"})
@@ -62,20 +63,27 @@ async def test_server_down_answers_empty_at_once_with_one_message_then_recovers(
             result, _ = await _complete(conn, uri, len(text) + len(f"# {n}\n"))
             await asyncio.sleep(0.2)
         assert result["text"].strip(), "the daemon did not recover after the server came back"
-        assert any(m == "codeassist/status" and p.get("event") == "up" and p.get("recovered") is not False
-                   for m, p in notes)
+        assert any(
+            m == "codeassist/status" and p.get("event") == "up" and p.get("recovered") is not False for m, p in notes
+        )
         assert len([1 for m, _ in notes if m == "window/showMessage"]) == 1
     finally:
         await conn.aclose()
 
 
 async def test_fallback_order_uses_the_next_endpoint_and_returns_to_the_preferred(
-        daemon_env_factory, local_model_url, proxy_factory) -> None:
+    daemon_env_factory, local_model_url, proxy_factory
+) -> None:
     backup = proxy_factory(local_model_url)
     preferred_port = free_port()
     env = patient(daemon_env_factory(f"http://127.0.0.1:{preferred_port}/v1"))  # nothing listens there yet
-    env.env.update({"CODEASSIST_FALLBACK": "default,backup", "CODEASSIST_ENDPOINTS": f"backup={backup.url}",
-                    "CODEASSIST_PROBE_INTERVAL": "0.2"})
+    env.env.update(
+        {
+            "CODEASSIST_FALLBACK": "default,backup",
+            "CODEASSIST_ENDPOINTS": f"backup={backup.url}",
+            "CODEASSIST_PROBE_INTERVAL": "0.2",
+        }
+    )
     _, loc = write_sample(env.root)
     r = env.run("complete", loc, "--json")
     assert r.returncode == 0 and '"text": ""' not in r.stdout, r.stdout + r.stderr

@@ -35,8 +35,9 @@ def _files_containing(root: Path, token: str, skip: set[Path]) -> list[Path]:
     return found
 
 
-def test_login_refuses_a_wrong_key_and_stores_a_good_one_announced(daemon_env_factory, local_model_url,
-                                                                   proxy_factory) -> None:
+def test_login_refuses_a_wrong_key_and_stores_a_good_one_announced(
+    daemon_env_factory, local_model_url, proxy_factory
+) -> None:
     token = "ca-" + secrets.token_hex(16)
     proxy = proxy_factory(local_model_url, token=token)
     env = patient(daemon_env_factory(proxy.url))
@@ -97,7 +98,9 @@ def test_config_shows_values_and_where_they_come_from(daemon_env_factory, tmp_pa
     env = daemon_env_factory("http://127.0.0.1:9/v1")
     user_file = Path(env.env["CODEASSIST_CONFIG_DIR"]) / "config.toml"
     user_file.parent.mkdir(parents=True, exist_ok=True)
-    user_file.write_text('budget = 3000\nfallback = ["default", "tunnel"]\n[endpoints]\noffice = "https://gw:8443/v1"\n')
+    user_file.write_text(
+        'budget = 3000\nfallback = ["default", "tunnel"]\n[endpoints]\noffice = "https://gw:8443/v1"\n'
+    )
     project = tmp_path / "proj"
     (project / "sub").mkdir(parents=True)
     (project / ".git").mkdir()  # the repo root: the search for a project file stops there
@@ -107,8 +110,14 @@ def test_config_shows_values_and_where_they_come_from(daemon_env_factory, tmp_pa
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "codeassist.client.cli", "config", "--json"], env=env.env,
-                       cwd=project / "sub", capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "codeassist.client.cli", "config", "--json"],
+        env=env.env,
+        cwd=project / "sub",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     values = json.loads(r.stdout)["values"]
     assert values["budget"] == {"value": 1500, "source": str(project / ".codeassist.toml")}
@@ -128,8 +137,11 @@ def test_set_user_value_keeps_tables_and_other_keys(tmp_path: Path, monkeypatch)
     cfg_file = tmp_path / "config.toml"
     monkeypatch.setenv("CODEASSIST_CONFIG", str(cfg_file))
     cfg_file.write_text('budget = 3000\n[endpoints]\noffice = "https://gw/v1"\n')
-    set_user_value("server_url", 'https://gpu.example.com/v1')
+    set_user_value("server_url", "https://gpu.example.com/v1")
     set_user_value("budget", 2500)
     cfg = load_config(project_dir=tmp_path, env={"CODEASSIST_CONFIG": str(cfg_file)})
-    assert (cfg.server_url, cfg.budget, cfg.endpoints) == ("https://gpu.example.com/v1", 2500,
-                                                          {"office": "https://gw/v1"})
+    assert (cfg.server_url, cfg.budget, cfg.endpoints) == (
+        "https://gpu.example.com/v1",
+        2500,
+        {"office": "https://gw/v1"},
+    )

@@ -29,8 +29,9 @@ def _check(report: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in report["checks"] if c["name"] == name)
 
 
-def test_doctor_explains_bad_hostname_and_untrusted_certificate(daemon_env_factory, local_model_url,
-                                                                 proxy_factory, tls_files) -> None:
+def test_doctor_explains_bad_hostname_and_untrusted_certificate(
+    daemon_env_factory, local_model_url, proxy_factory, tls_files
+) -> None:
     chain, ca_file = tls_files
     token = "ca-" + secrets.token_hex(12)
     proxy = proxy_factory(local_model_url, token=token, certfile=chain, keyfile=chain)

@@ -48,15 +48,29 @@ def test_ssh_command_has_the_safety_options() -> None:
 
 
 async def test_tunnel_carries_completions_reconnects_and_stops_with_the_daemon(
-        daemon_env_factory, local_model_url, sshd: Sshd) -> None:
+    daemon_env_factory, local_model_url, sshd: Sshd
+) -> None:
     model_port = int(local_model_url.rsplit(":", 1)[1].split("/")[0])
     local_port = free_port()
     # The direct endpoint is dead: only the tunnel can carry completions.
     env = patient(daemon_env_factory(f"http://127.0.0.1:{free_port()}/v1"))
-    env.env.update({"CODEASSIST_FALLBACK": "default,tunnel", "CODEASSIST_PROBE_INTERVAL": "0.3",
-                    "CODEASSIST_TUNNEL_LOCAL_PORT": str(local_port)})
-    r = env.run("tunnel", sshd.target, "--remote-port", str(model_port), "--local-port", str(local_port),
-                *sshd.tunnel_args(), "--json")
+    env.env.update(
+        {
+            "CODEASSIST_FALLBACK": "default,tunnel",
+            "CODEASSIST_PROBE_INTERVAL": "0.3",
+            "CODEASSIST_TUNNEL_LOCAL_PORT": str(local_port),
+        }
+    )
+    r = env.run(
+        "tunnel",
+        sshd.target,
+        "--remote-port",
+        str(model_port),
+        "--local-port",
+        str(local_port),
+        *sshd.tunnel_args(),
+        "--json",
+    )
     assert r.returncode == 0, r.stdout + r.stderr + (sshd.dir / "sshd.log").read_text()
     st = json.loads(r.stdout)
     assert st["state"] == "up" and st["pid"]
@@ -88,8 +102,17 @@ async def test_tunnel_carries_completions_reconnects_and_stops_with_the_daemon(
     assert json.loads(r.stdout)["state"] == "stopped"
     time.sleep(0.2)
     assert not _alive(st["pid"])
-    r = env.run("tunnel", sshd.target, "--remote-port", str(model_port), "--local-port", str(local_port),
-                *sshd.tunnel_args(), "--save", "--json")
+    r = env.run(
+        "tunnel",
+        sshd.target,
+        "--remote-port",
+        str(model_port),
+        "--local-port",
+        str(local_port),
+        *sshd.tunnel_args(),
+        "--save",
+        "--json",
+    )
     pid = json.loads(r.stdout)["pid"]
     assert _alive(pid)
     daemon_pid = env.daemon_pid()

@@ -98,22 +98,32 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_resolve_endpoints_order_and_names() -> None:
-    cfg = Config(server_url="https://gw/v1", fallback=["default", "office", "tunnel", "http://x:1/v1"],
-                 endpoints={"office": "https://office/v1"}, tunnel_local_port=18005)
+    cfg = Config(
+        server_url="https://gw/v1",
+        fallback=["default", "office", "tunnel", "http://x:1/v1"],
+        endpoints={"office": "https://office/v1"},
+        tunnel_local_port=18005,
+    )
     eps = resolve_endpoints(cfg)
-    assert [(e.name, e.url) for e in eps] == [("default", "https://gw/v1"), ("office", "https://office/v1"),
-                                             ("tunnel", "http://127.0.0.1:18005/v1"),
-                                             ("http://x:1/v1", "http://x:1/v1")]
+    assert [(e.name, e.url) for e in eps] == [
+        ("default", "https://gw/v1"),
+        ("office", "https://office/v1"),
+        ("tunnel", "http://127.0.0.1:18005/v1"),
+        ("http://x:1/v1", "http://x:1/v1"),
+    ]
     # A running tunnel is tried last when the order does not name it.
     assert [e.name for e in resolve_endpoints(Config(), tunnel_url="http://127.0.0.1:18009/v1")] == [
-        "default", "tunnel"]
+        "default",
+        "tunnel",
+    ]
 
 
 async def test_fallback_transport_fails_fast_when_down_and_skips_a_refusing_endpoint(standin, config_dir) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
     events: list[tuple[str, dict[str, object]]] = []
-    cfg = Config(server_url=dead, fallback=["default", "standin"], endpoints={"standin": standin.base_url},
-                 probe_interval=60.0)
+    cfg = Config(
+        server_url=dead, fallback=["default", "standin"], endpoints={"standin": standin.base_url}, probe_interval=60.0
+    )
     t = FallbackTransport(cfg, notify=lambda e, p: events.append((e, p)))
     params = CompletionParams(prompt="x", model="standin-model")
     try:

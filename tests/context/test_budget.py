@@ -21,14 +21,20 @@ _ENGINE.add_root(FIXTURES, background=False, watch=False)
 code_text = st.one_of(
     st.sampled_from(FILES).map(lambda p: p.read_text() * 30),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=20_000),
-    st.lists(st.sampled_from(["def f(x):", "    return x", "{", "}", "if (a) {", "é😀", "\t", "", "x" * 300]),
-             max_size=2000).map("\n".join),
+    st.lists(
+        st.sampled_from(["def f(x):", "    return x", "{", "}", "if (a) {", "é😀", "\t", "", "x" * 300]), max_size=2000
+    ).map("\n".join),
 )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=code_text, where=st.floats(0, 1), budget=st.integers(1024, 4096), family=st.sampled_from(sorted(FAMILIES)),
-       suffix=st.sampled_from([".py", ".ts", ".go", ".rs", ".java", ".c", ".cpp", ".txt"]))
+@given(
+    text=code_text,
+    where=st.floats(0, 1),
+    budget=st.integers(1024, 4096),
+    family=st.sampled_from(sorted(FAMILIES)),
+    suffix=st.sampled_from([".py", ".ts", ".go", ".rs", ".java", ".c", ".cpp", ".txt"]),
+)
 def test_budget_never_exceeded(text: str, where: float, budget: int, family: str, suffix: str) -> None:
     offset = int(len(text) * where)
     if 0 < offset < len(text) and "\udc00" <= text[offset] <= "\udfff":

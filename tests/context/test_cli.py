@@ -13,8 +13,13 @@ from codeassist.context.errors import PositionError
 
 
 def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codeassist.client.cli", "context", *args], cwd=root,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "codeassist.client.cli", "context", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_json_shape(make_repo) -> None:
@@ -39,15 +44,18 @@ def test_human_output_and_root_option(make_repo, tmp_path: Path) -> None:
     assert "tokens" in r.stdout and "why:" in r.stdout and "counter=" in r.stdout
 
 
-@pytest.mark.parametrize(("loc", "extra", "message"), [
-    ("shop/cart.py:2:999", [], "past the end of line 2"),
-    ("shop/cart.py:9999:1", [], "past the end of the file"),
-    ("emoji.py:1:7", ["--utf16"], "inside a surrogate pair"),
-    ("shop/cart.py:0:1", [], "1-based"),
-    ("shop/cart.py", [], "expected FILE:LINE:COL"),
-    ("missing.py:1:1", [], "cannot read"),
-    ("shop/cart.py:1:1", ["--budget", "99"], "1024..4096"),
-])
+@pytest.mark.parametrize(
+    ("loc", "extra", "message"),
+    [
+        ("shop/cart.py:2:999", [], "past the end of line 2"),
+        ("shop/cart.py:9999:1", [], "past the end of the file"),
+        ("emoji.py:1:7", ["--utf16"], "inside a surrogate pair"),
+        ("shop/cart.py:0:1", [], "1-based"),
+        ("shop/cart.py", [], "expected FILE:LINE:COL"),
+        ("missing.py:1:1", [], "cannot read"),
+        ("shop/cart.py:1:1", ["--budget", "99"], "1024..4096"),
+    ],
+)
 def test_bad_positions_give_clear_errors(make_repo, loc: str, extra: list[str], message: str) -> None:
     root = make_repo("python")
     (root / "emoji.py").write_text('s = "😀"\n')

@@ -15,8 +15,9 @@ import pytest
 from codeassist.client.daemon_client import connect
 
 
-async def test_daemon_prompt_carries_cross_file_definition(daemon_env_factory, standin, make_repo,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_daemon_prompt_carries_cross_file_definition(
+    daemon_env_factory, standin, make_repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = daemon_env_factory(standin.base_url)
     env.env["CODEASSIST_ENGINE_MODE"] = "direct"
     for key, value in env.env.items():
@@ -38,7 +39,8 @@ async def test_daemon_prompt_carries_cross_file_definition(daemon_env_factory, s
             body = f"# {n}\n{text}"
             await conn.request("doc/open", {"uri": uri, "text": body, "language": "python"})
             result: dict[str, Any] = await asyncio.wait_for(
-                conn.request("complete", {"uri": uri, "offset": offset + len(f"# {n}\n")}), 30)
+                conn.request("complete", {"uri": uri, "offset": offset + len(f"# {n}\n")}), 30
+            )
             assert "text" in result
             prompts = [str(r.get("prompt", "")) for r in standin.stats.requests]
             if any("def fetch_all(self, limit: int = 10)" in p for p in prompts):

@@ -116,7 +116,7 @@ def test_speculative_build_leaves_the_live_document_alone(make_repo) -> None:
     guess = "(total, percent)"
     hypo = text[:offset] + guess + text[offset:]
     parts = engine.build(hypo, offset + len(guess), qwen, uri=uri)  # what the prefetch does
-    assert parts.prefix.endswith(ANCHOR + guess) and hypo[:offset + len(guess)].endswith(parts.prefix)
+    assert parts.prefix.endswith(ANCHOR + guess) and hypo[: offset + len(guess)].endswith(parts.prefix)
     assert doc.text == text and doc.tree is tree and doc.reparses == reparses  # untouched, not re-parsed
     again = engine.build(text, offset, qwen, uri=uri)  # the real document builds with no parse either
     assert doc.reparses == reparses and again.prefix.endswith(ANCHOR)
@@ -143,7 +143,7 @@ def test_texts_not_open_in_an_editor_never_share_cross_file_context(make_repo) -
     first = engine.build(text, offset, template_for("qwen"), path=root / "shop/cart.py")
     assert any(s["path"] == "shop/pricing.py" for s in first.snippets)
     line_start = text.rfind("\n", 0, offset) + 1
-    other = text[:line_start] + "        return 0\n" + text[text.index("\n", offset) + 1:]  # no pricing use there
+    other = text[:line_start] + "        return 0\n" + text[text.index("\n", offset) + 1 :]  # no pricing use there
     other = other.replace("from shop.pricing import PriceBook, apply_discount\n", "import os\n")
     line = text.count("\n", 0, offset)
     at = len("\n".join(other.split("\n")[:line])) + 1 + 8  # the same line as before

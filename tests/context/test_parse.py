@@ -20,12 +20,15 @@ def test_unknown_language_has_no_tree() -> None:
     assert doc.tree is None and doc.root is None
 
 
-@pytest.mark.parametrize("edits", [
-    [(0, 0, "import os\n")],
-    [(30, 35, "")],
-    [(10, 10, "é😀ü"), (14, 14, "\n# naïve ☃\n")],
-    [(5, 9, "x"), (0, 3, ""), (50, 50, "  # tail")],
-])
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [(0, 0, "import os\n")],
+        [(30, 35, "")],
+        [(10, 10, "é😀ü"), (14, 14, "\n# naïve ☃\n")],
+        [(5, 9, "x"), (0, 3, ""), (50, 50, "  # tail")],
+    ],
+)
 def test_incremental_reparse_matches_full_parse(edits: list[tuple[int, int, str]]) -> None:
     text = (FIXTURES / "python" / "shop" / "cart.py").read_text()
     doc = ParsedDoc(text, "python")

@@ -18,8 +18,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("repo", "rel", "anchor", "def_path", "needle"), CASES, ids=[c[0] for c in CASES])
-def test_imported_definition_is_in_context(make_repo, repo: str, rel: str, anchor: str, def_path: str,
-                                           needle: str) -> None:
+def test_imported_definition_is_in_context(
+    make_repo, repo: str, rel: str, anchor: str, def_path: str, needle: str
+) -> None:
     root = make_repo(repo)
     engine = ContextEngine(budget=1024)
     engine.add_root(root, background=False, watch=False)
@@ -38,8 +39,9 @@ def test_comment_path_header_without_repo_format(make_repo) -> None:
     engine = ContextEngine(sources=("imports", "symbols"))
     engine.add_root(root, background=False, watch=False)
     text = (root / "shop/cart.py").read_text()
-    parts = engine.build(text, text.index("return apply_discount"), template_for("deepseek"),
-                         path=root / "shop/cart.py")
+    parts = engine.build(
+        text, text.index("return apply_discount"), template_for("deepseek"), path=root / "shop/cart.py"
+    )
     assert "# Path: shop/pricing.py\n" in parts.prompt
     assert parts.prompt.startswith("<｜fim▁begin｜>")
     assert "return amount * (1 - percent" not in parts.prompt  # signatures, not whole bodies
@@ -93,8 +95,9 @@ def test_pack_falls_back_to_signatures_when_full_summaries_do_not_fit() -> None:
     from codeassist.context.tokens import chars4_counter
 
     doc = "\n".join(f'    """Line {i} of a long docstring."""' for i in range(12))
-    cands = [Snippet(f"m{i}.py", f"def f{i}(x):\n{doc}", "r", 1.0 - i / 10, 0, 13, short=f"def f{i}(x):")
-             for i in range(5)]
+    cands = [
+        Snippet(f"m{i}.py", f"def f{i}(x):\n{doc}", "r", 1.0 - i / 10, 0, 13, short=f"def f{i}(x):") for i in range(5)
+    ]
     chosen, costs = pack(cands, lambda s: f"# {s.path}\n{s.text}\n", chars4_counter(), 400)
     assert len(chosen) == 5 and sum(costs) <= 400
     assert chosen[0].text == cands[0].text  # the best one whole

@@ -21,9 +21,17 @@ def test_shipped_cl100k_is_exact_and_offline() -> None:
 
 def test_tokenizer_json_is_preferred(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     vocab = {"[UNK]": 0, "def": 1, "foo": 2}
-    spec = {"version": "1.0", "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"},
-            "pre_tokenizer": {"type": "Whitespace"}, "added_tokens": [], "normalizer": None,
-            "post_processor": None, "decoder": None, "truncation": None, "padding": None}
+    spec = {
+        "version": "1.0",
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"},
+        "pre_tokenizer": {"type": "Whitespace"},
+        "added_tokens": [],
+        "normalizer": None,
+        "post_processor": None,
+        "decoder": None,
+        "truncation": None,
+        "padding": None,
+    }
     (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
     monkeypatch.setenv("CODEASSIST_TOKENIZER", str(tmp_path / "tokenizer.json"))
     tokens.default_counter.cache_clear()
@@ -48,8 +56,32 @@ def test_fallback_is_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Lo
         tokens.default_counter.cache_clear()
 
 
-_PIECES = ["\n", " ", "\t", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u3000", "\xa0", "a", "é", "😀",
-           ":", "(", "'s", "1", "\n\n", "  \n", "    return x", "def f():", "<|fim_prefix|>"]
+_PIECES = [
+    "\n",
+    " ",
+    "\t",
+    "\r",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x85",
+    "\u2028",
+    "\u3000",
+    "\xa0",
+    "a",
+    "é",
+    "😀",
+    ":",
+    "(",
+    "'s",
+    "1",
+    "\n\n",
+    "  \n",
+    "    return x",
+    "def f():",
+    "<|fim_prefix|>",
+]
 
 
 @settings(max_examples=100, deadline=None)

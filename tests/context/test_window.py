@@ -14,14 +14,26 @@ from .conftest import FIXTURES
 
 # (file, text the cursor is placed before, the enclosing header that must survive, filler statement)
 CASES = [
-    ("python/shop/cart.py", "return apply_discount", "    def total(self, percent: float = 0.0) -> float:",
-     "        subtotal += 0.0\n"),
+    (
+        "python/shop/cart.py",
+        "return apply_discount",
+        "    def total(self, percent: float = 0.0) -> float:",
+        "        subtotal += 0.0\n",
+    ),
     ("ts/src/route.ts", "return total;", "  length(): number {", "    total += 0;\n"),
     ("go/main.go", "return sum", "func report(rs []geom.Rect) float64 {", "\tsum += 0\n"),
-    ("rust/src/stack.rs", "self.items.push(v);", "    pub fn push(&mut self, v: i64) -> bool {",
-     "        let _ = 0;\n"),
-    ("java/com/acme/App.java", "System.out.println(line);",
-     "    public static void main(String[] args) {", "            int unused = 0;\n"),
+    (
+        "rust/src/stack.rs",
+        "self.items.push(v);",
+        "    pub fn push(&mut self, v: i64) -> bool {",
+        "        let _ = 0;\n",
+    ),
+    (
+        "java/com/acme/App.java",
+        "System.out.println(line);",
+        "    public static void main(String[] args) {",
+        "            int unused = 0;\n",
+    ),
     ("c/main.c", "printf(", "int main(void) {", "    v.len += 0;\n"),
     ("cpp_shapes.cpp", "return pi * rr;", "  double area() const {", "    rr += 0;\n"),
 ]
@@ -38,7 +50,7 @@ def _boundary_starts(doc: ParsedDoc) -> set[int]:
         if node.type in CONTAINERS:
             for child in node.children:
                 ls = data.rfind(b"\n", 0, child.start_byte) + 1
-                if not data[ls:child.start_byte].strip():
+                if not data[ls : child.start_byte].strip():
                     out.add(ls)
         stack.extend(node.children)
     return out

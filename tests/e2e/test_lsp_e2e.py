@@ -21,8 +21,11 @@ SAMPLE = '''def rectangle_area(width: float, height: float) -> float:
 
 def _direct_completion(model_url: str, prompt: str, max_tokens: int) -> str:
     """What the model itself answers for the prompt, asked without codeassist in between."""
-    r = httpx.post(f"{model_url}/completions", json={"model": "x", "prompt": prompt, "max_tokens": max_tokens,
-                                                     "temperature": 0, "stop": ["\n"]}, timeout=30)
+    r = httpx.post(
+        f"{model_url}/completions",
+        json={"model": "x", "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stop": ["\n"]},
+        timeout=30,
+    )
     return r.json()["choices"][0]["text"]
 
 
@@ -109,12 +112,19 @@ async def test_incremental_edits_reach_the_daemon(daemon_env, tmp_path: Path) ->
     try:
         uri = open_doc(client, tmp_path / "e.py", "x = 1\n")
         # Insert an emoji line then type after it: offsets must survive UTF-16 surrogate pairs.
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=types.Position(line=1, character=0), end=types.Position(line=1, character=0)),
-                text="s = '😀'\nname = ")],
-        ))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=1, character=0), end=types.Position(line=1, character=0)
+                        ),
+                        text="s = '😀'\nname = ",
+                    )
+                ],
+            )
+        )
         result = await inline_at(client, uri, 2, 7)
         assert result is not None
         # Past the end of the document: a clear error, not a crash.

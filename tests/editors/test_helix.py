@@ -25,9 +25,9 @@ WORD_START = PREFIX.index("fib")
 def helix_capabilities(encodings: list[str] | None) -> types.ClientCapabilities:
     """What Helix announces for completion (no textDocument.inlineCompletion)."""
     return types.ClientCapabilities(
-        general=types.GeneralClientCapabilities(
-            position_encodings=[types.PositionEncodingKind(e) for e in encodings]
-        ) if encodings else None,
+        general=types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind(e) for e in encodings])
+        if encodings
+        else None,
         text_document=types.TextDocumentClientCapabilities(
             synchronization=types.TextDocumentSyncClientCapabilities(did_save=True),
             completion=types.CompletionClientCapabilities(
@@ -57,8 +57,9 @@ def column(text: str, encoding: str) -> int:
     return len(text)
 
 
-@pytest.mark.parametrize("encodings", [None, ["utf-8", "utf-32", "utf-16"], ["utf-32"]],
-                         ids=["utf-16-default", "helix-utf-8", "utf-32"])
+@pytest.mark.parametrize(
+    "encodings", [None, ["utf-8", "utf-32", "utf-16"], ["utf-32"]], ids=["utf-16-default", "helix-utf-8", "utf-32"]
+)
 async def test_completion_item_for_a_client_without_inline_completion(
     encodings: list[str] | None, daemon_env, tmp_path: Path
 ) -> None:
@@ -77,15 +78,22 @@ async def test_completion_item_for_a_client_without_inline_completion(
         assert encoding == (encodings[0] if encodings else "utf-16")
 
         uri = (tmp_path / "fib.py").as_uri()
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=TEXT)))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=TEXT)
+            )
+        )
         cursor = types.Position(line=4, character=column(PREFIX, encoding))
 
         items: list[types.CompletionItem] = []
         for _ in range(6):  # a busy CPU model can time out: ask again, as Helix does on the next keystroke
-            answer = await client.text_document_completion_async(types.CompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), position=cursor,
-                context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked)))
+            answer = await client.text_document_completion_async(
+                types.CompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=cursor,
+                    context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+                )
+            )
             items = answer.items if isinstance(answer, types.CompletionList) else list(answer or [])
             if items:
                 break
@@ -100,7 +108,7 @@ async def test_completion_item_for_a_client_without_inline_completion(
             start=types.Position(line=4, character=column(PREFIX[:WORD_START], encoding)), end=cursor
         )
         assert edit.new_text.startswith("fib") and len(edit.new_text) > len("fib")
-        suggestion = edit.new_text[len("fib"):]
+        suggestion = edit.new_text[len("fib") :]
         first_line = suggestion.split("\n", 1)[0].strip() or suggestion.strip()
         assert item.label == ("fib" + first_line)[:60]
         assert item.filter_text == edit.new_text
@@ -111,7 +119,8 @@ async def test_completion_item_for_a_client_without_inline_completion(
         # Accepting runs the item's command: the daemon learns the acceptance.
         assert item.command is not None and item.command.command == "codeassist.accept"
         await client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments))
+            types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments)
+        )
         for _ in range(50):
             counters = json.loads(daemon_env.run("status", "--json").stdout).get("counters", {})
             if counters.get("accepted"):

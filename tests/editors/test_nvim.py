@@ -93,14 +93,23 @@ class Nvim:
         self.log = open(workdir / "nvim.out", "wb")  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [NVIM, "--headless", "-n", "-i", "NONE", "-u", str(init), "--listen", self.sock, str(file)],
-            cwd=file.parent, env=self.env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=file.parent,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         wait_until(lambda: Path(self.sock).exists(), 20, "Neovim did not open its socket")
 
     def _remote(self, *args: str) -> str:
         assert NVIM is not None
-        out = subprocess.run([NVIM, "--clean", "--headless", "--server", self.sock, *args],
-                             capture_output=True, text=True, timeout=30, env=self.env)
+        out = subprocess.run(
+            [NVIM, "--clean", "--headless", "--server", self.sock, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=self.env,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"nvim remote {args}: {out.stderr}")
         return out.stdout
@@ -145,8 +154,11 @@ class Nvim:
         """(request params, response) pairs for `method`, as seen on the wire."""
         wire = self.wire()
         reqs = {e["msg"]["id"]: e["msg"] for e in wire if e["dir"] == "in" and e["msg"].get("method") == method}
-        return [(reqs[e["msg"]["id"]]["params"], e["msg"]) for e in wire
-                if e["dir"] == "out" and "method" not in e["msg"] and e["msg"].get("id") in reqs]
+        return [
+            (reqs[e["msg"]["id"]]["params"], e["msg"])
+            for e in wire
+            if e["dir"] == "out" and "method" not in e["msg"] and e["msg"].get("id") in reqs
+        ]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -179,8 +191,11 @@ def wait_for_suggestion(nv: Nvim, position: dict[str, int], timeout: float = 180
         state = nv.suggestion()
         if state:
             return state
-        empty = [r for p, r in nv.responses("textDocument/inlineCompletion")
-                 if p["position"] == position and not r.get("result", {}).get("items")]
+        empty = [
+            r
+            for p, r in nv.responses("textDocument/inlineCompletion")
+            if p["position"] == position and not r.get("result", {}).get("items")
+        ]
         if len(empty) > seen_empty and time.monotonic() - last_nudge > 8:
             seen_empty, last_nudge = len(empty), time.monotonic()
             nv.send("<M-]>")
@@ -205,9 +220,14 @@ def start_nvim(tmp_path: Path, daemon_env) -> Iterator[Callable[..., Nvim]]:
         workdir.mkdir()
         nv = Nvim(workdir, daemon_env.env, setup, file)
         started.append(nv)
-        wait_until(lambda: nv.lua("(function() local c = vim.lsp.get_clients({ name = 'codeassist' })[1]; "
-                                  "return c ~= nil and c.server_capabilities ~= nil end)()"),
-                   60, "the codeassist client never initialized")
+        wait_until(
+            lambda: nv.lua(
+                "(function() local c = vim.lsp.get_clients({ name = 'codeassist' })[1]; "
+                "return c ~= nil and c.server_capabilities ~= nil end)()"
+            ),
+            60,
+            "the codeassist client never initialized",
+        )
         return nv
 
     yield start
@@ -233,7 +253,8 @@ def test_ghost_text_from_the_real_model_accepted_by_word_then_whole(project: Pat
 
     # The ghost text is exactly what the server answered for this cursor (first answered request that fits).
     answers = [
-        (params, resp) for params, resp in nv.responses("textDocument/inlineCompletion")
+        (params, resp)
+        for params, resp in nv.responses("textDocument/inlineCompletion")
         if params["position"] == {"line": 4, "character": len(typed)} and resp.get("result", {}).get("items")
     ]
     assert answers, f"no inline completion answer for the typed position on the wire: {nv.wire()}"
@@ -243,15 +264,16 @@ def test_ghost_text_from_the_real_model_accepted_by_word_then_whole(project: Pat
     assert item["command"]["command"] == "codeassist.accept"
     assert state["text"] == completion and state["id"] == completion_id
     first, *rest = completion.split("\n")
-    assert nv.ghost() == [{"row": 4, "col": len(typed), "inline": first, "pos": "inline" if first else None,
-                           "lines": rest}]
+    assert nv.ghost() == [
+        {"row": 4, "col": len(typed), "inline": first, "pos": "inline" if first else None, "lines": rest}
+    ]
 
     # Accept the next word (M-Right): the buffer gets it, the rest stays up as ghost text.
     word = re.match(r"\s*[\w]+|\s*[^\w\s]+|\s+", completion)
     assert word, completion
     nv.send("<M-Right>")
     wait_until(lambda: nv.lines()[4] == typed + word[0], 10, f"word accept failed: {nv.lines()}")
-    remaining = completion[len(word[0]):]
+    remaining = completion[len(word[0]) :]
     if remaining:
         after = wait_until(nv.suggestion, 5, "the rest of the suggestion disappeared after a word accept")
         assert after["text"] == remaining
@@ -259,8 +281,9 @@ def test_ghost_text_from_the_real_model_accepted_by_word_then_whole(project: Pat
         # Tab accepts the rest.
         nv.send("<Tab>")
     expected = (FIB + typed + completion).split("\n")
-    wait_until(lambda: nv.lines()[: len(expected)] == expected, 10,
-               f"after accepting, buffer {nv.lines()} != {expected}")
+    wait_until(
+        lambda: nv.lines()[: len(expected)] == expected, 10, f"after accepting, buffer {nv.lines()} != {expected}"
+    )
     assert nv.lua("vim.api.nvim_get_mode().mode") == "i"
     assert nv.lua("vim.api.nvim_win_get_cursor(0)") == [len(expected), len(expected[-1].encode())]
 
@@ -275,8 +298,11 @@ def test_ghost_text_from_the_real_model_accepted_by_word_then_whole(project: Pat
     if remaining:
         assert accepts()[0][0]["arguments"] == [completion_id, len(word[0])]
         assert accepts()[1][0]["arguments"] == [completion_id]
-    wait_until(lambda: daemon_counters(daemon_env).get("accepted", 0) >= len(accepts()), 10,
-               f"the daemon did not count the accepts: {daemon_counters(daemon_env)}")
+    wait_until(
+        lambda: daemon_counters(daemon_env).get("accepted", 0) >= len(accepts()),
+        10,
+        f"the daemon did not count the accepts: {daemon_counters(daemon_env)}",
+    )
 
 
 def test_rendering_partial_accepts_dismiss_and_tab_fallback(project: Path, start_nvim) -> None:
@@ -291,21 +317,25 @@ def test_rendering_partial_accepts_dismiss_and_tab_fallback(project: Path, start
     wait_until(lambda: nv.lines()[-1] == "x\t", 10, f"Tab did not insert a tab: {nv.lines()}")
     assert nv.suggestion() is None
 
-    show = ("require('codeassist.inline').show(0, vim.lsp.get_clients({ name = 'codeassist' })[1], "
-            "{ items = { { insertText = 'foo(a, b)\\n    return a\\nend', "
-            "range = { start = { line = 4, character = 2 }, ['end'] = { line = 4, character = 2 } }, "
-            "command = { title = 'Accept', command = 'codeassist.accept', arguments = { 'canned-id' } } } } }, 4, 2)")
+    show = (
+        "require('codeassist.inline').show(0, vim.lsp.get_clients({ name = 'codeassist' })[1], "
+        "{ items = { { insertText = 'foo(a, b)\\n    return a\\nend', "
+        "range = { start = { line = 4, character = 2 }, ['end'] = { line = 4, character = 2 } }, "
+        "command = { title = 'Accept', command = 'codeassist.accept', arguments = { 'canned-id' } } } } }, 4, 2)"
+    )
     assert nv.lua(show) is True
-    assert nv.ghost() == [{"row": 4, "col": 2, "inline": "foo(a, b)", "pos": "inline",
-                           "lines": ["    return a", "end"]}]
+    assert nv.ghost() == [
+        {"row": 4, "col": 2, "inline": "foo(a, b)", "pos": "inline", "lines": ["    return a", "end"]}
+    ]
 
     nv.send("<M-Right>")  # word: "foo"
     wait_until(lambda: nv.lines()[4] == "x\tfoo", 10, f"{nv.lines()}")
     assert nv.suggestion()["text"] == "(a, b)\n    return a\nend"
     nv.send("<M-C-Right>")  # line: the rest of the first line
     wait_until(lambda: nv.lines()[4] == "x\tfoo(a, b)", 10, f"{nv.lines()}")
-    assert nv.ghost() == [{"row": 4, "col": len("x\tfoo(a, b)"), "inline": "", "pos": None,
-                           "lines": ["    return a", "end"]}]
+    assert nv.ghost() == [
+        {"row": 4, "col": len("x\tfoo(a, b)"), "inline": "", "pos": None, "lines": ["    return a", "end"]}
+    ]
     nv.send("<M-C-Right>")  # line: newline + the second line
     wait_until(lambda: nv.lines()[4:6] == ["x\tfoo(a, b)", "    return a"], 10, f"{nv.lines()}")
     assert nv.suggestion()["text"] == "\nend"

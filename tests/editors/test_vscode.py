@@ -55,11 +55,21 @@ def test_activation_unit_tests(node_modules: Path) -> None:
 def test_vsce_packages_a_vsix(node_modules: Path, tmp_path: Path) -> None:
     vsix = tmp_path / "codeassist.vsix"
     assert npm("run", "compile").returncode == 0
-    out = subprocess.run([str(node_modules / ".bin" / "vsce"), "package", "--out", str(vsix)], cwd=VSCODE,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(node_modules / ".bin" / "vsce"), "package", "--out", str(vsix)],
+        cwd=VSCODE,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     names = set(zipfile.ZipFile(vsix).namelist())
-    for required in ("extension/package.json", "extension/out/extension.js", "extension/out/settings.js",
-                     "extension/node_modules/vscode-languageclient/package.json", "extension.vsixmanifest"):
+    for required in (
+        "extension/package.json",
+        "extension/out/extension.js",
+        "extension/out/settings.js",
+        "extension/node_modules/vscode-languageclient/package.json",
+        "extension.vsixmanifest",
+    ):
         assert required in names, f"{required} missing from the .vsix"
     assert not any(n.startswith(("extension/src/", "extension/out/test/")) for n in names), "sources/tests packaged"

@@ -42,8 +42,11 @@ FIB = '''def fibonacci(n):
 
 
 def _code_server() -> str | None:
-    for candidate in (os.environ.get("CODEASSIST_CODE_SERVER"), "/opt/code-server/bin/code-server",
-                      shutil.which("code-server")):
+    for candidate in (
+        os.environ.get("CODEASSIST_CODE_SERVER"),
+        "/opt/code-server/bin/code-server",
+        shutil.which("code-server"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -67,9 +70,7 @@ def _missing() -> list[str]:
 
 
 MISSING = _missing()
-pytestmark = pytest.mark.skipif(
-    bool(MISSING), reason=f"needs {', '.join(MISSING)}: run `bash {INSTALL}` (as root)"
-)
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}: run `bash {INSTALL}` (as root)")
 
 
 def wait_until(pred: Callable[[], Any], timeout: float, message: Callable[[], str] | str) -> Any:
@@ -89,6 +90,7 @@ def wait_until(pred: Callable[[], Any], timeout: float, message: Callable[[], st
 @pytest.fixture(scope="module")
 def vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`npm ci` (when needed), compile and `vsce package`, as tests/editors/test_vscode.py does."""
+
     def npm(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["npm", *args], cwd=VSCODE_EXT, capture_output=True, text=True, timeout=300)
 
@@ -99,8 +101,13 @@ def vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = npm("run", "compile")
     assert out.returncode == 0, out.stdout + out.stderr
     path = tmp_path_factory.mktemp("vsix") / "codeassist.vsix"
-    out = subprocess.run([str(VSCODE_EXT / "node_modules" / ".bin" / "vsce"), "package", "--out", str(path)],
-                         cwd=VSCODE_EXT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(VSCODE_EXT / "node_modules" / ".bin" / "vsce"), "package", "--out", str(path)],
+        cwd=VSCODE_EXT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return path
 
@@ -111,8 +118,9 @@ def vsix(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class CodeServer:
     """One code-server with its own user data, extensions dir and settings, on a free loopback port."""
 
-    def __init__(self, root: Path, env: dict[str, str], user_settings: dict[str, Any],
-                 machine_settings: dict[str, Any]) -> None:
+    def __init__(
+        self, root: Path, env: dict[str, str], user_settings: dict[str, Any], machine_settings: dict[str, Any]
+    ) -> None:
         exe = _code_server()
         assert exe is not None
         self.root = root
@@ -121,22 +129,28 @@ class CodeServer:
         (self.user_data / "User").mkdir(parents=True)
         (self.user_data / "User" / "settings.json").write_text(json.dumps(user_settings, indent=2))
         # VS Code 1.99 has no default key for "Trigger Inline Suggestion"; the test asks again with Alt+\.
-        (self.user_data / "User" / "keybindings.json").write_text(json.dumps(
-            [{"key": "alt+\\", "command": "editor.action.inlineSuggest.trigger", "when": "editorTextFocus"}]))
+        (self.user_data / "User" / "keybindings.json").write_text(
+            json.dumps([{"key": "alt+\\", "command": "editor.action.inlineSuggest.trigger", "when": "editorTextFocus"}])
+        )
         (self.user_data / "Machine").mkdir(parents=True)
         (self.user_data / "Machine" / "settings.json").write_text(json.dumps(machine_settings, indent=2))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**env, "HOME": str(root / "home"), "XDG_CONFIG_HOME": str(root / "xdg-config"),
-                    "XDG_DATA_HOME": str(root / "xdg-data")}
+        self.env = {
+            **env,
+            "HOME": str(root / "home"),
+            "XDG_CONFIG_HOME": str(root / "xdg-config"),
+            "XDG_DATA_HOME": str(root / "xdg-data"),
+        }
         (root / "home").mkdir()
         self.common = [exe, "--user-data-dir", str(self.user_data), "--extensions-dir", str(self.extensions)]
         self.log_path = root / "code-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def install_extension(self, vsix: Path) -> None:
-        out = subprocess.run([*self.common, "--install-extension", str(vsix)], env=self.env, capture_output=True,
-                             text=True, timeout=120)
+        out = subprocess.run(
+            [*self.common, "--install-extension", str(vsix)], env=self.env, capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0 and "successfully installed" in out.stdout, out.stdout + out.stderr
 
     def start(self) -> None:
@@ -144,9 +158,20 @@ class CodeServer:
         config.write_text(f"bind-addr: 127.0.0.1:{self.port}\nauth: none\ncert: false\n")
         self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
-            [*self.common, "--config", str(config), "--disable-telemetry", "--disable-update-check",
-             "--disable-workspace-trust", "--disable-getting-started-override", "--ignore-last-opened"],
-            env=self.env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                *self.common,
+                "--config",
+                str(config),
+                "--disable-telemetry",
+                "--disable-update-check",
+                "--disable-workspace-trust",
+                "--disable-getting-started-override",
+                "--ignore-last-opened",
+            ],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -191,9 +216,19 @@ def start_chromium(profile: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,900"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,900",
+    ):
         options.add_argument(arg)
     service = Service(executable_path=shutil.which("chromedriver"), log_output=str(profile.parent / "chromedriver.log"))
     return webdriver.Chrome(options=options, service=service)
@@ -222,8 +257,11 @@ def ghost(driver) -> dict[str, Any]:
     def norm(text: str) -> str:
         return text.replace("\u00a0", " ")
 
-    return {"lines": [norm(t) for t in found["lines"]], "parts": [norm(t) for t in found["parts"]],
-            "below": norm(found["below"])}
+    return {
+        "lines": [norm(t) for t in found["lines"]],
+        "parts": [norm(t) for t in found["parts"]],
+        "below": norm(found["below"]),
+    }
 
 
 # -- the test ----------------------------------------------------------------------------------------------------
@@ -286,8 +324,11 @@ def wire(tap: Path) -> list[dict[str, Any]]:
 def responses(tap: Path, method: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     entries = wire(tap)
     reqs = {e["msg"]["id"]: e["msg"] for e in entries if e["dir"] == "in" and e["msg"].get("method") == method}
-    return [(reqs[e["msg"]["id"]]["params"], e["msg"]) for e in entries
-            if e["dir"] == "out" and "method" not in e["msg"] and e["msg"].get("id") in reqs]
+    return [
+        (reqs[e["msg"]["id"]]["params"], e["msg"])
+        for e in entries
+        if e["dir"] == "out" and "method" not in e["msg"] and e["msg"].get("id") in reqs
+    ]
 
 
 def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
@@ -304,6 +345,7 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
     shots.mkdir()
     driver = start_chromium(tmp_path / "chromium-profile")
     try:
+
         def shot(name: str) -> Path:
             path = shots / f"{name}.png"
             driver.save_screenshot(str(path))
@@ -311,30 +353,50 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
 
         def diag() -> str:
             shot("failure")
-            return (f"\nwire: {wire(tap)[-8:]}\nghost: {ghost(driver)}\nscreenshots: {shots}\n"
-                    f"{code_server.extension_host_logs()}")
+            return (
+                f"\nwire: {wire(tap)[-8:]}\nghost: {ghost(driver)}\nscreenshots: {shots}\n"
+                f"{code_server.extension_host_logs()}"
+            )
 
         driver.get(f"{code_server.url}/?folder={workspace}")
         WebDriverWait(driver, 90).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".monaco-workbench")))
         # The extension activates on startup and starts `codeassist lsp`: the tap sees `initialize` answered.
-        wait_until(lambda: any(e["dir"] == "out" and "capabilities" in e["msg"].get("result", {}) for e in wire(tap)),
-                   90, lambda: "the language client never initialized" + diag())
+        wait_until(
+            lambda: any(e["dir"] == "out" and "capabilities" in e["msg"].get("result", {}) for e in wire(tap)),
+            90,
+            lambda: "the language client never initialized" + diag(),
+        )
 
         # Open fib.py through Quick Open, as a user would.
         WebDriverWait(driver, 60).until(
-            ec.presence_of_element_located((By.CSS_SELECTOR, ".explorer-folders-view .monaco-list-row")))
+            ec.presence_of_element_located((By.CSS_SELECTOR, ".explorer-folders-view .monaco-list-row"))
+        )
         ActionChains(driver).key_down(Keys.CONTROL).send_keys("p").key_up(Keys.CONTROL).perform()
         box = WebDriverWait(driver, 30).until(
-            ec.visibility_of_element_located((By.CSS_SELECTOR, ".quick-input-box input")))
+            ec.visibility_of_element_located((By.CSS_SELECTOR, ".quick-input-box input"))
+        )
         box.send_keys("fib.py")
-        WebDriverWait(driver, 30).until(ec.presence_of_element_located(
-            (By.CSS_SELECTOR, ".quick-input-list .monaco-list-row[aria-label*='fib.py']")))
+        WebDriverWait(driver, 30).until(
+            ec.presence_of_element_located(
+                (By.CSS_SELECTOR, ".quick-input-list .monaco-list-row[aria-label*='fib.py']")
+            )
+        )
         box.send_keys(Keys.ENTER)
-        WebDriverWait(driver, 30).until(ec.presence_of_element_located(
-            (By.CSS_SELECTOR, ".tab.active[aria-label*='fib.py'], .tab.active[data-resource-name='fib.py']")))
-        wait_until(lambda: any(e["dir"] == "in" and e["msg"].get("method") == "textDocument/didOpen"
-                               and e["msg"]["params"]["textDocument"]["uri"].endswith("/fib.py") for e in wire(tap)),
-                   30, lambda: "VS Code did not open fib.py with the server" + diag())
+        WebDriverWait(driver, 30).until(
+            ec.presence_of_element_located(
+                (By.CSS_SELECTOR, ".tab.active[aria-label*='fib.py'], .tab.active[data-resource-name='fib.py']")
+            )
+        )
+        wait_until(
+            lambda: any(
+                e["dir"] == "in"
+                and e["msg"].get("method") == "textDocument/didOpen"
+                and e["msg"]["params"]["textDocument"]["uri"].endswith("/fib.py")
+                for e in wire(tap)
+            ),
+            30,
+            lambda: "VS Code did not open fib.py with the server" + diag(),
+        )
 
         # Type a new last line.
         editor = driver.find_element(By.CSS_SELECTOR, ".editor-instance .monaco-editor .view-lines")
@@ -345,8 +407,11 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         position = {"line": 4, "character": len(typed)}
 
         def answered() -> list[dict[str, Any]]:
-            return [r["result"]["items"][0] for p, r in responses(tap, "textDocument/inlineCompletion")
-                    if p["position"] == position and (r.get("result") or {}).get("items")]
+            return [
+                r["result"]["items"][0]
+                for p, r in responses(tap, "textDocument/inlineCompletion")
+                if p["position"] == position and (r.get("result") or {}).get("items")
+            ]
 
         def shown() -> dict[str, Any] | None:
             g = ghost(driver)
@@ -359,8 +424,11 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         def suggestion_shown() -> bool:
             if answered() and shown():
                 return True
-            empty = [r for p, r in responses(tap, "textDocument/inlineCompletion")
-                     if p["position"] == position and not (r.get("result") or {}).get("items")]
+            empty = [
+                r
+                for p, r in responses(tap, "textDocument/inlineCompletion")
+                if p["position"] == position and not (r.get("result") or {}).get("items")
+            ]
             if len(empty) > nudges["empty"] and time.monotonic() - nudges["at"] > 8:
                 nudges.update(empty=len(empty), at=time.monotonic())
                 ActionChains(driver).key_down(Keys.ALT).send_keys("\\").key_up(Keys.ALT).perform()
@@ -399,14 +467,19 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         ActionChains(driver).send_keys(Keys.TAB).perform()
         ActionChains(driver).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
         expected = FIB + typed + completion
-        wait_until(lambda: (workspace / "fib.py").read_text() == expected, 20,
-                   lambda: f"after Tab + save, fib.py is {(workspace / 'fib.py').read_text()!r}, "
-                           f"expected {expected!r}" + diag())
+        wait_until(
+            lambda: (workspace / "fib.py").read_text() == expected,
+            20,
+            lambda: (
+                f"after Tab + save, fib.py is {(workspace / 'fib.py').read_text()!r}, expected {expected!r}" + diag()
+            ),
+        )
         shot("accepted")
 
         def accepts() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-            return [(p, r) for p, r in responses(tap, "workspace/executeCommand")
-                    if p["command"] == "codeassist.accept"]
+            return [
+                (p, r) for p, r in responses(tap, "workspace/executeCommand") if p["command"] == "codeassist.accept"
+            ]
 
         wait_until(accepts, 20, lambda: "the accept command never reached the server" + diag())
         params, resp = accepts()[0]
@@ -418,8 +491,13 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         last = (typed + completion).split("\n")
         end = {"line": 4 + len(last) - 1, "character": len(last[-1].encode("utf-16-le")) // 2}
         ActionChains(driver).key_down(Keys.ALT).send_keys("\\").key_up(Keys.ALT).perform()
-        wait_until(lambda: any(p["position"] == end and p["context"]["triggerKind"] == 1
-                               for p, _ in responses(tap, "textDocument/inlineCompletion")),
-                   30, lambda: "Alt+\\ (Trigger Inline Suggestion) sent no invoked request" + diag())
+        wait_until(
+            lambda: any(
+                p["position"] == end and p["context"]["triggerKind"] == 1
+                for p, _ in responses(tap, "textDocument/inlineCompletion")
+            ),
+            30,
+            lambda: "Alt+\\ (Trigger Inline Suggestion) sent no invoked request" + diag(),
+        )
     finally:
         driver.quit()

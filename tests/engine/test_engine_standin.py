@@ -380,6 +380,7 @@ async def test_keystroke_contradicting_the_streamed_output_cancels_at_once(engin
     doc = Document(uri="file:///a.py", text="greeting = ")
     off = len(doc.text)
     task = asyncio.create_task(engine.complete(doc, off))
+
     def streamed() -> str:
         ds = engine.session(doc.uri)
         return "".join(ds.upstream.streamed) if ds is not None and ds.upstream is not None else ""

@@ -47,19 +47,26 @@ async def test_typing_through_across_two_editors_sharing_one_daemon(daemon_env, 
         typed = shown[:2]
         for i, ch in enumerate(typed):
             pos = types.Position(line=2, character=11 + i)
-            b.text_document_did_change(types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2 + i),
-                content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos),
-                                                                         text=ch)]))
+            b.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2 + i),
+                    content_changes=[
+                        types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=ch)
+                    ],
+                )
+            )
         second = await inline_at(b, uri, 2, 11 + len(typed))
-        assert second.items and second.items[0].insert_text == shown[len(typed):]
+        assert second.items and second.items[0].insert_text == shown[len(typed) :]
         after = stats(daemon_env)["counts"]
         assert after["typed_through"] == before["typed_through"] + 1
-        assert after["upstream_requests"] - after["prefetch_requests"] == \
-            before["upstream_requests"] - before["prefetch_requests"]  # no interactive request went out
+        assert (
+            after["upstream_requests"] - after["prefetch_requests"]
+            == before["upstream_requests"] - before["prefetch_requests"]
+        )  # no interactive request went out
         # accepting through the item command is counted
-        await b.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="codeassist.accept", arguments=[second.items[0].command.arguments[0]]))
+        await b.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="codeassist.accept", arguments=[second.items[0].command.arguments[0]])
+        )
         for _ in range(100):
             if stats(daemon_env)["counts"]["accepted"] == 1:
                 break
@@ -77,8 +84,10 @@ async def test_lsp_cancel_request_closes_upstream_stream(daemon_env_factory, sta
     try:
         uri = open_doc(client, tmp_path / "x.py", "x = ")
         params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=0, character=4),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=0, character=4),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
         fut = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="req-1")
         for _ in range(300):
             if standin.stats.requests:

@@ -25,8 +25,13 @@ def split(marked: str) -> tuple[str, str, str]:
 def test_golden(path: Path) -> None:
     case = tomllib.loads(path.read_text(encoding="utf-8"))
     prefix, completion, suffix = split(case["case"]["text"])
-    ctx = FilterContext(prefix=prefix, suffix=suffix, multiline=case.get("multiline", False),
-                        language=case.get("language", ""), scaffold=case.get("scaffold"))
+    ctx = FilterContext(
+        prefix=prefix,
+        suffix=suffix,
+        multiline=case.get("multiline", False),
+        language=case.get("language", ""),
+        scaffold=case.get("scaffold"),
+    )
     name = path.parent.name
     if name == "pipeline":
         out = postprocess.run(completion, ctx)
@@ -49,11 +54,21 @@ def test_every_filter_has_golden_cases() -> None:
         assert len(list((FIXTURES / name).glob("*.toml"))) >= 3, name
     # the named failure cases are covered
     have = {f"{p.parent.name}/{p.stem}" for p in CASES}
-    assert {"balance/duplicated_closing_bracket", "suffix_overlap/repeats_next_line",
-            "indentation/body_at_header_level"} <= have
+    assert {
+        "balance/duplicated_closing_bracket",
+        "suffix_overlap/repeats_next_line",
+        "indentation/body_at_header_level",
+    } <= have
 
 
 def test_fixed_order() -> None:
     assert [n for n, _ in postprocess.FILTERS] == [
-        "scaffold", "suffix_overlap", "balance", "indentation", "repetition", "single_line", "drop_blank"]
+        "scaffold",
+        "suffix_overlap",
+        "balance",
+        "indentation",
+        "repetition",
+        "single_line",
+        "drop_blank",
+    ]
     assert postprocess.__all__ == ["FILTERS", "FilterContext", "run"]

@@ -34,7 +34,8 @@ def typed(deb: Debouncer, clock: Clock, gaps_ms: list[float], uri: str = "u") ->
 
 @settings(max_examples=200, deadline=None)
 @given(
-    lo=st.floats(0, 200), span=st.floats(0, 800),
+    lo=st.floats(0, 200),
+    span=st.floats(0, 800),
     gaps=st.lists(st.floats(1, 3000), min_size=0, max_size=30),
     lat=st.lists(st.floats(1, 5000), max_size=10),
     ch=st.sampled_from(["a", "x", " ", "(", "\n", ""]),
@@ -133,17 +134,20 @@ def test_speculation_consistency() -> None:
     assert not spec.is_target("a = foo(1)\nb", 3)
 
 
-@pytest.mark.parametrize(("marked", "lang", "multi", "reason"), [
-    ("x = foo(|, 2)", "python", False, "mid-line"),
-    ("def f(x):|", "python", True, "block-header"),
-    ("def f(x):\n    |", "python", True, "block-header"),
-    ("d = {'a':|", "python", False, "end-of-statement"),
-    ("x = 1|", "python", False, "end-of-statement"),
-    ("class A:\n    x = 1\n    |", "python", True, "blank-line"),
-    ("int main() {\n  |\n}", "c", True, "block-header"),
-    ("if (a) {|", "javascript", True, "block-header"),
-    ("f(a|)", "python", False, "end-of-statement"),
-])
+@pytest.mark.parametrize(
+    ("marked", "lang", "multi", "reason"),
+    [
+        ("x = foo(|, 2)", "python", False, "mid-line"),
+        ("def f(x):|", "python", True, "block-header"),
+        ("def f(x):\n    |", "python", True, "block-header"),
+        ("d = {'a':|", "python", False, "end-of-statement"),
+        ("x = 1|", "python", False, "end-of-statement"),
+        ("class A:\n    x = 1\n    |", "python", True, "blank-line"),
+        ("int main() {\n  |\n}", "c", True, "block-header"),
+        ("if (a) {|", "javascript", True, "block-header"),
+        ("f(a|)", "python", False, "end-of-statement"),
+    ],
+)
 def test_linemode(marked: str, lang: str, multi: bool, reason: str) -> None:
     i = marked.index("|")
     mode = decide(marked.replace("|", ""), i, lang)

@@ -18,12 +18,18 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_wheel_installs_and_imports_outside_the_repo(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)], check=True, timeout=300
+    )
     wheel = next(wheels.glob("codeassist-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in ("codeassist/client/cli.py", "codeassist/lsp/server.py", "codeassist/context/templates.py",
-                     "codeassist/serverkit/cli.py", "codeassist/serverkit/gateway/__init__.py"):
+    for expected in (
+        "codeassist/client/cli.py",
+        "codeassist/lsp/server.py",
+        "codeassist/context/templates.py",
+        "codeassist/serverkit/cli.py",
+        "codeassist/serverkit/gateway/__init__.py",
+    ):
         assert expected in names
     assert not any(n.startswith(("client/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -39,10 +45,13 @@ def test_wheel_installs_and_imports_outside_the_repo(tmp_path: Path) -> None:
     deps = [p for p in sys.path if p.endswith("site-packages")]
     (site / "deps.pth").write_text("\n".join(deps) + "\n")
     subprocess.run([venv / "bin" / "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
-    code = ("import codeassist.client.cli, codeassist.lsp.server, codeassist.context.templates, "
-            "codeassist.serverkit.cli, codeassist.client.daemon; print(codeassist.client.cli.__file__)")
-    out = subprocess.run([venv / "bin" / "python", "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import codeassist.client.cli, codeassist.lsp.server, codeassist.context.templates, "
+        "codeassist.serverkit.cli, codeassist.client.daemon; print(codeassist.client.cli.__file__)"
+    )
+    out = subprocess.run(
+        [venv / "bin" / "python", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
     assert str(venv) in out  # imported from the installed wheel, not the checkout
     helptext = subprocess.run([venv / "bin" / "codeassist", "--help"], capture_output=True, text=True, check=True)
     assert "complete" in helptext.stdout

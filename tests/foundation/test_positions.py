@@ -29,13 +29,16 @@ def test_crlf_line_end_is_not_part_of_the_line() -> None:
         position_to_offset(TEXT, 1, 9, "utf-16")
 
 
-@pytest.mark.parametrize(("line", "char", "enc", "msg"), [
-    (0, 2, "utf-16", "inside a multi-unit character"),
-    (0, 3, "utf-8", "inside a multi-unit character"),
-    (0, 7, "utf-16", "past the end of line 0"),
-    (5, 0, "utf-16", "past the end of the document"),
-    (-1, 0, "utf-16", "negative"),
-])
+@pytest.mark.parametrize(
+    ("line", "char", "enc", "msg"),
+    [
+        (0, 2, "utf-16", "inside a multi-unit character"),
+        (0, 3, "utf-8", "inside a multi-unit character"),
+        (0, 7, "utf-16", "past the end of line 0"),
+        (5, 0, "utf-16", "past the end of the document"),
+        (-1, 0, "utf-16", "negative"),
+    ],
+)
 def test_bad_positions_are_clear_errors(line: int, char: int, enc: str, msg: str) -> None:
     with pytest.raises(PositionError, match=msg):
         position_to_offset(TEXT, line, char, enc)

@@ -24,7 +24,12 @@ def test_golden_strings(family: str, expected: str) -> None:
 
 def test_qwen_stops_are_the_documented_set() -> None:
     assert set(template_for("qwen").stop) == {
-        "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<|im_start|>", "<|im_end|>"
+        "<|endoftext|>",
+        "<|fim_pad|>",
+        "<|repo_name|>",
+        "<|file_sep|>",
+        "<|im_start|>",
+        "<|im_end|>",
     }
     assert template_for("codellama").stop == ("<EOT>",)
 

@@ -98,14 +98,21 @@ async def test_a_reused_connection_the_server_dropped_is_retried_once() -> None:
     """A scripted stand-in that answers the first request on a connection, then closes it on the second
     without a response (what a server's keep-alive timeout looks like mid-race): not an outage."""
     body = b'data: {"choices":[{"text":"ok","finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
-              + str(len(body)).encode() + b"\r\n\r\n" + body)
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
     connections = 0
 
     async def read_request(reader: asyncio.StreamReader) -> bool:
         head = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(v) for k, _, v in (line.partition(b":") for line in head.split(b"\r\n"))
-                      if k.lower() == b"content-length")
+        length = next(
+            int(v)
+            for k, _, v in (line.partition(b":") for line in head.split(b"\r\n"))
+            if k.lower() == b"content-length"
+        )
         await reader.readexactly(length)
         return True
 

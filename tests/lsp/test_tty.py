@@ -11,8 +11,13 @@ import sys
 def test_lsp_in_a_terminal_says_it_is_for_editors() -> None:
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.run([sys.executable, "-m", "codeassist.client.cli", "lsp"], stdin=follower,
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [sys.executable, "-m", "codeassist.client.cli", "lsp"],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         os.close(leader)
         os.close(follower)

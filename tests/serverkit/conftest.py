@@ -28,5 +28,3 @@ def gateway_factory() -> Iterator[Callable[..., GatewayServer]]:
     yield make
     for g in made:
         g.stop()
-
-

@@ -19,8 +19,9 @@ def test_percentile_nearest_rank_and_prompt_size():
 
 async def test_bench_measures_ttft_itl_and_open_loop_rate():
     with StandinServer(behaviour=StandinBehaviour(ttft_s=0.05, gap_s=0.01, tokens=[f" t{i}" for i in range(5)])) as up:
-        cfg = BenchConfig(url=up.base_url, rate=40, duration_s=1.5, max_tokens=5, progress=False,
-                          slo_ttft_ms=200, slo_e2e_ms=400)
+        cfg = BenchConfig(
+            url=up.base_url, rate=40, duration_s=1.5, max_tokens=5, progress=False, slo_ttft_ms=200, slo_e2e_ms=400
+        )
         results = await run_bench(cfg)
         s = summarize(results, cfg)
     assert 35 <= s["requests"] <= 95 and s["ok"] == s["requests"] and not s["errors"]
@@ -45,8 +46,22 @@ def test_bench_cli_writes_json_and_png(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
     monkeypatch.setenv("CODEASSIST_API_KEY", "ca-x.y")
     with StandinServer(behaviour=StandinBehaviour(ttft_s=0.01, tokens=["a", "b"])) as up:
-        rc = main(["bench", "--url", up.base_url, "--rate", "20", "--duration", "1", "--quiet",
-                   "--json", str(tmp_path / "b.json"), "--png", str(tmp_path / "b.png")])
+        rc = main(
+            [
+                "bench",
+                "--url",
+                up.base_url,
+                "--rate",
+                "20",
+                "--duration",
+                "1",
+                "--quiet",
+                "--json",
+                str(tmp_path / "b.json"),
+                "--png",
+                str(tmp_path / "b.png"),
+            ]
+        )
         assert rc == 0
         assert all(h.get("authorization") == "Bearer ca-x.y" for h in up.stats.headers)
     out = capsys.readouterr().out

@@ -15,8 +15,9 @@ def client(gw) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=gw.url)
 
 
-async def test_wrong_revoked_expired_keys_are_refused_and_never_logged(keys, standin, gateway_factory, tmp_path,
-                                                                      caplog):
+async def test_wrong_revoked_expired_keys_are_refused_and_never_logged(
+    keys, standin, gateway_factory, tmp_path, caplog
+):
     caplog.set_level(logging.DEBUG)
     good = keys.add("alice")
     revoked = keys.add("bob")

@@ -18,7 +18,7 @@ def _send_all(s: socket.socket, data: bytes, piece: int = 16384) -> None:
     """Send ``data``; the gateway may stop reading (it answered and closes): that is not an error here."""
     try:
         for i in range(0, len(data), piece):
-            s.sendall(data[i:i + piece])
+            s.sendall(data[i : i + piece])
     except OSError:
         pass
 
@@ -106,8 +106,13 @@ def test_the_connection_cap_closes_the_oldest_idle_connection(keys, standin, gat
         socks.append(socket.create_connection((gw.host, gw.port), timeout=5))
         for s in socks[2:]:
             s.sendall(b"GET /health HTTP/1.1\r\nhost: gw\r\n")
-        assert wait_until(lambda: len(gw.gateway.routes.connections) == 3
-                          and all(c.parsing is not None for c in gw.gateway.routes.connections), 2.0)
+        assert wait_until(
+            lambda: (
+                len(gw.gateway.routes.connections) == 3
+                and all(c.parsing is not None for c in gw.gateway.routes.connections)
+            ),
+            2.0,
+        )
         with socket.create_connection((gw.host, gw.port), timeout=5) as s:  # none idle: refused
             assert statuses(_read_to_close(s)) == [503]
         socks[1].sendall(b"\r\n")
@@ -152,8 +157,14 @@ def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(keys, gateway
 
 def _post(gw, key: str, data: bytes, path: str = "/v1/completions", extra: bytes = b"") -> tuple[int, bytes]:
     """One raw request on its own connection: (status, body); status 0 when no response came."""
-    head = (f"POST {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\nconnection: close\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(data)}\r\n").encode() + extra + b"\r\n"
+    head = (
+        (
+            f"POST {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\nconnection: close\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(data)}\r\n"
+        ).encode()
+        + extra
+        + b"\r\n"
+    )
     with socket.create_connection((gw.host, gw.port), timeout=5) as s:
         _send_all(s, head + data)
         raw = _read_to_close(s)
@@ -168,12 +179,20 @@ def _audit(path) -> list[dict]:
 def test_max_tokens_must_be_a_positive_integer_within_the_limit(keys, standin, gateway_factory, tmp_path):
     key = keys.add("neg")
     audit = tmp_path / "audit.jsonl"
-    gw = gateway_factory(keys.config(upstreams=(standin.base_url,), tokens_per_minute=600, max_tokens_limit=4096,
-                                     audit_file=audit))
-    bad = [b'{"prompt":"x","max_tokens":-1000000}', b'{"prompt":"x","max_tokens":0}',
-           b'{"prompt":"x","max_tokens":5000}', b'{"prompt":"x","max_tokens":"2"}', b'{"prompt":"x","max_tokens":2.5}',
-           b'{"prompt":"x","max_tokens":true}', b'{"prompt":"x","n":0}', b'{"prompt":"x","best_of":1000}',
-           b'{"messages":[],"max_completion_tokens":-3}']
+    gw = gateway_factory(
+        keys.config(upstreams=(standin.base_url,), tokens_per_minute=600, max_tokens_limit=4096, audit_file=audit)
+    )
+    bad = [
+        b'{"prompt":"x","max_tokens":-1000000}',
+        b'{"prompt":"x","max_tokens":0}',
+        b'{"prompt":"x","max_tokens":5000}',
+        b'{"prompt":"x","max_tokens":"2"}',
+        b'{"prompt":"x","max_tokens":2.5}',
+        b'{"prompt":"x","max_tokens":true}',
+        b'{"prompt":"x","n":0}',
+        b'{"prompt":"x","best_of":1000}',
+        b'{"messages":[],"max_completion_tokens":-3}',
+    ]
     for data in bad:
         status, payload = _post(gw, key, data)
         assert status == 400 and json.loads(payload)["error"]["type"] == "bad_request", data
@@ -192,12 +211,16 @@ def test_token_bucket_take_never_refills():
     assert b.level == 10.0
 
 
-@pytest.mark.parametrize("data", [
-    body(max_tokens=100, n=8), body(max_tokens=100, best_of=8),
-    body(prompt=["a", "b", "c", "d", "e", "f", "g", "h"], max_tokens=100),
-    {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 500, "stream": True},
-    {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        body(max_tokens=100, n=8),
+        body(max_tokens=100, best_of=8),
+        body(prompt=["a", "b", "c", "d", "e", "f", "g", "h"], max_tokens=100),
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 500, "stream": True},
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True},
+    ],
+)
 def test_what_a_request_may_generate_is_charged(keys, standin, gateway_factory, data):
     key = keys.add("under")
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,), tokens_per_minute=600, default_max_tokens=500))
@@ -222,10 +245,16 @@ def test_hostile_numbers_and_nesting_are_400_and_audited(keys, standin, gateway_
     key = keys.add("num")
     audit = tmp_path / "audit.jsonl"
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,), audit_file=audit))
-    bad = [b'{"prompt":"x","max_tokens":1e400}', b'{"prompt":"x","max_tokens":Infinity}',
-           b'{"prompt":"x","max_tokens":NaN}', b'{"prompt":"x","max_tokens":1,"priority":-Infinity}',
-           b'{"prompt":"x","max_tokens":1,"priority":1e400}', b'{"prompt":"x","max_tokens":' + b"9" * 5000 + b"}",
-           b'{"prompt":' + b"[" * 100_000 + b"]" * 100_000 + b"}", b'{"prompt":"\xff\xfe"}']
+    bad = [
+        b'{"prompt":"x","max_tokens":1e400}',
+        b'{"prompt":"x","max_tokens":Infinity}',
+        b'{"prompt":"x","max_tokens":NaN}',
+        b'{"prompt":"x","max_tokens":1,"priority":-Infinity}',
+        b'{"prompt":"x","max_tokens":1,"priority":1e400}',
+        b'{"prompt":"x","max_tokens":' + b"9" * 5000 + b"}",
+        b'{"prompt":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"prompt":"\xff\xfe"}',
+    ]
     for data in bad:
         status, payload = _post(gw, key, data)
         assert status == 400 and json.loads(payload)["error"]["type"] == "bad_request", data[:60]
@@ -258,9 +287,11 @@ def test_the_audit_log_never_takes_the_clients_model_verbatim(keys, standin, gat
 def test_head_gets_no_body_and_keep_alive_stays_in_step(keys, standin, gateway_factory):
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
     with socket.create_connection((gw.host, gw.port), timeout=5) as s:
-        s.sendall(b"HEAD /health HTTP/1.1\r\nhost: gw\r\n\r\n"
-                  b"HEAD /v1/completions HTTP/1.1\r\nhost: gw\r\n\r\n"
-                  b"GET /health HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n")
+        s.sendall(
+            b"HEAD /health HTTP/1.1\r\nhost: gw\r\n\r\n"
+            b"HEAD /v1/completions HTTP/1.1\r\nhost: gw\r\n\r\n"
+            b"GET /health HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n"
+        )
         raw = _read_to_close(s)
     first, _, rest = raw.partition(b"\r\n\r\n")
     second, _, rest = rest.partition(b"\r\n\r\n")
@@ -270,11 +301,14 @@ def test_head_gets_no_body_and_keep_alive_stays_in_step(keys, standin, gateway_f
     assert json.loads(rest.partition(b"\r\n\r\n")[2])
 
 
-@pytest.mark.parametrize(("head", "status"), [
-    (b"POST /v1/completions HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: gzip, chunked\r\n\r\n", 501),
-    (b"GET /health HTTP/1.1\r\n\r\n", 400),
-    (b"GET /health HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n", 400),
-])
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"POST /v1/completions HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: gzip, chunked\r\n\r\n", 501),
+        (b"GET /health HTTP/1.1\r\n\r\n", 400),
+        (b"GET /health HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n", 400),
+    ],
+)
 def test_unsupported_transfer_codings_and_a_missing_host(keys, standin, gateway_factory, head, status):
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
     with socket.create_connection((gw.host, gw.port), timeout=5) as s:
@@ -296,8 +330,10 @@ def test_a_broken_plain_upstream_body_is_cut_off_not_finished(keys, gateway_fact
             buf = b""
             while b"\r\n\r\n" not in buf:
                 buf += conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
-                         b"9\r\n{\"id\": \"x\r\n")
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                b'9\r\n{"id": "x\r\n'
+            )
             time.sleep(0.1)
         # closed halfway through the JSON
 

@@ -17,8 +17,10 @@ from gwhelpers import auth, body, wait_until
 
 def request(key: str, payload: dict | None = None, extra: str = "", version: str = "1.1") -> bytes:
     data = json.dumps(payload or body(max_tokens=2)).encode()
-    return (f"POST /v1/completions HTTP/{version}\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(data)}\r\n{extra}\r\n").encode() + data
+    return (
+        f"POST /v1/completions HTTP/{version}\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(data)}\r\n{extra}\r\n"
+    ).encode() + data
 
 
 def talk(gw, data: bytes, timeout: float = 5.0) -> bytes:
@@ -61,8 +63,10 @@ def test_malformed_request_is_400_and_the_server_stays_up(keys, standin, gateway
 def test_huge_declared_body_is_413_before_it_is_sent(keys, standin, gateway_factory):
     key = keys.add("h")
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,), max_body_bytes=1_000))
-    head = (f"POST /v1/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
-            "content-length: 10000000000\r\n\r\n").encode()
+    head = (
+        f"POST /v1/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
+        "content-length: 10000000000\r\n\r\n"
+    ).encode()
     with socket.create_connection((gw.host, gw.port), timeout=5) as s:
         s.sendall(head + b"{")  # not the body: the answer must come without it
         status_line, payload = read_response(s)
@@ -76,8 +80,10 @@ def test_chunked_request_bodies_and_their_limit(keys, standin, gateway_factory):
     key = keys.add("c")
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,), max_body_bytes=2_000))
     data = json.dumps(body(max_tokens=2)).encode()
-    head = (f"POST /v1/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
-            "transfer-encoding: chunked\r\nconnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /v1/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
+        "transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    ).encode()
     ok = talk(gw, head + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, data[:10], len(data) - 10, data[10:]))
     assert statuses(ok) == [200] and b"data: [DONE]" in ok
     big = b"x" * 1500
@@ -97,9 +103,12 @@ def test_keep_alive_and_pipelined_requests_on_one_connection(keys, standin, gate
                 ports.append(r.extensions["network_stream"].get_extra_info("client_addr")[1])
         assert ports[0] == ports[1]
     # Pipelined in one write (the second with a different prompt); answered in order, then closed.
-    raw = talk(gw, request(key, body(prompt="first", max_tokens=2))
-               + b"GET /v1/completions HTTP/1.1\r\nhost: gw\r\n\r\n"
-               + request(key, body(prompt="second", max_tokens=2), "connection: close\r\n"))
+    raw = talk(
+        gw,
+        request(key, body(prompt="first", max_tokens=2))
+        + b"GET /v1/completions HTTP/1.1\r\nhost: gw\r\n\r\n"
+        + request(key, body(prompt="second", max_tokens=2), "connection: close\r\n"),
+    )
     assert statuses(raw) == [200, 405, 200]
     assert raw.count(b"data: [DONE]") == 2
     assert [r["prompt"] for r in standin.stats.requests[-2:]] == ["first", "second"]
@@ -119,8 +128,12 @@ def test_expect_100_continue_and_other_routes(keys, standin, gateway_factory):
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
     data = json.dumps(body(max_tokens=2)).encode()
     with socket.create_connection((gw.host, gw.port), timeout=5) as s:
-        s.sendall((f"POST /v1/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
-                   f"expect: 100-continue\r\nconnection: close\r\ncontent-length: {len(data)}\r\n\r\n").encode())
+        s.sendall(
+            (
+                f"POST /v1/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
+                f"expect: 100-continue\r\nconnection: close\r\ncontent-length: {len(data)}\r\n\r\n"
+            ).encode()
+        )
         assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         s.sendall(data)
         out = b""
@@ -150,8 +163,7 @@ async def test_relay_hands_chunks_over_and_pauses_while_the_client_is_full():
     gaps = 0.05
     with StandinServer(behaviour=StandinBehaviour(ttft_s=0.01, gap_s=gaps, tokens=[f"t{i}" for i in range(16)])) as up:
         client = UpstreamClient()
-        resp = await client.stream("POST", up.base_url + "/completions",
-                                   json.dumps(body(max_tokens=16)).encode())
+        resp = await client.stream("POST", up.base_url + "/completions", json.dumps(body(max_tokens=16)).encode())
         got: list[tuple[float, bytes, bool]] = []
         loop = asyncio.get_running_loop()
 

@@ -16,8 +16,9 @@ def slow_upstream() -> StandinServer:
     return StandinServer(behaviour=StandinBehaviour(ttft_s=SERVICE_S, tokens=["x"])).start()
 
 
-async def timed(c: httpx.AsyncClient, url: str, key: str, prio: str, delay: float = 0.0,
-                prompt: str = "def f():") -> tuple[int, float]:
+async def timed(
+    c: httpx.AsyncClient, url: str, key: str, prio: str, delay: float = 0.0, prompt: str = "def f():"
+) -> tuple[int, float]:
     await asyncio.sleep(delay)
     t0 = time.perf_counter()
     r = await c.post(url, json=body(prompt=prompt, max_tokens=1), headers=auth(key, prio))
@@ -57,8 +58,9 @@ async def test_heavy_user_cannot_starve_a_light_one(keys, gateway_factory):
         url = gw.url + "/v1/completions"
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as c:
             flood = [asyncio.create_task(timed(c, url, heavy, "batch")) for _ in range(20)]
-            light_res = await asyncio.gather(*(timed(c, url, light, "batch", delay=0.1, prompt="LIGHT")
-                                               for _ in range(2)))
+            light_res = await asyncio.gather(
+                *(timed(c, url, light, "batch", delay=0.1, prompt="LIGHT") for _ in range(2))
+            )
             heavy_res = await asyncio.gather(*flood)
         # Same class: deficit round robin alternates users, so the light user waits ~1 round, not 10 (FIFO
         # would send its two requests 21st and 22nd). Judged by the order the upstream saw, not wall time.
@@ -75,12 +77,13 @@ async def test_full_queue_is_refused_with_retry_after_never_hangs(keys, gateway_
     up = slow_upstream()
     try:
         users = [keys.add(f"u{i}") for i in range(6)]
-        gw = gateway_factory(keys.config(upstreams=(up.base_url,), max_inflight=1, max_queue=3,
-                                         max_queue_per_user=2))
+        gw = gateway_factory(keys.config(upstreams=(up.base_url,), max_inflight=1, max_queue=3, max_queue_per_user=2))
         url = gw.url + "/v1/completions"
         async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=100)) as c:
+
             async def one(key: str) -> httpx.Response:
                 return await c.post(url, json=body(max_tokens=1), headers=auth(key))
+
             same_user = await asyncio.gather(*(one(users[0]) for _ in range(4)))
             many = await asyncio.gather(*(one(k) for k in users for _ in range(2)))
         codes = sorted(r.status_code for r in same_user)
@@ -113,13 +116,23 @@ async def test_burst_of_10x_rate_every_request_answered(keys, gateway_factory):
     """10× the configured rate: each request gets a completion or 429/503 with Retry-After; no 5xx else."""
     with StandinServer(behaviour=StandinBehaviour(ttft_s=0.02, gap_s=0.005, tokens=["a", "b"])) as up:
         ks = [keys.add(f"b{i}") for i in range(5)]
-        gw = gateway_factory(keys.config(upstreams=(up.base_url,), max_inflight=4, max_queue=8,
-                                         requests_per_minute=60, request_burst=3, queue_timeout_s=1.0))
+        gw = gateway_factory(
+            keys.config(
+                upstreams=(up.base_url,),
+                max_inflight=4,
+                max_queue=8,
+                requests_per_minute=60,
+                request_burst=3,
+                queue_timeout_s=1.0,
+            )
+        )
         url = gw.url + "/v1/completions"
         async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200)) as c:
+
             async def one(i: int) -> httpx.Response:
                 await asyncio.sleep(i * 0.01)  # 100 req/s for 1.5 s vs 5 users × 1 req/s configured
                 return await c.post(url, json=body(max_tokens=2), headers=auth(ks[i % 5]))
+
             rs = await asyncio.gather(*(one(i) for i in range(150)))
         assert len(rs) == 150
         for r in rs:

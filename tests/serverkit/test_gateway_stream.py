@@ -102,8 +102,9 @@ def test_gateway_serves_tls(keys, gateway_factory, tmp_path):
     ca.cert_pem.write_to_path(tmp_path / "ca.pem")
     with StandinServer() as up:
         key = keys.add("fin")
-        gw = gateway_factory(keys.config(upstreams=(up.base_url,)), tls_cert=tmp_path / "cert.pem",
-                             tls_key=tmp_path / "key.pem")
+        gw = gateway_factory(
+            keys.config(upstreams=(up.base_url,)), tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem"
+        )
         assert gw.url.startswith("https://")
         ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
         r = httpx.post(gw.url + "/v1/completions", json=body(), headers=auth(key), verify=ctx)

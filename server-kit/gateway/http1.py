@@ -5,8 +5,9 @@ dict and uvicorn's ``send`` (flow-control checks, chunk framing, a write), and e
 ASGI scope building and a watcher task for disconnects — together more than the whole proxying job.
 Here a completion request is parsed straight into a header dict and body, handed to
 :meth:`CompletionProxy.handle` in one task, and its upstream chunks are written to this connection's
-transport from the upstream socket's callback (see :meth:`UpstreamResponse.relay`). Other routes
-(/health, /metrics, /stats, /v1/models) go to the Starlette app through :mod:`.asgi_bridge`.
+transport from the upstream socket's callback (see :meth:`UpstreamResponse.relay`; the response framing
+is :mod:`.http1_response`). Other routes (/health, /metrics, /stats, /v1/models) go to the Starlette app
+through :mod:`.asgi_bridge`.
 
 HTTP details kept: keep-alive and pipelining (requests on one connection are answered in order, one at a
 time; reading pauses while several wait), ``content-length`` and chunked request bodies, 413 decided
@@ -19,33 +20,30 @@ while the client's buffer is full, and a client hang-up cancelling its request a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from http import HTTPStatus
 from typing import Any
 
 import httptools
+from codeassist.serverkit.gateway.http1_response import ResponseWriter
 from codeassist.serverkit.gateway.proxy import CompletionProxy, error_body
+from codeassist.serverkit.gateway.record import Reason
 from codeassist.serverkit.gateway.upstream import UpstreamResponse
 
 __all__ = ["Connection", "Request", "Routes"]
 
 log = logging.getLogger("codeassist.gateway")
 
-MAX_HEAD_BYTES = 64 * 1024      # request line + headers
-MAX_HEADERS = 100               # header lines per request
-HEAD_SLACK = 16 * 1024          # raw bytes counted in a head may include the end of pipelined requests before it
-MAX_WAITING = 8                 # pipelined requests parsed ahead before reading pauses
-MAX_DISCARD = 16 << 20          # body bytes of a refused (413) request read and dropped before closing
-LINGER_S = 5.0                  # ... and for at most this long
-KEEP_ALIVE_S = 75.0             # idle keep-alive connections are closed after this
-REQUEST_TIMEOUT_S = 15.0        # a request head and body must be in this long after they began (else 408)
-MAX_CONNECTIONS = 4096          # open client connections; at the cap the oldest idle one is closed for a new one
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_SSE = (b"content-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\n")
-_END = b"0\r\n\r\n"
+MAX_HEAD_BYTES = 64 * 1024  # request line + headers
+MAX_HEADERS = 100  # header lines per request
+HEAD_SLACK = 16 * 1024  # raw bytes counted in a head may include the end of pipelined requests before it
+MAX_WAITING = 8  # pipelined requests parsed ahead before reading pauses
+MAX_DISCARD = 16 << 20  # body bytes of a refused (413) request read and dropped before closing
+LINGER_S = 5.0  # ... and for at most this long
+KEEP_ALIVE_S = 75.0  # idle keep-alive connections are closed after this
+REQUEST_TIMEOUT_S = 15.0  # a request head and body must be in this long after they began (else 408)
+MAX_CONNECTIONS = 4096  # open client connections; at the cap the oldest idle one is closed for a new one
 
 
 class Request:
@@ -55,8 +53,8 @@ class Request:
 
     def __init__(self) -> None:
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []   # lower-cased names, as received
-        self.fields: dict[bytes, bytes] = {}            # the same by name (the last of repeated ones)
+        self.headers: list[tuple[bytes, bytes]] = []  # lower-cased names, as received
+        self.fields: dict[bytes, bytes] = {}  # the same by name (the last of repeated ones)
         self.body: list[bytes] | None = []
         self.size = 0
         self.method = b""
@@ -69,48 +67,52 @@ class Request:
 class Routes:
     """What the connections serve: the completion proxies by path, everything else via ``other``."""
 
-    def __init__(self, hot: dict[str, CompletionProxy], max_body_bytes: int,
-                 other: Callable[[Connection, Request, bytes], Coroutine[Any, Any, None]],
-                 request_timeout_s: float = REQUEST_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        hot: dict[str, CompletionProxy],
+        max_body_bytes: int,
+        other: Callable[[Connection, Request, bytes], Coroutine[Any, Any, None]],
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.hot, self.max_body_bytes, self.other = hot, max_body_bytes, other
         self.request_timeout_s, self.max_connections = request_timeout_s, max_connections
         self.connections: dict[Connection, None] = {}  # in the order they were opened
 
 
-class Connection(asyncio.Protocol):
-    """One client connection; it is also the :class:`~.proxy.Responder` of the request it is serving."""
+class Connection(ResponseWriter, asyncio.Protocol):
+    """One client connection; it is also the :class:`~.proxy.Responder` of the request it is serving (the
+    writing side is :class:`~.http1_response.ResponseWriter`)."""
 
     def __init__(self, routes: Routes, scheme: str = "http") -> None:
         self.routes, self.scheme = routes, scheme
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.parsing: Request | None = None          # the request being parsed
-        self.waiting: deque[Request] = deque()       # parsed, not yet served (pipelining)
+        self.parsing: Request | None = None  # the request being parsed
+        self.waiting: deque[Request] = deque()  # parsed, not yet served (pipelining)
         self.serving: Request | None = None
         self.task: asyncio.Task[None] | None = None
-        self.gone = False                            # the client hung up
-        self.closing = False                         # close once the current response is out
+        self.gone = False  # the client hung up
+        self.closing = False  # close once the current response is out
         self.reading_paused = False
         self.writing_paused = False
-        self.chunked = True                          # framing of the current streamed response
+        self.chunked = True  # framing of the current streamed response
         self.upstream: UpstreamResponse | None = None
-        self.events = 0                              # the current streamed body: "data: " count, last two pieces
-        self.prev = self.last = b""
         self.disconnected: asyncio.Future[None] | None = None  # for the ASGI bridge's receive()
-        self.head_bytes = 0                          # url + headers of the request being parsed (as parsed)
+        self.head_bytes = 0  # url + headers of the request being parsed (as parsed)
         self.head_count = 0
-        self.in_head = False                         # between message begin and headers complete
-        self.head_raw = 0                            # raw bytes received while in the head (httptools buffers an
-        self.fed_body = 0                            # unfinished header itself); body bytes of the current read
+        self.in_head = False  # between message begin and headers complete
+        self.head_raw = 0  # raw bytes received while in the head (httptools buffers an
+        self.fed_body = 0  # unfinished header itself); body bytes of the current read
         self.too_large = False
-        self.refused = 0                             # status for a request refused from its head (400, 501)
-        self.head_only = False                       # the current response is to a HEAD request: no body
+        self.refused = 0  # status for a request refused from its head (400, 501)
+        self.head_only = False  # the current response is to a HEAD request: no body
         self.discarded = 0
         self.idle: asyncio.TimerHandle | None = None  # one per connection, re-armed when it fires
         self.idle_since = 0.0
-        self.head_since = 0.0                        # when the request being parsed began (or the connection)
-        self.fresh = True                            # no request begun yet on this connection
+        self.head_since = 0.0  # when the request being parsed began (or the connection)
+        self.fresh = True  # no request begun yet on this connection
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -165,8 +167,12 @@ class Connection(asyncio.Protocol):
             self.idle.cancel()
         if self.disconnected is not None and not self.disconnected.done():
             self.disconnected.set_result(None)
-        if self.task is not None and not self.task.done() and self.serving is not None \
-                and self.serving.path in self.routes.hot:
+        if (
+            self.task is not None
+            and not self.task.done()
+            and self.serving is not None
+            and self.serving.path in self.routes.hot
+        ):
             self.task.cancel()  # aborts the upstream request at once (the proxy accounts it as 499)
 
     def pause_writing(self) -> None:
@@ -222,8 +228,9 @@ class Connection(asyncio.Protocol):
         if req.version == "1.1" and sum(1 for k, _ in req.headers if k == b"host") != 1:
             self.refused = 400
             raise httptools.HttpParserError("an HTTP/1.1 request needs exactly one host header")
-        if b"transfer-encoding" in fields and any(k == b"transfer-encoding" and v.strip().lower() != b"chunked"
-                                                  for k, v in req.headers):
+        if b"transfer-encoding" in fields and any(
+            k == b"transfer-encoding" and v.strip().lower() != b"chunked" for k, v in req.headers
+        ):
             self.refused = 501
             raise httptools.HttpParserError("transfer codings other than chunked are not supported")
         declared = fields.get(b"content-length")
@@ -288,7 +295,9 @@ class Connection(asyncio.Protocol):
         if proxy is not None and req.method == b"POST":
             coro = proxy.handle(req.fields, body, self)
         elif body is None:
-            self.send_json(413, error_body(f"request body over {self.routes.max_body_bytes} bytes", "too_large", 413))
+            self.send_json(
+                413, error_body(f"request body over {self.routes.max_body_bytes} bytes", Reason.TOO_LARGE.value, 413)
+            )
             self._finished(req)
             return
         elif proxy is not None:
@@ -343,8 +352,12 @@ class Connection(asyncio.Protocol):
         now = self.loop.time()
         period = min(KEEP_ALIVE_S, self.routes.request_timeout_s)
         receiving = self.parsing is not None or (self.fresh and self.serving is None)
-        if receiving and not self.reading_paused and not self.closing \
-                and now >= self.head_since + self.routes.request_timeout_s:
+        if (
+            receiving
+            and not self.reading_paused
+            and not self.closing
+            and now >= self.head_since + self.routes.request_timeout_s
+        ):
             self.idle = None
             if self.fresh:  # connected and sent nothing
                 self.transport.close()
@@ -365,7 +378,7 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self.parsing = None
         if self.serving is None and not self.waiting:
-            self.send_json(status, error_body(message, "bad_request", status), keep_alive=False)
+            self.send_json(status, error_body(message, Reason.BAD_REQUEST.value, status), keep_alive=False)
             self._linger()
         else:
             last = self.waiting[-1] if self.waiting else self.serving
@@ -383,77 +396,3 @@ class Connection(asyncio.Protocol):
             self.loop.call_later(LINGER_S, t.close)
         else:
             t.close()
-
-    # -- responses (the Responder interface) ---------------------------------------------------
-    def _head(self, status: int, fields: bytes, keep_alive: bool) -> bytes:
-        return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (status, _REASONS.get(status, b"Unknown"), fields,
-                                                b"" if keep_alive else b"connection: close\r\n")
-
-    def send_json(self, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = (),
-                  keep_alive: bool | None = None) -> None:
-        self.send(status, [(b"content-type", b"application/json"), *headers], json.dumps(payload).encode(),
-                  keep_alive)
-
-    def send(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-             keep_alive: bool | None = None) -> None:
-        """A whole response with a ``content-length``."""
-        if self.gone or self.transport is None:
-            return
-        if keep_alive is None:
-            keep_alive = self.serving is not None and self.serving.keep_alive
-        if self.serving is not None and self.serving.method == b"HEAD":  # the head only, with the app's length
-            fields = b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers)
-            if not any(k == b"content-length" for k, _ in headers):
-                fields += b"content-length: %d\r\n" % len(body)
-            self.transport.write(self._head(status, fields, keep_alive))
-            return
-        fields = b"".join(b"%s: %s\r\n" % (k, v) for k, v in headers if k != b"content-length")
-        fields += b"content-length: %d\r\n" % len(body)
-        self.transport.write(self._head(status, fields, keep_alive) + body)
-
-    def start_stream(self, status: int, content_type: bytes, first: bytes, end: bool) -> None:
-        self.events, self.prev, self.last = first.count(b"data: "), b"", first
-        if self.gone or self.transport is None:
-            return
-        keep_alive = self.serving is not None and self.serving.keep_alive and self.chunked
-        fields = _SSE if content_type.startswith(b"text/event-stream") else b"content-type: %s\r\n" % content_type
-        self.head_only = self.serving is not None and self.serving.method == b"HEAD"
-        if self.head_only:  # no body follows, nor its end: the connection stays usable only when chunked
-            fields += b"transfer-encoding: chunked\r\n" if self.chunked else b""
-            if not self.chunked and self.serving is not None:
-                self.serving.keep_alive = False
-            self.transport.write(self._head(status, fields, keep_alive))
-            return
-        if self.chunked:
-            fields += b"transfer-encoding: chunked\r\n"
-            body = (b"%x\r\n%s\r\n" % (len(first), first) if first else b"") + (_END if end else b"")
-        else:
-            body = first
-            if self.serving is not None:
-                self.serving.keep_alive = False  # HTTP/1.0: the end of the body is the end of the connection
-        self.transport.write(self._head(status, fields, keep_alive) + body)
-
-    def stream(self, data: bytes, end: bool) -> None:
-        """The relay sink: called from the upstream socket's callback once per read."""
-        if data:
-            self.events += data.count(b"data: ")
-            self.prev, self.last = self.last, data
-        if self.gone or self.transport is None or self.head_only:
-            return
-        if not self.chunked:
-            if data:
-                self.transport.write(data)
-        elif data:
-            self.transport.write(b"%x\r\n%s\r\n%s" % (len(data), data, _END if end else b""))
-        elif end:
-            self.transport.write(_END)
-
-    def abort(self) -> None:
-        self.closing = True
-        if self.transport is not None and not self.gone:
-            self.transport.abort()
-
-    def relaying(self, resp: UpstreamResponse | None) -> None:
-        self.upstream = resp
-        if resp is not None and self.writing_paused:
-            resp.pause()

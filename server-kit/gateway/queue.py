@@ -14,13 +14,9 @@ import asyncio
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from codeassist.serverkit.gateway.record import Reason, Rejected
+
 __all__ = ["Rejected", "Scheduler"]
-
-
-class Rejected(Exception):
-    def __init__(self, status: int, reason: str, retry_after: int) -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.retry_after = status, reason, retry_after
 
 
 @dataclass(eq=False)
@@ -32,8 +28,15 @@ class _Waiter:
 
 
 class Scheduler:
-    def __init__(self, n_classes: int, max_inflight: int, max_queue: int, max_queue_per_user: int,
-                 quantum: int = 1024, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        n_classes: int,
+        max_inflight: int,
+        max_queue: int,
+        max_queue_per_user: int,
+        quantum: int = 1024,
+        timeout_s: float = 10.0,
+    ) -> None:
         self.max_inflight, self.max_queue, self.max_queue_per_user = max_inflight, max_queue, max_queue_per_user
         self.quantum, self.timeout_s = quantum, timeout_s
         self.inflight = 0
@@ -55,9 +58,9 @@ class Scheduler:
             self.inflight += 1
             return
         if self.queued >= self.max_queue:
-            raise Rejected(503, "gateway queue full", self.retry_after())
+            raise Rejected(503, "gateway queue full", Reason.QUEUE_FULL, self.retry_after())
         if self.queued_by_user[user] >= self.max_queue_per_user:
-            raise Rejected(429, "too many queued requests for this user", self.retry_after())
+            raise Rejected(429, "too many queued requests for this user", Reason.QUEUE_FULL, self.retry_after())
         w = _Waiter(user, max(1, min(cost, 16 * self.quantum)), asyncio.get_running_loop().create_future())
         q = self._queues[rank]
         if user not in q:
@@ -74,7 +77,7 @@ class Scheduler:
                 self.release()
             else:
                 self._remove(rank, w)
-            raise Rejected(503, "queued too long", self.retry_after()) from None
+            raise Rejected(503, "queued too long", Reason.QUEUE_TIMEOUT, self.retry_after()) from None
         except asyncio.CancelledError:  # the client went away while waiting
             if w.granted:
                 self.release()

@@ -13,7 +13,8 @@ Scope: what the gateway needs from vLLM and nothing more — one request per con
 ``content-length`` request bodies, chunked or sized responses, an idle pool per ``host:port``
 (a reused connection the server closed while idle is retried once on a fresh one), a connect timeout,
 a read timeout per wait, and :meth:`UpstreamResponse.close` that closes the connection unless the
-response was read to the end — which is how an abandoned stream aborts the request in vLLM.
+response was read to the end — which is how an abandoned stream aborts the request in vLLM. The connection
+protocol underneath (parsing, buffering, flow control, timers) is :mod:`.upstream_conn`.
 """
 
 from __future__ import annotations
@@ -21,195 +22,17 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import httptools
+from codeassist.serverkit.gateway.upstream_conn import (
+    ClientStalled,
+    Sink,
+    UpstreamConn,
+    UpstreamConnectError,
+    UpstreamError,
+)
 
 __all__ = ["ClientStalled", "UpstreamClient", "UpstreamConnectError", "UpstreamError", "UpstreamResponse"]
-
-_PAUSE_AT = 1 << 20  # buffered but unread response bytes before reading from the socket pauses
-
-Sink = Callable[[bytes, bool], None]  # (body bytes of one socket read, response ended)
-
-
-class UpstreamError(Exception):
-    """The upstream connection failed or broke the protocol."""
-
-
-class UpstreamConnectError(UpstreamError):
-    """No connection could be opened (refused, unreachable, connect timeout)."""
-
-
-class ClientStalled(TimeoutError):
-    """The client we relay to took nothing for the client write timeout (reading stayed paused that long)."""
-
-
-class _Conn(asyncio.Protocol):
-    """One upstream connection; holds the state of the response in progress."""
-
-    def __init__(self, key: tuple[str, str, int]) -> None:
-        self.key = key
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.reused = False
-        self.parser = httptools.HttpResponseParser(self)  # kept across keep-alive responses, one after another
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self._hname = ""
-        self.body: list[bytes] = []
-        self.buffered = 0
-        self.got_bytes = False
-        self.head_done = False
-        self.keep_alive = False
-        self.complete = False
-        self.error: Exception | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.paused = False  # reading paused: too much buffered and unread
-        self.held = False  # reading paused: the client we relay to cannot take more
-        self.held_since = 0.0
-        self.hold_timeout = 0.0  # held this long -> ClientStalled (0: no limit)
-        self.timer: asyncio.TimerHandle | None = None
-        self.timeout = 0.0
-        self.last_rx = 0.0
-        self.sink: Sink | None = None
-        self.want_body = False  # the waiter wants body bytes (or the end), not just the head: no wake before
-        self.deadline = 0.0  # loop time by which the first body bytes must be in (0: none), besides the silence
-
-    # -- asyncio.Protocol -----------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        self.last_rx = self.loop.time()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(f"bad response from upstream: {exc}"))
-            return
-        sink = self.sink
-        if sink is not None:  # relaying: everything this read brought goes out in one write, no wake-up
-            if self.body or self.complete:
-                data = self.take_body()
-                if self.complete:
-                    self.sink = None  # the end is signalled once
-                sink(data, self.complete)
-            if self.complete:
-                self._wake()
-            return
-        if self.buffered > _PAUSE_AT and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        if not self.want_body or self.body or self.complete:
-            self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.complete:
-            self._fail(UpstreamError(f"upstream closed the connection{f': {exc}' if exc else ''}"))
-
-    # -- httptools callbacks --------------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._hname = name.decode("latin-1").lower()
-        self.headers[self._hname] = value.decode("latin-1")
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        if self.status < 200:  # 100 Continue and friends: wait for the real head
-            self.headers = {}
-            return
-        self.head_done = True
-        self.keep_alive = self.parser.should_keep_alive()  # only valid before the message completes
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-        self.buffered += len(body)
-
-    def on_message_complete(self) -> None:
-        if self.status >= 200:
-            self.complete = True
-
-    # -- internals ------------------------------------------------------------------------------
-    def _fail(self, exc: Exception) -> None:
-        if self.error is None:
-            self.error = exc
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-        self._wake()
-
-    def _wake(self) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def take_body(self) -> bytes:
-        """Everything buffered, in one piece; reading resumes if the buffer had paused it."""
-        body = self.body
-        data = body[0] if len(body) == 1 else b"".join(body)
-        body.clear()
-        self.buffered = 0
-        if self.paused:
-            self.paused = False
-            self.resume_reading()
-        return data
-
-    def resume_reading(self) -> None:
-        if not self.paused and not self.held and self.transport is not None and not self.closed:
-            self.last_rx = self.loop.time()  # the silence was ours
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        self.closed = True
-        self.stop_timer()
-        if self.transport is not None:
-            self.transport.close()
-
-    async def wait(self, timeout: float) -> None:
-        """Until something arrives (bytes, end, error); TimeoutError after ``timeout`` s of silence.
-
-        One timer per response, not per wait: it re-arms itself while bytes keep arriving."""
-        loop = self.loop  # not asyncio.get_running_loop(): that costs a getpid() syscall per call on 3.11
-        self.waiter = fut = loop.create_future()
-        if self.timer is None:
-            self.timeout = timeout
-            due = self.last_rx + timeout
-            self.timer = loop.call_at(min(due, self.deadline) if self.deadline else due, self._check_silence)
-        try:
-            await fut
-        finally:
-            self.waiter = None
-
-    def _check_silence(self) -> None:
-        loop = self.loop
-        now = loop.time()
-        due = self.last_rx + self.timeout
-        stalled = False
-        if self.paused or self.held:  # reading is paused: that silence is not the upstream's
-            due = now + self.timeout
-            if self.held and self.hold_timeout:  # ... but a client that takes nothing holds a slot: limited
-                held_due = self.held_since + self.hold_timeout
-                stalled = now >= held_due
-                due = min(due, held_due)
-        if self.deadline:
-            due = min(due, self.deadline)
-        if now < due and not stalled:
-            self.timer = loop.call_at(due, self._check_silence)
-            return
-        self.timer = None
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_exception(ClientStalled() if stalled else TimeoutError())
-
-    def stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
 
 class UpstreamResponse:
@@ -217,7 +40,7 @@ class UpstreamResponse:
 
     __slots__ = ("_client", "_conn", "_released", "headers", "status_code")
 
-    def __init__(self, client: UpstreamClient, conn: _Conn) -> None:
+    def __init__(self, client: UpstreamClient, conn: UpstreamConn) -> None:
         self._client, self._conn, self._released = client, conn, False
         self.status_code = conn.status
         self.headers = conn.headers
@@ -263,21 +86,10 @@ class UpstreamResponse:
 
     def pause(self) -> None:
         """Stop reading from the upstream socket (the client cannot take more yet)."""
-        c = self._conn
-        if not c.held and c.transport is not None and not c.closed:
-            c.held = True
-            c.held_since = c.loop.time()
-            c.hold_timeout = self._client.write_timeout_s
-            c.transport.pause_reading()
-            if c.timer is not None and c.hold_timeout and c.timer.when() > c.held_since + c.hold_timeout:
-                c.timer.cancel()  # due later than the client's time is up: brought forward
-                c.timer = c.loop.call_at(c.held_since + c.hold_timeout, c._check_silence)
+        self._conn.hold(self._client.write_timeout_s)
 
     def resume(self) -> None:
-        c = self._conn
-        if c.held:
-            c.held = False
-            c.resume_reading()
+        self._conn.unhold()
 
     async def read(self) -> bytes:
         parts = []
@@ -294,16 +106,22 @@ class UpstreamResponse:
 
 
 class UpstreamClient:
-    def __init__(self, headers: dict[str, str] | None = None, connect_timeout_s: float = 2.0,
-                 read_timeout_s: float = 60.0, max_idle_per_host: int = 256,
-                 ssl_context: ssl.SSLContext | None = None, write_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        headers: dict[str, str] | None = None,
+        connect_timeout_s: float = 2.0,
+        read_timeout_s: float = 60.0,
+        max_idle_per_host: int = 256,
+        ssl_context: ssl.SSLContext | None = None,
+        write_timeout_s: float | None = None,
+    ) -> None:
         self.connect_timeout_s, self.read_timeout_s = connect_timeout_s, read_timeout_s
         # A relay whose client took nothing this long ends with ClientStalled (None: read_timeout_s; 0: never).
         self.write_timeout_s = read_timeout_s if write_timeout_s is None else write_timeout_s
         self.max_idle_per_host = max_idle_per_host
         self._extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
         self._ssl = ssl_context
-        self._idle: dict[tuple[str, str, int], deque[_Conn]] = {}
+        self._idle: dict[tuple[str, str, int], deque[UpstreamConn]] = {}
         self._targets: dict[str, tuple[tuple[str, str, int], bytes, bytes]] = {}
         self._closed = False
 
@@ -321,18 +139,18 @@ class UpstreamClient:
                 self._targets[url] = t
         return t
 
-    async def _connect(self, key: tuple[str, str, int]) -> _Conn:
+    async def _connect(self, key: tuple[str, str, int]) -> UpstreamConn:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         ctx = (self._ssl or ssl.create_default_context()) if scheme == "https" else None
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                _, conn = await loop.create_connection(lambda: _Conn(key), host, port, ssl=ctx)
+                _, conn = await loop.create_connection(lambda: UpstreamConn(key), host, port, ssl=ctx)
         except (OSError, TimeoutError) as exc:
             raise UpstreamConnectError(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from None
         return conn
 
-    def _take_idle(self, key: tuple[str, str, int]) -> _Conn | None:
+    def _take_idle(self, key: tuple[str, str, int]) -> UpstreamConn | None:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
@@ -340,7 +158,7 @@ class UpstreamClient:
                 return conn
         return None
 
-    def _release(self, conn: _Conn) -> None:
+    def _release(self, conn: UpstreamConn) -> None:
         keep = conn.complete and conn.keep_alive and not conn.closed and not self._closed
         if not keep:
             conn.close()
@@ -350,12 +168,19 @@ class UpstreamClient:
             conn.close()
             return
         conn.stop_timer()
-        conn._reset()
+        conn.reset()
         conn.reused = True
         idle.append(conn)
 
-    async def stream(self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | bytes | None = None,
-                     first_body: bool = False, within: float | None = None) -> UpstreamResponse:
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        headers: dict[str, str] | bytes | None = None,
+        first_body: bool = False,
+        within: float | None = None,
+    ) -> UpstreamResponse:
         """Send a request; returns once the response head is in (with ``first_body``: and the first body bytes,
         or the end, so that the caller wakes once rather than twice). The caller must ``close()`` the response.
         ``headers`` may be given pre-encoded (``b"name: value\\r\\n"`` lines). ``within``: seconds for all
@@ -369,7 +194,13 @@ class UpstreamClient:
         else:
             extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1") if headers else b""
         head = b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s%s\r\n" % (
-            method.encode(), path, host, len(body), self._extra, extra)
+            method.encode(),
+            path,
+            host,
+            len(body),
+            self._extra,
+            extra,
+        )
         while True:
             conn = self._take_idle(key)
             fresh = conn is None
@@ -400,8 +231,9 @@ class UpstreamClient:
                 raise
             return UpstreamResponse(self, conn)
 
-    async def request(self, method: str, url: str, body: bytes = b"", timeout: float = 5.0,
-                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, url: str, body: bytes = b"", timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """A whole request and response (health checks, /models, /metrics): ``(status, body)``."""
         async with asyncio.timeout(timeout):
             resp = await self.stream(method, url, body, headers)

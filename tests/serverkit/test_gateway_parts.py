@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import fields
 
 import httpx
 import pytest
 from codeassist.serverkit.gateway.audit import AuditLog
 from codeassist.serverkit.gateway.metrics import Registry, parse_nvidia_smi
+from codeassist.serverkit.gateway.proxy import CompletionProxy
 from codeassist.serverkit.gateway.queue import Rejected, Scheduler
 from codeassist.serverkit.gateway.ratelimit import RateLimiter
+from codeassist.serverkit.gateway.record import Reason, RequestRecord
 from codeassist.serverkit.gateway.replicas import ReplicaPool
+from codeassist.serverkit.gateway.state import GatewayState
 from codeassist.serverkit.standin import StandinServer
+from gwhelpers import body
 
 
 class Clock:
@@ -76,12 +81,13 @@ async def test_scheduler_rejects_when_full():
     await s.acquire("a", 0, 1)
     with pytest.raises(Rejected) as e:
         await s.acquire("a", 0, 1)
-    assert e.value.status == 503 and e.value.reason == "queued too long" and e.value.retry_after >= 1
+    assert e.value.status == 503 and e.value.reason is Reason.QUEUE_TIMEOUT and e.value.retry_after >= 1
+    assert e.value.message == "queued too long"
     t = asyncio.create_task(s.acquire("b", 0, 1))
     await asyncio.sleep(0)
     with pytest.raises(Rejected) as e:
         await s.acquire("c", 0, 1)
-    assert e.value.status == 503
+    assert e.value.status == 503 and e.value.reason is Reason.QUEUE_FULL
     s.release()
     await t
     assert s.inflight == 1
@@ -89,8 +95,7 @@ async def test_scheduler_rejects_when_full():
 
 def test_replicas_least_outstanding_affinity_and_ejection():
     clock = Clock()
-    pool = ReplicaPool(("http://a/v1", "http://b/v1", "http://c/v1"), slack=2, eject_after=2, eject_base_s=5,
-                       now=clock)
+    pool = ReplicaPool(("http://a/v1", "http://b/v1", "http://c/v1"), slack=2, eject_after=2, eject_base_s=5, now=clock)
     a, b, c = pool.replicas
     a.outstanding, b.outstanding, c.outstanding = 3, 1, 2
     assert pool.pick() is b
@@ -178,3 +183,133 @@ def test_priority_is_spliced_into_the_clients_json_or_reencoded():
     assert json.loads(spliced) == {"prompt": '}{"priority"', "n": 1, "priority": 7}
     assert _with_priority(b"\xef\xbb\xbf{}", 0) is None  # BOM: left to json.dumps
     assert _with_priority(b"[1]", 0) is None
+
+
+def test_request_record_makes_the_audit_line_and_holds_no_prompt_or_key(tmp_path):
+    names = {f.name for f in fields(RequestRecord)}
+    assert not names & {"prompt", "messages", "payload", "body", "key", "authorization", "text", "completion"}
+    rec = RequestRecord("interactive", 0.0, user="u-3f9a", key_id="kid1", model="m", prompt_tokens=12, cost=40)
+    rec.refuse(Rejected(429, "rate limit exceeded", Reason.RATE_LIMITED, 3))
+    assert rec.rejected and rec.status == 429
+    done = RequestRecord(
+        "chat",
+        0.0,
+        user="u-3f9a",
+        key_id="kid1",
+        model="m",
+        prompt_tokens=7,
+        status=200,
+        replica="http://r1/v1",
+        ttft_s=0.051234,
+        latency_s=0.2104567,
+        sse_events=4,
+        bytes_out=300,
+        completion_tokens=3,
+        queue_wait_s=0.001,
+    )
+    anonymous = RequestRecord("interactive", 0.0)
+    anonymous.refuse(Rejected(401, "invalid, revoked or expired API key", Reason.AUTH))
+    log = AuditLog(tmp_path / "audit.jsonl")
+    for r in (rec, done, anonymous):
+        log.record(**r.audit_fields())
+    log.close()
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert all(isinstance(e.pop("ts"), float) for e in entries)
+    assert entries == [
+        {
+            "user": "u-3f9a",
+            "key_id": "kid1",
+            "model": "m",
+            "class": "interactive",
+            "status": 429,
+            "prompt_tokens": 12,
+            "reason": "rate_limit",
+        },
+        {
+            "user": "u-3f9a",
+            "key_id": "kid1",
+            "model": "m",
+            "class": "chat",
+            "status": 200,
+            "prompt_tokens": 7,
+            "completion_tokens": 3,
+            "latency_ms": 210.46,
+            "ttft_ms": 51.23,
+            "replica": "http://r1/v1",
+        },
+        {"class": "interactive", "status": 401, "reason": "auth"},  # no user before the key is verified
+    ]
+    assert '"reason":"rate_limit"' in lines[0]  # the code's value, not the enum's name
+
+
+class _Out:
+    """A Responder that keeps what it was sent."""
+
+    gone = False
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.json: dict | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = b""
+        self.ended = False
+
+    def send_json(self, status, payload, headers=()) -> None:
+        self.status, self.json, self.headers = status, payload, list(headers)
+
+    def start_stream(self, status, content_type, first, end) -> None:
+        self.status, self.body, self.ended = status, first, end
+
+    def stream(self, data, end) -> None:
+        self.body += data
+        self.ended = end
+
+    def relaying(self, resp) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.gone = True
+
+
+async def test_the_proxy_counts_events_and_accounts_each_request_once_from_its_record(keys, tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    with StandinServer() as up:  # three tokens, then [DONE]
+        key = keys.add("zoe")
+        st = GatewayState(keys.config(upstreams=(up.base_url,), audit_file=audit, request_burst=1))
+        proxy = CompletionProxy(st)
+        seen: list[RequestRecord] = []
+        account = proxy._account
+        proxy._account = lambda rec: (seen.append(rec), account(rec))[-1]
+        headers = {b"authorization": f"Bearer {key}".encode()}
+        payload = json.dumps(body(prompt="def SECRET_PROMPT():")).encode()
+        ok, limited, anonymous, bad = _Out(), _Out(), _Out(), _Out()
+        await proxy.handle(headers, payload, ok)
+        await proxy.handle(headers, payload, limited)  # a burst of one request
+        await proxy.handle({}, payload, anonymous)
+        await proxy.handle({**headers, b"x-priority": b"urgent!"}, payload, bad)
+        await st.aclose()
+    assert ok.status == 200 and ok.ended and ok.body.endswith(b"data: [DONE]\n\n")
+    first = seen[0]
+    assert first.sse_events == ok.body.count(b"data: ") == 4 and first.bytes_out == len(ok.body)
+    assert first.completion_tokens == 3 and first.ttft_s is not None and first.replica == up.base_url.rstrip("/")
+    assert limited.status == 429 and limited.json["error"]["type"] == "rate_limit"
+    assert int(dict(limited.headers)[b"retry-after"]) >= 1
+    assert anonymous.status == 401 and bad.status == 400 and bad.json["error"]["type"] == "bad_request"
+    assert [r.reason for r in seen] == [None, Reason.RATE_LIMITED, Reason.AUTH, Reason.BAD_REQUEST]
+    text = audit.read_text()
+    assert "SECRET_PROMPT" not in text and key not in text and key.split(".")[1] not in text
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert [(e["status"], e.get("reason")) for e in entries] == [
+        (200, None),
+        (429, "rate_limit"),
+        (401, "auth"),
+        (400, "bad_request"),
+    ]
+    assert entries[0]["completion_tokens"] == 3
+    metrics = st.registry.render()
+    assert 'codeassist_gateway_rejections_total{reason="rate_limit"} 1' in metrics
+    assert 'codeassist_gateway_requests_total{class="interactive",status="200"} 1' in metrics
+    assert "codeassist_gateway_completion_tokens_total 3" in metrics
+    user = st.users[first.user]
+    assert (user.requests, user.completed, user.rejected, user.completion_tokens) == (1, 1, 2, 3)

@@ -5,23 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.realparts import SSHD, AuthProxy, Sshd, free_port
+
+__all__ = ["free_port"]  # re-exported: tests import it from here
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -120,5 +118,33 @@ def standin():
     from codeassist.serverkit.standin import StandinServer
 
     server = StandinServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy_factory() -> Iterator[Any]:
+    made: list[AuthProxy] = []
+
+    def make(upstream: str, **kw: Any) -> AuthProxy:
+        p = AuthProxy(upstream, **kw).start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+@pytest.fixture
+def sshd() -> Iterator[Sshd]:
+    if not os.path.exists(SSHD) or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
+        pytest.skip("OpenSSH server/client not installed (apt-get install openssh-server openssh-client)")
+    if not os.path.isdir("/run/sshd"):
+        try:
+            os.makedirs("/run/sshd", mode=0o755)
+        except OSError:
+            pytest.skip("sshd needs /run/sshd (privilege separation dir) and it cannot be created")
+    server = Sshd().start()
     yield server
     server.stop()

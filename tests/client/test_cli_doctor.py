@@ -14,7 +14,7 @@ import pytest
 from codeassist.client.doctor_report import Check, Report, format_report
 from codeassist.serverkit.standin import StandinBehaviour, StandinServer
 
-from tests.connectivity.conftest import write_sample
+from tests.realparts import write_sample
 
 
 class DaemonRelay:

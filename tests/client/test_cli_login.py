@@ -13,7 +13,7 @@ import pytest
 from codeassist.client.auth import redact
 from codeassist.serverkit.standin import StandinServer
 
-from tests.connectivity.conftest import AuthProxy
+from tests.realparts import AuthProxy
 
 KEY = "ca-" + secrets.token_hex(6) + "." + secrets.token_urlsafe(24)
 

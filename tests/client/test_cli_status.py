@@ -9,7 +9,7 @@ from typing import Any
 
 from codeassist.serverkit.standin import StandinServer
 
-from tests.connectivity.conftest import write_sample
+from tests.realparts import write_sample
 
 
 def _fields(out: str) -> dict[str, str]:

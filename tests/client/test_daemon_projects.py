@@ -16,8 +16,8 @@ from codeassist.serverkit.standin import StandinServer
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.connectivity.conftest import daemon_request
 from tests.lsp_client import capabilities, inline_at, open_doc
+from tests.realparts import daemon_request
 
 SAMPLE = "def add(a, b):\n    return "
 

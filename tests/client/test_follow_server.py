@@ -9,7 +9,7 @@ from typing import Any
 
 from codeassist.serverkit.standin import StandinServer
 
-from tests.connectivity.conftest import AuthProxy, write_sample
+from tests.realparts import AuthProxy, write_sample
 
 
 def test_login_moves_the_running_daemon_to_the_new_server(user_env: Any, tmp_path: Path) -> None:

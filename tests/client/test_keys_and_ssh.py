@@ -21,7 +21,7 @@ from codeassist.client.transport.base import CompletionParams
 from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor, check_ssh_option, ssh_command
 from codeassist.serverkit.standin import StandinServer
 
-from tests.connectivity.conftest import AuthProxy
+from tests.realparts import AuthProxy
 
 KEY = "sk-test-0123456789abcdef"
 

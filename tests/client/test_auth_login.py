@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.connectivity.conftest import patient, write_sample
+from tests.realparts import patient, write_sample
 
 
 def _scan_cmdlines(token: str, stop: threading.Event, hits: list[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from codeassist.client.protocol import RpcConnection
 
 from tests.conftest import free_port
-from tests.connectivity.conftest import daemon_request, patient, write_sample
+from tests.realparts import daemon_request, patient, write_sample
 
 
 async def _complete(conn: RpcConnection, uri: str, offset: int) -> tuple[dict[str, Any], float]:

@@ -13,7 +13,7 @@ import pytest
 from codeassist.client.tunnel import TunnelSpec, ssh_command
 
 from tests.conftest import free_port
-from tests.connectivity.conftest import Sshd, daemon_request, patient, write_sample
+from tests.realparts import Sshd, daemon_request, patient, write_sample
 
 
 def _alive(pid: int) -> bool:

@@ -1,5 +1,5 @@
-"""Real parts for the connectivity tests: a key-checking (optionally TLS) proxy in front of the real local
-model server, a throwaway sshd on a loopback port, and helpers to talk to an isolated daemon."""
+"""Real parts for tests: a key-checking (optionally TLS) proxy in front of a model server, a throwaway sshd on a
+loopback port, and helpers to talk to an isolated daemon. Their fixtures are in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -12,21 +12,23 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.conftest import free_port
-
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
@@ -127,20 +129,6 @@ class AuthProxy:
         self._server = self._thread = None
 
 
-@pytest.fixture
-def proxy_factory() -> Iterator[Any]:
-    made: list[AuthProxy] = []
-
-    def make(upstream: str, **kw: Any) -> AuthProxy:
-        p = AuthProxy(upstream, **kw).start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
-
-
 class Sshd:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ca-sshd-", dir="/tmp"))
@@ -197,20 +185,6 @@ class Sshd:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def sshd() -> Iterator[Sshd]:
-    if not os.path.exists(SSHD) or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
-        pytest.skip("OpenSSH server/client not installed (apt-get install openssh-server openssh-client)")
-    if not os.path.isdir("/run/sshd"):
-        try:
-            os.makedirs("/run/sshd", mode=0o755)
-        except OSError:
-            pytest.skip("sshd needs /run/sshd (privilege separation dir) and it cannot be created")
-    server = Sshd().start()
-    yield server
-    server.stop()
 
 
 async def daemon_request(sock: Path, method: str, params: dict[str, Any] | None = None) -> Any:

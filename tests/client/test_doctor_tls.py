@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from tests.conftest import free_port
-from tests.connectivity.conftest import patient, write_sample
+from tests.realparts import patient, write_sample
 
 
 @pytest.fixture

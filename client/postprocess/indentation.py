@@ -8,12 +8,18 @@
   a ``return``/``raise``, or when a block ends): a completion at one of those levels is kept as the model
   wrote it; deeper than the previous line (no header opened a block) it comes back to that line's level;
   between two levels it goes to the enclosing one.
-* In multi-line mode, a line that dedents to the header's level or below ends the block: cut there.
+* In multi-line mode, a line that dedents to the header's level or below ends the block: cut there. A
+  closing line (``}`` / ``};`` / ``})``) at that level is kept, unless the suffix already closes this
+  block (its next closer at the header's indentation, or closers right after the cursor). This holds for a
+  header on a blank line's previous line and for one the cursor sits right after (``def f(x):|``,
+  ``function f(x) {|``).
+
+Never: change the text of a line (only its leading whitespace), or cut anywhere but at a line boundary.
 """
 
 from __future__ import annotations
 
-from codeassist.client.postprocess.base import FilterContext, indent_of, line_before
+from codeassist.client.postprocess.base import FilterContext, indent_of, line_after, line_before
 
 __all__ = ["apply"]
 
@@ -50,10 +56,56 @@ def _header(prefix: str) -> str | None:
     return None
 
 
+def _width(line: str) -> int:
+    return len(indent_of(line).expandtabs(4))
+
+
+def _suffix_closes(ctx: FilterContext, limit: int) -> bool:
+    """Whether the text after the cursor already closes the block whose header is at ``limit``."""
+    rest = line_after(ctx).strip()
+    if rest:
+        return rest[0] in ")]}"
+    for line in ctx.suffix.split("\n")[1:]:
+        if line.strip():
+            return line.strip()[0] in ")]}" and _width(line) == limit
+    return False
+
+
+def _cut_block(lines: list[str], header: str, ctx: FilterContext) -> list[str]:
+    """Cut where a line dedents to the header's level: the block has ended."""
+    limit = _width(header)
+    for i, line in enumerate(lines[1:], start=1):
+        if line.strip() and _width(line) <= limit:
+            if line.strip()[:1] not in ")]}":
+                return lines[:i]
+            if not _suffix_closes(ctx, limit):
+                return lines[: i + 1]
+            if line_after(ctx).strip():
+                # the closers sit right after the cursor: end on the closing line's indentation so they land there
+                return [*lines[:i], indent_of(line)]
+            return lines[:i]
+    return lines
+
+
+def _after_header_on_cursor_line(text: str, ctx: FilterContext) -> str:
+    before = line_before(ctx)
+    lines = text.split("\n")
+    if not ctx.multiline or len(lines) < 2 or lines[0].strip() or before.rstrip()[-1:] not in (":", "{"):
+        return text
+    cut = _cut_block(lines, before, ctx)
+    if cut == lines:
+        return text
+    out = "\n".join(cut)
+    return out if line_after(ctx).strip() else out.rstrip()
+
+
 def apply(text: str, ctx: FilterContext) -> str:
     before = line_before(ctx)
-    if before.strip() or not text.strip():
-        return text  # the cursor is after code on its line: indentation is the editor's
+    if not text.strip():
+        return text
+    if before.strip():
+        # the cursor is after code on its line: indentation is the editor's; only the block's end is ours
+        return _after_header_on_cursor_line(text, ctx)
     header = _header(ctx.prefix)
     lines = text.split("\n")
     first = lines[0]
@@ -77,10 +129,5 @@ def apply(text: str, ctx: FilterContext) -> str:
 
         lines = [shift(line, i == 0) for i, line in enumerate(lines)]
     if header is not None and ctx.multiline:
-        limit = len(indent_of(header).expandtabs(4))
-        for i, line in enumerate(lines[1:], start=1):
-            if line.strip() and len(indent_of(line).expandtabs(4)) <= limit:
-                closing = line.strip()[:1] in ")]}"
-                lines = lines[: i + 1] if closing and ctx.suffix.strip()[:1] not in ")]}" else lines[:i]
-                break
+        lines = _cut_block(lines, header, ctx)
     return "\n".join(lines).rstrip() if len(lines) > 1 else lines[0]

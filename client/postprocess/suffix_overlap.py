@@ -2,22 +2,45 @@
 
 Same line: the completion ends with what already follows the cursor (``foo(a, b)`` before ``)`` is
 handled by ``balance``; here the overlap must be at least two non-blank characters or the whole rest
-of the line). Multi-line: a completion line that reproduces the next non-blank line of the file is
-where the model started repeating the suffix — cut there.
+of the line). Multi-line, or a completion on a line of its own: a completion line that reproduces the next
+non-blank line of the file is where the model started repeating the suffix — cut there (a completion
+whose first line is that line is an echo and is dropped whole). A closing line (``}``, ``})``) at the
+indentation of the next line when that line already closes there (``};``, ``});``, ``}()``) is the same
+closer twice: cut there as well.
+
+Never: cut inside a line (only at a line boundary, or the exact characters the suffix repeats), or change
+what is kept.
 """
 
 from __future__ import annotations
 
-from codeassist.client.postprocess.base import FilterContext, line_after
+from codeassist.client.postprocess.base import FilterContext, indent_of, line_after, line_before
 
 __all__ = ["apply"]
+
+_CLOSING = frozenset(")]};, \t")
 
 
 def _next_line(suffix: str) -> str:
     for line in suffix.split("\n")[1:]:
         if line.strip():
-            return line.strip()
+            return line
     return ""
+
+
+def _width(line: str) -> int:
+    return len(indent_of(line).expandtabs(4))
+
+
+def _repeats(line: str, nxt: str) -> bool:
+    body, below = line.strip(), nxt.strip()
+    if not body:
+        return False
+    if len(below) >= 3 and body == below:
+        return True
+    # a closer the next line already has, at the same indentation: } before };  }) before });
+    closers = body.rstrip(";,")
+    return bool(closers) and set(body) <= _CLOSING and below.startswith(closers) and _width(line) == _width(nxt)
 
 
 def apply(text: str, ctx: FilterContext) -> str:
@@ -30,10 +53,15 @@ def apply(text: str, ctx: FilterContext) -> str:
                 break
             if body.endswith(piece):
                 return body[: len(body) - k].rstrip() if k == len(rest) else body[: len(body) - k]
-    nxt = _next_line(ctx.suffix) if not rest else ""
-    if nxt and len(nxt) >= 3 and "\n" in text:
-        lines = text.split("\n")
-        for i, line in enumerate(lines):
-            if i > 0 and line.strip() == nxt:
-                return "\n".join(lines[:i]).rstrip()
+        return text
+    nxt = _next_line(ctx.suffix)
+    if not nxt:
+        return text
+    before = line_before(ctx)
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if i == 0 and before.strip():
+            continue  # the first line goes on after code: not a line of its own
+        if _repeats(before + line if i == 0 else line, nxt):
+            return "\n".join(lines[:i]).rstrip()
     return text

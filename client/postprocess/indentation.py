@@ -12,12 +12,16 @@
   closing line (``}`` / ``};`` / ``})``) at that level is kept, unless the suffix already closes this
   block (its next closer at the header's indentation, or closers right after the cursor). This holds for a
   header on a blank line's previous line and for one the cursor sits right after (``def f(x):|``,
-  ``function f(x) {|``).
+  ``function f(x) {|``). Continuation lines close one block and open the next at the header's level
+  (``} else {``, ``} catch (e) {``, ``}).then((r) => {``, ``elif …:``, ``else:``, ``except …:``,
+  ``finally:``, and ``case``/``default`` under a ``switch``/``select``): the block goes on across them.
 
 Never: change the text of a line (only its leading whitespace), or cut anywhere but at a line boundary.
 """
 
 from __future__ import annotations
+
+import re
 
 from codeassist.client.postprocess.base import FilterContext, indent_of, line_after, line_before
 
@@ -71,11 +75,28 @@ def _suffix_closes(ctx: FilterContext, limit: int) -> bool:
     return False
 
 
+_PY_CONTINUATION = re.compile(r"(elif|else|except|finally)\b.*:\s*(#.*)?$")
+_CASE = re.compile(r"(case\b.*|default\s*):\s*(//.*)?$")
+_SWITCH = re.compile(r"\b(switch|select)\b")
+
+
+def _continues(line: str, header: str) -> bool:
+    """A line at the header's level that closes one block and opens the next (``} else {``, ``elif x:``)."""
+    body = line.strip()
+    if body[:1] in ")]}" and body.rstrip().endswith("{"):
+        return True
+    if _PY_CONTINUATION.match(body):
+        return True
+    return bool(_CASE.match(body)) and bool(_SWITCH.search(header))
+
+
 def _cut_block(lines: list[str], header: str, ctx: FilterContext) -> list[str]:
     """Cut where a line dedents to the header's level: the block has ended."""
     limit = _width(header)
     for i, line in enumerate(lines[1:], start=1):
         if line.strip() and _width(line) <= limit:
+            if _width(line) == limit and _continues(line, header):
+                continue
             if line.strip()[:1] not in ")]}":
                 return lines[:i]
             if not _suffix_closes(ctx, limit):

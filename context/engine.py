@@ -29,7 +29,14 @@ from codeassist.context.index import RepoIndex
 from codeassist.context.langs import language_for_path, path_header
 from codeassist.context.occur import occurrences
 from codeassist.context.parse import ParsedDoc
-from codeassist.context.retrieve import Snippet, dedup, definition_snippets, enclosing_class_bases, similar_snippets
+from codeassist.context.retrieve import (
+    Snippet,
+    dedup,
+    definition_snippets,
+    enclosing_class_bases,
+    receiver_types,
+    similar_snippets,
+)
 from codeassist.context.secret_paths import is_secret_path
 from codeassist.context.syntax_window import syntax_window
 from codeassist.context.templates import Template
@@ -237,6 +244,8 @@ class ContextEngine:
         snip_budget = int(room * self.split.snippets)
         suffix_budget = int(room * self.split.suffix) if template.fim else 0
         cursor_line = text.count("\n", 0, offset)
+        if not private and index is not None:
+            snip_budget += self._spare(doc, offset, room - suffix_budget - snip_budget, suffix_budget)
 
         def render(s: Snippet) -> str:
             if template.file_sep:
@@ -301,6 +310,17 @@ class ContextEngine:
             ms=(time.perf_counter() - t0) * 1000,
             header=header,
         )
+
+    def _spare(self, doc: ParsedDoc, offset: int, prefix_budget: int, suffix_budget: int) -> int:
+        """Tokens the prefix/suffix window leaves unused (a short file, a cursor near the top), in steps of 128
+        so that the cross-file pack, keyed by its budget, is reused while the user types: snippets take them."""
+        c = self.counter
+        probe = syntax_window(doc, offset, c, max(0, prefix_budget), suffix_budget)
+        used = c.count_text("".join(probe.headers) + probe.prefix) + (
+            c.count_text(probe.suffix) if suffix_budget else 0
+        )
+        spare = prefix_budget + suffix_budget - used - 64
+        return spare // 128 * 128 if spare >= 128 else 0
 
     def _cross_file(
         self,
@@ -378,6 +398,7 @@ class ContextEngine:
                 bases,
                 use_imports="imports" in self.sources,
                 use_symbols="symbols" in self.sources,
+                receivers=receiver_types(lines, cursor_line),
             )
             if "similar" in self.sources:
                 query = "\n".join(lines[max(0, cursor_line - 25) : cursor_line + 6])

@@ -88,6 +88,7 @@ class Occurrences:
     near: dict[str, int]  # identifier -> distance (lines) of its nearest use to the cursor line
     qual: dict[str, int]  # dotted chain -> distance
     members: dict[str, dict[str, int]]  # chain prefix -> {next component: distance}, e.g. "os.path" -> {"join": 3}
+    lines: dict[str, int] = field(default_factory=dict)  # identifier -> on how many lines it occurs
 
 
 def occurrences(text: str, lines: list[str], cursor_line: int) -> Occurrences:
@@ -100,4 +101,4 @@ def occurrences(text: str, lines: list[str], cursor_line: int) -> Occurrences:
         qual[c] = d = _nearest(pos, cursor_line)
         head, _, tail = c.rpartition(".")
         members.setdefault(head, {})[tail] = d
-    return Occurrences(near, qual, members)
+    return Occurrences(near, qual, members, {w: len(pos) for w, pos in terms.words.items()})

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from codeassist.context.imports import ImportRef
 from codeassist.context.index import MAX_POSTINGS, RepoIndex, identifiers, posting_ids
 from codeassist.context.occur import Occurrences
+from codeassist.context.outline import class_outline, is_type, module_outline, popularity
 from codeassist.context.resolve import Resolver, class_bases
 from codeassist.context.symbols import Definition
 
@@ -35,6 +37,7 @@ class Snippet:
     end: int  # exclusive
     kind: str = "definition"  # definition | recent | open | similar
     short: str = ""  # a compact form (signature only) for when the full text does not fit
+    trim: bool = False  # an outline: its last lines may be dropped to fit
 
 
 def _relevance(occ: Occurrences, name: str, dist: int) -> float:
@@ -42,6 +45,25 @@ def _relevance(occ: Occurrences, name: str, dist: int) -> float:
     lines). A bonus for names used often was tried and lowered recall: the most used names (assertEqual...)
     are the ones the model needs least."""
     return 1.0 / (1.0 + dist / 8.0)
+
+
+UNUSED_IMPORT = 1.6  # score of an imported name not used yet: above every repo-wide name match (<= 1)
+_ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*[\"']?(?:Optional\[)?([A-Z]\w*)")
+_ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*(?:new\s+)?([A-Z]\w*)\(")
+
+
+def receiver_types(lines: list[str], cursor_line: int, up: int = 200, down: int = 20) -> dict[str, str]:
+    """Variables near the cursor whose type the code names: ``x: Type`` (parameters, annotations) and
+    ``x = Type(...)`` / ``x = new Type(...)``; the nearest binding above wins."""
+    out: dict[str, str] = {}
+    for line in lines[max(0, cursor_line - up) : cursor_line + down]:
+        if ":" in line:
+            for var, typ in _ANNOTATED.findall(line):
+                out[var] = typ
+        if "=" in line:
+            for var, typ in _ASSIGNED.findall(line):
+                out[var] = typ
+    return out
 
 
 def enclosing_class_bases(lines: list[str], cursor_line: int, max_up: int = 3000) -> list[str]:
@@ -75,6 +97,7 @@ def definition_snippets(
     bases: list[str] | None = None,
     use_imports: bool = True,
     use_symbols: bool = True,
+    receivers: dict[str, str] | None = None,
 ) -> list[Snippet]:
     """Definitions of the names the file uses, found through its imports (then the repo symbol table), scored by
     how the name is bound and by the distance of its nearest use to the cursor."""
@@ -87,9 +110,21 @@ def definition_snippets(
             return
         key = (d.path, d.line)
         if key not in scored or scored[key].score < score:
-            scored[key] = Snippet(
-                d.path, d.text, reason, score, d.line, d.line + d.text.count("\n") + 1, short=d.short()
-            )
+            if is_type(d):  # a class: what it offers, not just its header
+                text = class_outline(r, d)
+                scored[key] = Snippet(
+                    d.path, text, f"{reason}; outline", score, d.line, d.line + text.count("\n") + 1, trim=True
+                )
+            else:
+                scored[key] = Snippet(
+                    d.path, d.text, reason, score, d.line, d.line + d.text.count("\n") + 1, short=d.short()
+                )
+
+    def weight(local: str, dist: int, strong: float) -> float:
+        """An imported name: by its nearest use; one not used yet (only its import mentions it) ranks high."""
+        if occ.lines.get(local, 0) <= 1:
+            return max(UNUSED_IMPORT, strong * _relevance(occ, local, dist))
+        return strong * _relevance(occ, local, dist)
 
     with index.lock:
         own = r.top_defs(rel) if rel else {}
@@ -101,11 +136,22 @@ def definition_snippets(
                     continue
                 for targets, orig in pairs:
                     for d in r.lookup(targets, orig):
-                        add(d, 3.0 * _relevance(occ, local, dist), f"imports {local} from {d.path}")
+                        unused = " (not used yet)" if occ.lines.get(local, 0) <= 1 else ""
+                        add(d, weight(local, dist, 3.0), f"imports {local} from {d.path}{unused}")
                         for tail, dd in members.get(local, {}).items():  # Class.method, Type::new
                             for m in r.member(d.path, d.name, tail):
                                 add(m, 2.5 * _relevance(occ, f"{local}.{tail}", dd), f"uses {local}.{tail} ({d.path})")
             for alias, targets in b.modules.items():
+                used = members.get(alias)
+                dist = min(used.values()) if used else near.get(alias.split(".")[0])
+                if dist is not None:
+                    text = module_outline(r, targets)
+                    if text:
+                        key = (targets[0], -1)
+                        s = 2.0 * _relevance(occ, alias, dist) if used else weight(alias, dist, 1.0)
+                        if key not in scored or scored[key].score < s:
+                            reason = f"imports module {alias}: its public functions and classes; outline"
+                            scored[key] = Snippet(targets[0], text, reason, s, 0, 0, trim=True)
                 for tail, dist in members.get(alias, {}).items():
                     for d in r.lookup(targets, tail):
                         add(
@@ -132,7 +178,18 @@ def definition_snippets(
                             )
                         if found:
                             break
+            for var, typ in (receivers or {}).items():
+                dist = near.get(var)
+                if dist is None or var in b.names or var in b.modules:
+                    continue
+                classes = [d for d in r.resolve_name(rel or "", b, typ) if d.path != rel]
+                for cls in classes[:1]:
+                    add(cls, 3.0 * _relevance(occ, var, dist), f"{var} is a {typ} ({cls.path})")
+                    for tail, dd in members.get(var, {}).items():
+                        for m in r.member(cls.path, cls.name, tail):
+                            add(m, 2.5 * _relevance(occ, f"{var}.{tail}", dd), f"uses {var}.{tail} ({var}: {typ})")
         if use_symbols:
+            n_chunks = max(2, len(index.chunks))
             names = heapq.nsmallest(
                 MAX_SYMBOL_NAMES,
                 (
@@ -146,8 +203,11 @@ def definition_snippets(
                 if not defs or len(defs) > 4:
                     continue
                 defs = [d for d in defs if d.kind != "variable"]
+                # A name that occurs all over the repo (file, run, join...) is no evidence: weigh by its rarity.
+                idf = math.log(n_chunks / (1 + popularity(index, name))) / math.log(n_chunks)
+                w = 0.9 * (0.25 + 0.75 * max(0.0, idf))
                 for d in defs:
-                    add(d, _relevance(occ, name, dist) / len(defs), f"uses {name} (repo symbol)")
+                    add(d, w * _relevance(occ, name, dist) / len(defs), f"uses {name} (repo symbol)")
     return sorted(scored.values(), key=lambda s: -s.score)
 
 

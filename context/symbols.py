@@ -67,6 +67,7 @@ class Definition:
     text: str  # the summary shown as a snippet
     owner: str = ""  # enclosing class/impl/namespace name, "" at top level
     sig: tuple[int, int] = (0, 3)  # lines of ``text`` holding the signature (after an owner header line)
+    tag: str = ""  # "classmethod", "staticmethod", "property" (decorators; TS static/get): listed first in outlines
 
     def short(self) -> str:
         """A compact form: the owner's header line (for members) and the signature, without docs."""
@@ -163,6 +164,27 @@ def _is_prototype(node: Node) -> bool:
     return d is not None and d.type == "function_declarator"
 
 
+_TAGS = ("classmethod", "staticmethod", "property")
+
+
+def _tag(wrapper: Node, node: Node) -> str:
+    """How a member is bound: a Python decorator (``@classmethod``...), or TS/JS ``static`` / ``get``."""
+    if wrapper.type == "decorated_definition":
+        for c in wrapper.named_children:
+            if c.type == "decorator" and c.text:
+                text = c.text.decode("utf-8", "replace")
+                for tag in _TAGS:
+                    if tag in text or (tag == "property" and text.endswith(".setter")):
+                        return tag
+    elif node.type == "method_definition":
+        for c in node.children[:3]:
+            if c.type == "static":
+                return "staticmethod"
+            if c.type == "get":
+                return "property"
+    return ""
+
+
 def extract_definitions(root: Node, data: bytes, path: str) -> list[Definition]:
     out: list[Definition] = []
 
@@ -192,7 +214,8 @@ def extract_definitions(root: Node, data: bytes, path: str) -> list[Definition]:
                     member_sigs.append(_signature(data, node))
                     if owner_line:
                         text, a, b = f"{owner_line}\n{text}", a + 1, b + 1
-                out.append(Definition(name, kind, path, node.start_point[0], text, owner or "", (a, b)))
+                tag = _tag(child, node) if owner is not None else ""
+                out.append(Definition(name, kind, path, node.start_point[0], text, owner or "", (a, b), tag))
             elif owner is None and depth == 0:
                 var = _variable(node)
                 if var:

@@ -85,8 +85,8 @@ def test_far_uses_resolve_through_base_classes_reexports_and_relative_submodules
     base = [s for s in parts.snippets if "base class Repository" in str(s["reason"])]
     assert base and base[0]["path"] == "app/models.py", [(s["path"], s["reason"]) for s in parts.snippets]
     assert "def fetch_all(self, limit: int = 10)" in str(base[0]["text"])
-    sub = [s for s in parts.snippets if s["path"] == "app/util/text.py"]
-    assert sub and "def slugify(title: str" in str(sub[0]["text"]) and "text.slugify" in str(sub[0]["reason"])
+    sub = [s for s in parts.snippets if s["path"] == "app/util/text.py" and "text.slugify" in str(s["reason"])]
+    assert sub and "def slugify(title: str" in str(sub[0]["text"])
 
 
 def test_pack_falls_back_to_signatures_when_full_summaries_do_not_fit() -> None:

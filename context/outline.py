@@ -1,0 +1,126 @@
+"""Compact outlines of what an imported name offers: a class's signature, its docstring's first line and its
+public members' signatures (constructors, classmethods/staticmethods and properties first, then the most used
+names of the repo); a module's public functions and classes, re-exports (``from .x import y`` in
+``__init__.py``) followed to their definitions. Built lazily from the index's definitions and memoised in the
+resolver's cache (cleared when the index changes)."""
+
+from __future__ import annotations
+
+from codeassist.context.index import RepoIndex, posting_ids
+from codeassist.context.resolve import Resolver
+from codeassist.context.symbols import Definition
+
+__all__ = ["class_outline", "members_of", "module_outline", "signature"]
+
+MAX_OUTLINE_MEMBERS = 80
+_CTOR = frozenset({"__init__", "__new__", "__call__", "constructor", "new"})
+_TAG_RANK = {"classmethod": 1, "staticmethod": 1, "property": 2}
+_TYPE_KINDS = frozenset(
+    {"class_definition", "class_declaration", "abstract_class_declaration", "interface_declaration", "struct_item"}
+)
+
+
+def signature(d: Definition) -> str:
+    """The definition's signature on one line (continuation lines joined)."""
+    lines = d.text.split("\n")
+    a, b = d.sig
+    parts = [ln.strip() for ln in lines[a:b]]
+    return " ".join(p for p in parts if p) if parts else d.name
+
+
+def _doc_line(d: Definition) -> str:
+    lines = d.text.split("\n")
+    _, b = d.sig
+    if b < len(lines):
+        nxt = lines[b].strip()
+        if nxt[:4].lstrip("rRbBuU")[:3] in ('"""', "'''") or nxt[:1] in ('"', "'"):
+            return nxt
+    return ""
+
+
+def popularity(index: RepoIndex, name: str) -> int:
+    """In how many chunks of the repo the name occurs: a prior for which member the code calls next."""
+    p = index.postings.get(name)
+    return 0 if p is None else len(posting_ids(p))
+
+
+def members_of(r: Resolver, rel: str) -> dict[str, list[Definition]]:
+    """Owner name -> its members in source order, for file ``rel``."""
+    key = ("mo", rel)
+    hit = r.cache.get(key)
+    if hit is None:
+        hit = {}
+        entry = r.index.files.get(rel)
+        for d in entry.defs if entry is not None else ():
+            if d.owner:
+                hit.setdefault(d.owner, []).append(d)
+        r.cache[key] = hit
+    return hit
+
+
+def _public(name: str) -> bool:
+    return not name.startswith("_") or name in _CTOR
+
+
+def class_outline(r: Resolver, d: Definition) -> str:
+    """``class X(...):`` + docstring line + member signatures, most useful first (one line each)."""
+    key = ("co", d.path, d.line)
+    hit = r.cache.get(key)
+    if hit is not None:
+        return hit
+    indent = "    " if d.path.endswith((".py", ".pyi")) else "  "
+    head = [signature(d)]
+    doc = _doc_line(d)
+    if doc:
+        head.append(indent + doc)
+    seen: set[str] = set()
+    members = []
+    for i, m in enumerate(members_of(r, d.path).get(d.name, ())):
+        if not _public(m.name) or (m.name in seen and m.tag != "property"):
+            continue
+        seen.add(m.name)
+        rank = 0 if m.name in _CTOR else _TAG_RANK.get(m.tag, 3)
+        members.append((rank, -popularity(r.index, m.name), i, m))
+    members.sort(key=lambda t: t[:3])
+    body = []
+    for _, _, _, m in members[:MAX_OUTLINE_MEMBERS]:
+        if m.tag and indent == "    ":
+            body.append(f"{indent}@{m.tag}")
+        body.append(indent + signature(m))
+    # No indexed members (a dataclass's fields, an enum): the summary says more.
+    hit = d.text if not body and len(d.text.split("\n")) > len(head) else "\n".join(head + body)
+    r.cache[key] = hit
+    return hit
+
+
+def module_outline(r: Resolver, targets: list[str]) -> str:
+    """Signatures of the public top-level functions and classes of ``targets``, re-exports followed."""
+    key = ("mod", tuple(targets))
+    hit = r.cache.get(key)
+    if hit is not None:
+        return hit
+    found: dict[str, Definition] = {}
+    for target in targets:
+        for name, defs in r.top_defs(target).items():
+            if _public(name) and defs[0].kind != "variable":
+                found.setdefault(name, defs[0])
+        for local, pairs in r.bindings(target).names.items():
+            if local in found or not _public(local):
+                continue
+            for sub, orig in pairs:
+                defs = [x for x in r.lookup(sub, orig) if x.kind != "variable"]
+                if defs:
+                    found[local] = defs[0]
+                    break
+    ranked = sorted(found.items(), key=lambda kv: (-popularity(r.index, kv[0]), kv[0]))[:MAX_OUTLINE_MEMBERS]
+    lines = []
+    for local, d in ranked:
+        sig = signature(d)
+        lines.append(sig if local == d.name else f"{local} = {d.name}  # {sig}")
+    hit = "\n".join(lines)
+    r.cache[key] = hit
+    return hit
+
+
+def is_type(d: Definition) -> bool:
+    return d.kind in _TYPE_KINDS

@@ -20,6 +20,9 @@ class FilterContext:
     multiline: bool
     language: str = ""
     scaffold: str | None = None  # the prompt's snippet header marker, e.g. "# Path: " (None: no headers)
+    # the editor's LSP FormattingOptions, when it sent them (None: unknown)
+    tab_size: int | None = None
+    insert_spaces: bool | None = None
 
 
 Filter = Callable[[str, FilterContext], str]

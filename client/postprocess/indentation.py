@@ -28,11 +28,37 @@ from codeassist.client.postprocess.base import FilterContext, indent_of, line_af
 __all__ = ["apply"]
 
 
-def _unit(prefix: str) -> str:
-    if "\n\t" in prefix:
+_DEFAULT_UNIT = {"go": "\t", "javascript": "  ", "typescript": "  ", "javascriptreact": "  ", "typescriptreact": "  "}
+
+
+def _smallest_indent(lines: list[str]) -> str | None:
+    if any(line.startswith("\t") and line.strip() for line in lines):
         return "\t"
-    widths = sorted({len(indent_of(line)) for line in prefix.split("\n")[-200:] if line.strip()} - {0})
-    return " " * (widths[0] if widths and widths[0] <= 8 else 4)
+    widths = sorted({len(indent_of(line)) for line in lines if line.strip()} - {0})
+    return " " * widths[0] if widths and widths[0] <= 8 else None
+
+
+def _unit(ctx: FilterContext, header: str | None) -> str:
+    """One indentation level: from the code above, the editor's indent of the cursor line (one level under
+    the header), the code below, the editor's FormattingOptions, then the language's convention."""
+    found = _smallest_indent(ctx.prefix.split("\n")[-200:-1])
+    if found:
+        return found
+    before = line_before(ctx)
+    if header is not None and not before.strip():
+        if "\t" in before:
+            return "\t"
+        extra = len(before) - len(indent_of(header).expandtabs(4))
+        if 0 < extra <= 8:
+            return " " * extra
+    found = _smallest_indent(ctx.suffix.split("\n")[1:200])
+    if found:
+        return found
+    if ctx.insert_spaces is False:
+        return "\t"
+    if ctx.tab_size and 0 < ctx.tab_size <= 8:
+        return " " * ctx.tab_size
+    return _DEFAULT_UNIT.get(ctx.language, "    ")
 
 
 def _open_levels(prefix: str) -> list[int]:
@@ -131,14 +157,16 @@ def apply(text: str, ctx: FilterContext) -> str:
     lines = text.split("\n")
     first = lines[0]
     if header is not None:
-        target = len(indent_of(header).expandtabs(4)) + len(_unit(ctx.prefix).expandtabs(4))
+        unit = _unit(ctx, header)
+        target = len(indent_of(header).expandtabs(4)) + len(unit.expandtabs(4))
     have = len(before.expandtabs(4)) + len(indent_of(first).expandtabs(4))
     if header is None:
         levels = _open_levels(ctx.prefix)
         target = have if have in levels else levels[0] if have > levels[0] else max(w for w in levels if w <= have)
     delta = target - have
     if delta and first.strip():
-        unit = "\t" if "\t" in before + indent_of(first) else " "
+        lead = before or indent_of(first) or (unit if header is not None else "")
+        unit = "\t" if "\t" in lead else " "
         step = 4 if unit == "\t" else 1
 
         def shift(line: str, is_first: bool) -> str:

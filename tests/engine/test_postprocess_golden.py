@@ -31,6 +31,8 @@ def test_golden(path: Path) -> None:
         multiline=case.get("multiline", False),
         language=case.get("language", ""),
         scaffold=case.get("scaffold"),
+        tab_size=case.get("tab_size"),
+        insert_spaces=case.get("insert_spaces"),
     )
     name = path.parent.name
     if name == "pipeline":

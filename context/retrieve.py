@@ -48,12 +48,12 @@ def _relevance(occ: Occurrences, name: str, dist: int) -> float:
 
 
 UNUSED_IMPORT = 1.6  # score of an imported name not used yet: above every repo-wide name match (<= 1)
-_ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*[\"']?(?:Optional\[)?([A-Z]\w*)")
-_ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*(?:new\s+)?([A-Z]\w*)\(")
+_ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*[\"']?(?:Optional\[)?((?:[a-z_]\w*\.)?[A-Z]\w*)")
+_ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*(?:new\s+)?((?:[a-z_]\w*\.)?[A-Z]\w*)\(")
 
 
 def receiver_types(lines: list[str], cursor_line: int, up: int = 200, down: int = 20) -> dict[str, str]:
-    """Variables near the cursor whose type the code names: ``x: Type`` (parameters, annotations) and
+    """Variables near the cursor whose type the code names: ``x: Type`` / ``x: mod.Type`` (parameters, annotations) and
     ``x = Type(...)`` / ``x = new Type(...)``; the nearest binding above wins."""
     out: dict[str, str] = {}
     for line in lines[max(0, cursor_line - up) : cursor_line + down]:

@@ -1,6 +1,8 @@
 """The gateway's routes other than the completions: a Starlette app over a :class:`GatewayState`.
 
-/health, /metrics, /stats and /v1/models. Who sees what: ``/health`` answers only ``{"status": "ok"}`` (200)
+/health, /metrics, /stats, /v1/models and /v1/codeassist/telemetry (GET: 200 when this gateway collects the
+daemons' acceptance counters; POST, with the user's key: a report of counter deltas, numbers only, kept in
+the usage store under the user's pseudonym). Who sees what: ``/health`` answers only ``{"status": "ok"}`` (200)
 or ``{"status": "upstream_unavailable"}`` (503), to anyone; ``/stats`` needs a key and shows that key's user
 only, everyone's (and the replicas) to an admin key; ``/metrics`` (replica URLs, GPU and load figures) is
 served to loopback clients that no proxy forwarded, and to admin keys from anywhere. The completion routes
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 from dataclasses import asdict
 from typing import Any
 
 from codeassist.serverkit.gateway.keys import KeyRecord
 from codeassist.serverkit.gateway.state import GatewayState
 from codeassist.serverkit.gateway.upstream import UpstreamError
+from codeassist.serverkit.gateway.usage_store import CLIENT_COUNTERS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -145,8 +149,42 @@ def create_app(state: GatewayState) -> Starlette:
             return JSONResponse({"error": {"message": "upstream unreachable", "code": 502}}, status_code=502)
         return Response(content, status_code=status, media_type="application/json")
 
+    async def telemetry_info(request: Request) -> Response:
+        """200 when this gateway collects the daemons' acceptance counters (the daemon asks once)."""
+        if not authorized(request):
+            return _unauthorized()
+        if state.usage is None or not cfg.collect_telemetry:
+            return JSONResponse({"collect": False}, status_code=404)
+        return JSONResponse(
+            {"collect": True, "interval_s": cfg.telemetry_interval_s, "counters": list(CLIENT_COUNTERS)}
+        )
+
+    async def telemetry_post(request: Request) -> Response:
+        rec = caller(request)
+        if rec is None:
+            return _unauthorized()
+        if state.usage is None or not cfg.collect_telemetry:
+            return JSONResponse({"collect": False}, status_code=404)
+        try:
+            body = json.loads(await request.body())
+            counters = body["counters"]
+            if not isinstance(counters, dict):
+                raise TypeError("counters must be an object")
+            kept = state.usage.record_client(state.user_id(rec.user), counters)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            return JSONResponse(
+                {"error": {"message": f"bad report: {type(exc).__name__}: {str(exc)[:120]}", "code": 400}},
+                status_code=400,
+            )
+        for name, v in kept.items():
+            if v:
+                state.registry.inc(f"codeassist_team_{name}_total", by=v)
+        return JSONResponse({"ok": True})
+
     routes = [
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/codeassist/telemetry", telemetry_info, methods=["GET"]),
+        Route("/v1/codeassist/telemetry", telemetry_post, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/stats", stats, methods=["GET"]),

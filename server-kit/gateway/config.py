@@ -48,6 +48,22 @@ class GatewayConfig:
     audit_backups: int = 5
     upstream_metrics_ttl_s: float = 2.0
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # The team's usage time series (SQLite): None puts it beside the keys file (the state dir); no keys file
+    # and no path: not kept. Developers' daemons report acceptance counters when collect_telemetry is on.
+    usage_db: Path | None = None
+    usage_keep_days: float = 35.0  # 5-minute rows (the daily rollup is kept 400 days)
+    collect_telemetry: bool = True
+    telemetry_interval_s: float = 300.0  # what the gateway asks the daemons for
+    # The dashboard's cost per accepted line: GPUs behind this gateway and their $/hour (None: plan's price).
+    cost_gpu: str = "H100"
+    cost_gpus: int = 1
+    cost_usd_per_hour: float | None = None
+
+    @property
+    def usage_path(self) -> Path | None:
+        if self.usage_db is not None:
+            return self.usage_db
+        return self.keys_file.parent / "usage.sqlite3" if self.keys_file is not None else None
 
     @property
     def upstream_roots(self) -> tuple[str, ...]:

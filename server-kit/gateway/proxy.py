@@ -384,3 +384,13 @@ class CompletionProxy:
             u.errors += 1
         u.latency_ms_sum += latency * 1000
         st.audit.record(**rec.audit_fields())
+        if st.usage is not None and rec.user is not None:  # the pseudonym and numbers only
+            st.usage.record_request(
+                rec.user,
+                status,
+                latency,
+                rec.ttft_s,
+                rec.queue_wait_s,
+                rec.prompt_tokens or 0,
+                rec.completion_tokens or 0,
+            )

@@ -14,6 +14,7 @@ from codeassist.serverkit.gateway.queue import Scheduler
 from codeassist.serverkit.gateway.ratelimit import RateLimiter
 from codeassist.serverkit.gateway.replicas import ReplicaPool
 from codeassist.serverkit.gateway.upstream import UpstreamClient
+from codeassist.serverkit.gateway.usage_store import UsageStore
 
 __all__ = ["UPSTREAM_KEY_ENV", "GatewayState", "UserStats"]
 
@@ -59,6 +60,8 @@ class GatewayState:
         self.audit = AuditLog(cfg.audit_file, cfg.audit_max_bytes, cfg.audit_backups)
         self.users: dict[str, UserStats] = defaultdict(UserStats)
         self._user_ids: dict[str, str] = {}
+        path = cfg.usage_path
+        self.usage = UsageStore(path, keep_days=cfg.usage_keep_days) if path is not None else None
         self.registry = self._registry()
         self.upstream_metrics = UpstreamMetrics(self.client, cfg.upstream_roots, cfg.upstream_metrics_ttl_s)
 
@@ -88,7 +91,24 @@ class GatewayState:
             "1 unless the replica is ejected",
             lambda: [(f'{{replica="{r.url}"}}', int(r.available(self.pool.now()))) for r in self.pool.replicas],
         )
+        if self.usage is not None:
+            self._team_metrics(reg, self.usage)
         return reg
+
+    @staticmethod
+    def _team_metrics(reg: Registry, usage: UsageStore) -> None:
+        """The team's acceptance totals (reported by the daemons since this gateway started) and today's users."""
+        helps = {
+            "shown": "Completions shown in editors, as the developers' daemons report",
+            "accepted": "Completions accepted in full",
+            "partially_accepted": "Completions accepted in part",
+            "accepted_chars": "Characters of completions accepted",
+            "typed_through": "Keystrokes answered by a completion the user was typing",
+            "cancelled": "Completion requests superseded or cancelled in the editor",
+        }
+        for name, help_ in helps.items():
+            reg.counter(f"codeassist_team_{name}_total", help_)
+        reg.gauge("codeassist_team_active_users", "Users with requests or reports today (UTC)", usage.active_today)
 
     def user_id(self, user: str) -> str:
         """The user's pseudonym for logs and /stats (an HMAC, so computed once per user)."""
@@ -107,3 +127,5 @@ class GatewayState:
     async def aclose(self) -> None:
         await self.client.aclose()
         self.audit.close()
+        if self.usage is not None:
+            self.usage.close()

@@ -179,17 +179,13 @@ def main() -> int:
     ap.add_argument("--budgets", default="1024,2048,4096")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--misses", type=int, default=0, help="print this many missed cases with the reason")
-    ap.add_argument("--in-place", action="store_true", help="index ROOT itself (no copy; the stdlib default)")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     mid = budgets[len(budgets) // 2]
     src = Path(args.root).resolve()
-    tmp = None
-    root = src
-    if not args.in_place and src != Path(sysconfig.get_paths()["stdlib"]).resolve():
-        tmp = tempfile.mkdtemp(prefix="recall-")
-        root = Path(tmp) / src.name
-        shutil.copytree(src, root, ignore=shutil.ignore_patterns(".git", "node_modules", "__pycache__"))
+    tmp = tempfile.mkdtemp(prefix="recall-")  # never write into ROOT: cases blank lines in a copy
+    root = Path(tmp) / src.name
+    shutil.copytree(src, root, ignore=shutil.ignore_patterns(".git", "node_modules", "__pycache__", "site-packages"))
     full = ContextEngine(budget=mid)
     index = full.add_root(root, background=False, watch=False)
     window_only = ContextEngine(budget=mid, sources=())
@@ -273,8 +269,7 @@ def main() -> int:
     for line in misses:
         print("miss:", line)
     full.close()
-    if tmp:
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

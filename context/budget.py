@@ -41,67 +41,90 @@ def pack(
     max_recent: int = 2,
     full_share: float = 0.5,
     outline_share: float = 0.2,
+    max_similar: int = 2,
 ) -> tuple[list[Snippet], list[int]]:
-    """Best candidates first (recent edits, then definitions, then similar chunks) until ``budget`` is used.
+    """Pack the candidates into ``budget`` tokens, many short before few long:
 
-    Definitions get their full summary (signature + doc head + members) while under ``full_share`` of the
-    budget; after that, and whenever the full text does not fit, their signature alone — so that many
-    relevant definitions fit rather than a few long ones. Outlines (``trim``) first take at most
-    ``outline_share`` of the budget each (their first lines: the signature, constructors, classmethods...); what
-    is left at the end grows them, best first, line by line — the budget is spent on what the cursor's imports
-    offer rather than left unused.
+    1. coverage — best first (recent edits, then definitions and outlines by score): each in its compact form
+       (a definition's signature, an outline's first three lines), so that every strong candidate gets in;
+    2. depth — best first: a definition's full summary (signature + doc head + members) while the pack stays
+       under ``full_share`` of the budget, an outline grown to ``outline_share`` of it;
+    3. at most ``max_similar`` similar chunks where they fit;
+    4. what is left grows the outlines, best first, line by line: the budget is spent on what the cursor's
+       imports offer rather than left unused.
     """
     chosen: list[Snippet] = []
     costs: list[int] = []
+    whole: list[Snippet] = []  # each chosen snippet's full form
     used = misses = recent = 0
-    cut: list[tuple[int, Snippet]] = []  # outlines packed shorter than they are: (position, whole outline)
-    for s in sorted(candidates, key=lambda s: (_TIER.get(s.kind, 9), -s.score)):
+    ordered = sorted(candidates, key=lambda s: (_TIER.get(s.kind, 9), -s.score))
+    for s in ordered:
+        if s.kind == "similar":
+            continue
         if s.kind == "recent" and recent >= max_recent:
             continue
-        compact = s.kind == "definition" and s.short and s.short != s.text and not s.trim
-        cost = counter.count_piece(render(s)) if not compact or used < budget * full_share else budget + 1
-        if used + cost > budget or (compact and used + cost > budget * full_share):
-            if compact:
-                short = replace(
-                    s, text=s.short, reason=f"{s.reason}; signature only", end=s.start + s.short.count("\n") + 1
-                )
-                short_cost = counter.count_piece(render(short))
-                if used + short_cost <= budget:
-                    s, cost = short, short_cost
-            if used + cost > budget and not s.trim:
-                misses += 1
-                if misses > 8:
-                    break
-                continue
-        if s.trim and (used + cost > budget or cost > budget * outline_share):
-            full = s
-            s, cost = _trimmed(s, render, counter, min(budget - used, int(budget * outline_share)))
+        full = s
+        if s.trim:
+            s, cost = _trimmed(s, render, counter, budget - used, max_lines=3)
             if s is None:
                 continue
-            cut.append((len(chosen), full))
+        elif s.kind == "definition" and s.short and s.short != s.text:
+            s = replace(s, text=s.short, reason=f"{s.reason}; signature only", end=s.start + s.short.count("\n") + 1)
+            cost = counter.count_piece(render(s))
+        else:
+            cost = counter.count_piece(render(s))
+        if used + cost > budget:
+            misses += 1
+            if misses > 8:
+                break
+            continue
         recent += s.kind == "recent"
         chosen.append(s)
         costs.append(cost)
+        whole.append(full)
         used += cost
-    for i, full in cut:  # spend what is left on the best outlines' next lines
-        if budget - used < 24:
-            break
-        grown, cost = _trimmed(full, render, counter, costs[i] + budget - used)
-        if grown is not None and cost > costs[i]:
+    for i, full in enumerate(whole):  # depth, best first
+        if chosen[i] is full:
+            continue
+        if full.trim:
+            room = min(budget - used + costs[i], max(costs[i], int(budget * outline_share)))
+            grown, cost = _trimmed(full, render, counter, room)
+        else:
+            grown, cost = full, counter.count_piece(render(full))
+            if used - costs[i] + cost > budget * full_share:
+                continue
+        if grown is not None and costs[i] < cost <= budget - used + costs[i]:
             used += cost - costs[i]
             chosen[i], costs[i] = grown, cost
+    for s in [s for s in ordered if s.kind == "similar"][:max_similar]:
+        cost = counter.count_piece(render(s))
+        if used + cost <= budget:
+            chosen.append(s)
+            costs.append(cost)
+            whole.append(s)
+            used += cost
+    for i, full in enumerate(whole):  # spend what is left on the best outlines' next lines
+        if budget - used < 24:
+            break
+        if full.trim and chosen[i] is not full:
+            grown, cost = _trimmed(full, render, counter, costs[i] + budget - used)
+            if grown is not None and cost > costs[i]:
+                used += cost - costs[i]
+                chosen[i], costs[i] = grown, cost
     return chosen, costs
 
 
 def _trimmed(
-    s: Snippet, render: Callable[[Snippet], str], counter: TokenCounter, room: int
+    s: Snippet, render: Callable[[Snippet], str], counter: TokenCounter, room: int, max_lines: int = 1 << 30
 ) -> tuple[Snippet | None, int]:
-    """An outline cut to its first lines that fit in ``room`` tokens (None when not even three lines do)."""
+    """An outline cut to its first lines (``max_lines`` at most) that fit in ``room`` tokens (None when not
+    even its first line does)."""
     lines = s.text.split("\n")
-    whole = counter.count_piece(render(s))
-    if whole <= room:
-        return s, whole
-    lo, hi, best = 3, len(lines) - 1, None
+    if len(lines) <= max_lines:
+        whole = counter.count_piece(render(s))
+        if whole <= room:
+            return s, whole
+    lo, hi, best = 1, min(len(lines) - 1, max_lines), None
     while lo <= hi:
         mid = (lo + hi) // 2
         cut = replace(s, text="\n".join(lines[:mid]), reason=f"{s.reason} (first {mid} of {len(lines)} lines)")

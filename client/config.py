@@ -107,6 +107,9 @@ class Config:
     exclude: list[str] = field(default_factory=list)
     # Send the API key over plain http:// to a host that is not loopback (user config only; off by default).
     allow_insecure_http: bool = False
+    # Send aggregate acceptance counts (never code, file names or prompts) to a team gateway that collects them
+    # (user config only).
+    telemetry: bool = True
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # key -> why a value for it was not used (untrusted project file, unsafe file, ...); `codeassist config`
     ignored: dict[str, str] = field(default_factory=dict, compare=False, repr=False)

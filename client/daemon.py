@@ -27,6 +27,7 @@ from codeassist.client.endpoints import FallbackTransport
 from codeassist.client.engine import UNCOUNTED, CompletionEngine
 from codeassist.client.project import ProjectResolver, routing_key
 from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
+from codeassist.client.telemetry import Telemetry
 from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor
 from codeassist.client.version import VERSION
 from codeassist.context.engine import ContextEngine
@@ -102,6 +103,7 @@ class Daemon:
             "config/reload": self._config_reload,
         }
         self.roots: list[str] = []
+        self.telemetry = Telemetry(self)  # counts to a gateway that collects them (client/telemetry.py)
 
     # -- connection handling -------------------------------------------------------------------
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -373,6 +375,7 @@ class Daemon:
         log.info("daemon %d listening on %s (server %s)", os.getpid(), sock, self.config.server_url)
         watcher = asyncio.create_task(self._idle_watch())
         self.transport.start()
+        self.telemetry.start()
         if self.config.tunnel_host:
             with contextlib.suppress(ValueError):
                 await self.tunnel.start(
@@ -389,6 +392,7 @@ class Daemon:
             await self._stop.wait()
         finally:
             watcher.cancel()
+            await self.telemetry.aclose()
             server.close()
             for conn in list(self.connections.values()):
                 with contextlib.suppress(Exception):

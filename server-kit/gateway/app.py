@@ -155,6 +155,7 @@ def create_app(state: GatewayState) -> Starlette:
             return _unauthorized()
         if state.usage is None or not cfg.collect_telemetry:
             return JSONResponse({"collect": False}, status_code=404)
+        state.registry.inc("codeassist_team_checks_total")
         return JSONResponse(
             {"collect": True, "interval_s": cfg.telemetry_interval_s, "counters": list(CLIENT_COUNTERS)}
         )
@@ -176,6 +177,7 @@ def create_app(state: GatewayState) -> Starlette:
                 {"error": {"message": f"bad report: {type(exc).__name__}: {str(exc)[:120]}", "code": 400}},
                 status_code=400,
             )
+        state.registry.inc("codeassist_team_reports_total")
         for name, v in kept.items():
             if v:
                 state.registry.inc(f"codeassist_team_{name}_total", by=v)

@@ -108,6 +108,8 @@ class GatewayState:
         }
         for name, help_ in helps.items():
             reg.counter(f"codeassist_team_{name}_total", help_)
+        reg.counter("codeassist_team_checks_total", "Daemons asking whether this gateway collects their counters")
+        reg.counter("codeassist_team_reports_total", "Counter reports taken from the daemons")
         reg.gauge("codeassist_team_active_users", "Users with requests or reports today (UTC)", usage.active_today)
 
     def user_id(self, user: str) -> str:

@@ -14,18 +14,21 @@ through :mod:`.asgi_bridge`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
+import time
 from dataclasses import asdict
 from typing import Any
 
+from codeassist.serverkit.gateway import dashboard
 from codeassist.serverkit.gateway.keys import KeyRecord
 from codeassist.serverkit.gateway.state import GatewayState
 from codeassist.serverkit.gateway.upstream import UpstreamError
 from codeassist.serverkit.gateway.usage_store import CLIENT_COUNTERS
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 __all__ = ["create_app"]
@@ -65,6 +68,17 @@ def is_local(request: Request) -> bool:
         return False
     mapped = getattr(ip, "ipv4_mapped", None)
     return (mapped or ip).is_loopback
+
+
+def _bearer(header: str | None) -> str | None:
+    """A Basic header (the browser's prompt; the key is the password) as the Bearer header keys verify."""
+    if header and header[:6].lower() == "basic ":
+        try:
+            _, _, secret = base64.b64decode(header[6:].strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return f"Bearer {secret}"
+    return header
 
 
 _NO_AUTH = KeyRecord("", "anonymous", "", admin=True)  # --no-auth (loopback only): nothing to hide
@@ -183,7 +197,38 @@ def create_app(state: GatewayState) -> Starlette:
                 state.registry.inc(f"codeassist_team_{name}_total", by=v)
         return JSONResponse({"ok": True})
 
+    async def dashboard_page(request: Request) -> Response:
+        """The team dashboard: an admin key (Bearer, or Basic with the key as password: the browser asks), or
+        a loopback client that presents no key."""
+        header = request.headers.get("authorization")
+        if header is not None or not is_local(request):
+            if state.keys is None:
+                rec: KeyRecord | None = _NO_AUTH
+            else:
+                rec = state.keys.verify(_bearer(header))
+            if rec is None:
+                resp = _unauthorized()
+                resp.headers["www-authenticate"] = 'Basic realm="codeassist dashboard"'
+                return resp
+            if not rec.admin:
+                return _forbidden()
+        if state.usage is None:
+            return PlainTextResponse("no usage store (the gateway runs without a state dir)", status_code=404)
+        try:
+            days = int(request.query_params.get("days", "7"))
+        except ValueError:
+            days = 7
+        names = None
+        if request.query_params.get("names") == "1" and state.keys is not None:
+            names = {state.user_id(u): u for u in state.keys.users()}
+        price = dashboard.gpu_price_per_hour(cfg.cost_gpu, cfg.cost_usd_per_hour)
+        data = await asyncio.to_thread(dashboard.collect, state.usage, days, None, cfg.cost_gpus, price, names)
+        gpu = dashboard.gpu_figures(await state.upstream_metrics.render())
+        html = dashboard.render(data, gpu, cfg.cost_gpu, time.time())
+        return HTMLResponse(html, headers={"cache-control": "no-store"})
+
     routes = [
+        Route("/dashboard", dashboard_page, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/codeassist/telemetry", telemetry_info, methods=["GET"]),
         Route("/v1/codeassist/telemetry", telemetry_post, methods=["POST"]),

@@ -176,6 +176,11 @@ class KeyStore:
         return self.add(old.user, old.max_class, old.expires, old.requests_per_minute, old.tokens_per_minute, old.admin)
 
     # -- request path ------------------------------------------------------------------------
+    def users(self) -> set[str]:
+        """The user names that have keys (for the dashboard's ``?names=1``)."""
+        self.reload()
+        return {r.user for r in self._records.values()}
+
     def verify(self, authorization: str | None) -> KeyRecord | None:
         """The active record for an ``Authorization: Bearer`` header value, else None."""
         now = self.now()

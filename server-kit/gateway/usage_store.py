@@ -3,7 +3,8 @@
 One row per user (the pseudonym, never the name) per 5 minutes in ``usage``: requests, tokens, 429s, errors,
 end-to-end and first-token latency histograms, queue wait, and the acceptance counters the developers' daemons
 send (shown / accepted / partial / accepted characters). Every write also adds to ``usage_daily`` (one row per
-user per day), which is what the dashboard reads, so its queries stay small however long the history is.
+user per day) and ``team_daily`` (one row per day), which is what the dashboard reads, so its queries stay small
+however long the 5-minute history is (90 days × 300 users: about 50 ms, benchmarks/dashboard_query.py).
 Only numbers and pseudonyms are stored: no prompt, completion, file name or model name can reach the file.
 
 Writes are gathered in memory and flushed every ``flush_s`` (and on close); the retention (``keep_days`` for the
@@ -104,8 +105,11 @@ class UsageStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA cache_size=-32000")  # 32 MB: the daily rows of a long history stay in memory
+        self._db.execute("PRAGMA mmap_size=268435456")
         self._db.execute(_schema("usage", "bucket"))
         self._db.execute(_schema("usage_daily", "day"))
+        self._db.execute(_schema("team_daily", "day"))  # user '' only: the whole team's day, for the charts
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, str], list[int]] = {}
         self._last_flush = time.monotonic()
@@ -193,25 +197,29 @@ class UsageStore:
             if not pending or self.closed:
                 return
             daily: dict[tuple[int, str], list[int]] = {}
+            team: dict[tuple[int, str], list[int]] = {}
             for (bucket, user), row in pending.items():
-                d = daily.get((bucket // DAY_S * DAY_S, user))
-                if d is None:
-                    daily[(bucket // DAY_S * DAY_S, user)] = list(row)
-                else:
-                    for i, v in enumerate(row):
-                        d[i] += v
+                day = bucket // DAY_S * DAY_S
+                for table, key in ((daily, (day, user)), (team, (day, ""))):
+                    d = table.get(key)
+                    if d is None:
+                        table[key] = list(row)
+                    else:
+                        for i, v in enumerate(row):
+                            d[i] += v
             db = self._db
             db.execute("BEGIN")
             try:
                 db.executemany(_upsert("usage", "bucket"), [(b, u, *r) for (b, u), r in pending.items()])
                 db.executemany(_upsert("usage_daily", "day"), [(d, u, *r) for (d, u), r in daily.items()])
+                db.executemany(_upsert("team_daily", "day"), [(d, u, *r) for (d, u), r in team.items()])
                 now = self.now()
                 if now - self._last_prune >= 3600:
                     self._last_prune = now
                     db.execute("DELETE FROM usage WHERE bucket < ?", (int(now - self.keep_s),))
-                    db.execute(
-                        "DELETE FROM usage_daily WHERE day < ?", (int(now - self.keep_daily_s) // DAY_S * DAY_S,)
-                    )
+                    oldest = int(now - self.keep_daily_s) // DAY_S * DAY_S
+                    db.execute("DELETE FROM usage_daily WHERE day < ?", (oldest,))
+                    db.execute("DELETE FROM team_daily WHERE day < ?", (oldest,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -229,37 +237,54 @@ class UsageStore:
         self.flush()
         lo = int(since) // DAY_S * DAY_S
         hi = int(self.now() if until is None else until)
-        sums = ", ".join(f"SUM({c})" for c in COLUMNS)
-        active = "SUM(CASE WHEN requests > 0 OR shown > 0 THEN 1 ELSE 0 END)"
+        names = ", ".join(COLUMNS)
         with self._lock:
-            cur = self._db.execute(
-                f"SELECT day, {active}, {sums} FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY day ORDER BY day",
-                (lo, hi),
+            sums = self._db.execute(
+                f"SELECT day, {names} FROM team_daily WHERE day >= ? AND day <= ? ORDER BY day", (lo, hi)
+            ).fetchall()
+            active = dict(
+                self._db.execute(
+                    "SELECT day, COUNT(*) FROM usage_daily WHERE day >= ? AND day <= ? "
+                    "AND (requests > 0 OR shown > 0) GROUP BY day",
+                    (lo, hi),
+                ).fetchall()
             )
-            rows = cur.fetchall()
-        return [DayRow(r[0], r[1], dict(zip(COLUMNS, r[2:], strict=True))) for r in rows]
+        return [DayRow(r[0], active.get(r[0], 0), dict(zip(COLUMNS, r[1:], strict=True))) for r in sums]
 
-    def per_user(self, since: float, until: float | None = None) -> list[tuple[str, dict[str, int]]]:
-        """Each user's sums over the period, busiest first."""
+    def per_user(
+        self,
+        since: float,
+        until: float | None = None,
+        columns: tuple[str, ...] = COLUMNS,
+        users: list[str] | None = None,
+    ) -> list[tuple[str, dict[str, int]]]:
+        """Each user's (or each of ``users``') sums of ``columns`` over the period, busiest (most requests) first."""
         self.flush()
         lo = int(since) // DAY_S * DAY_S
         hi = int(self.now() if until is None else until)
-        sums = ", ".join(f"SUM({c})" for c in COLUMNS)
+        cols = ("requests", *(c for c in columns if c != "requests"))
+        unknown = [c for c in cols if c not in _IDX]
+        if unknown:
+            raise KeyError(f"unknown columns {unknown}")
+        sums = ", ".join(f"SUM({c})" for c in cols)
+        if users is None:
+            where, args = "day >= ? AND day <= ?", [lo, hi]
+        else:  # point lookups on the key (day, user): a few users over a long period stay cheap
+            days = list(range(lo, hi + 1, DAY_S))
+            where = f"day IN ({', '.join('?' for _ in days)}) AND user IN ({', '.join('?' for _ in users)})"
+            args = [*days, *users]
         with self._lock:
-            cur = self._db.execute(
-                f"SELECT user, {sums} FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY user "
-                "ORDER BY SUM(requests) DESC",
-                (lo, hi),
-            )
-            rows = cur.fetchall()
-        return [(r[0], dict(zip(COLUMNS, r[1:], strict=True))) for r in rows]
+            query = f"SELECT user, {sums} FROM usage_daily WHERE {where} GROUP BY user"
+            rows = self._db.execute(query, args).fetchall()
+        rows.sort(key=lambda r: (-r[1], r[0]))
+        return [(r[0], dict(zip(cols, r[1:], strict=True))) for r in rows]
 
     def team_totals(self) -> dict[str, int]:
         """All-time sums over the stored days (for /metrics)."""
         self.flush()
         sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COLUMNS)
         with self._lock:
-            r = self._db.execute(f"SELECT {sums} FROM usage_daily").fetchone()
+            r = self._db.execute(f"SELECT {sums} FROM team_daily").fetchone()
         return dict(zip(COLUMNS, r, strict=True))
 
     def active_today(self) -> list[tuple[str, int]]:

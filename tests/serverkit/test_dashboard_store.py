@@ -50,3 +50,17 @@ def test_retention_and_quantiles(tmp_path):
     store.close()
     assert hist_quantile([0, 10, 0], 0.5) == 37.5  # half way through the 25..50 ms bucket
     assert hist_quantile([0] * 13, 0.5) is None
+
+
+def test_gpu_figures_from_reexported_vllm_and_nvidia_smi_metrics():
+    from codeassist.serverkit.gateway.dashboard import gpu_figures
+
+    text = (
+        'vllm:gpu_cache_usage_perc{replica="http://a:8000",model_name="m"} 0.25\n'
+        'vllm:kv_cache_usage_perc{replica="http://b:8000",model_name="m"} 0.75\n'
+        'vllm:num_requests_waiting{replica="http://a:8000",model_name="m"} 3\n'
+        'codeassist_gpu_utilization_percent{gpu="0",name="NVIDIA H100"} 80\n'
+        'codeassist_gpu_utilization_percent{gpu="1",name="NVIDIA H100"} 60\n'
+    )
+    assert gpu_figures(text) == {"gpu_util": 70.0, "kv_cache": 50.0, "vllm_waiting": 3.0}
+    assert gpu_figures("") == {"gpu_util": None, "kv_cache": None, "vllm_waiting": None}

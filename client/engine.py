@@ -33,6 +33,7 @@ from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
 from codeassist.client.latency import LatencyTracker
 from codeassist.client.models import ModelResolver
+from codeassist.client.postprocess import replace_range
 from codeassist.client.prefetch import BetOdds, Prefetcher, Speculation
 from codeassist.client.project import Route
 from codeassist.client.result import CompletionResult
@@ -329,6 +330,7 @@ class CompletionEngine:
             source="prefetch" if hit.source == "prefetch" else "cache",
             multiline="\n" in hit.text,
             typed=hit.typed,
+            replace_suffix_chars=replace_range.for_document(hit.text, text, offset),
         )
 
     async def _request(
@@ -344,7 +346,11 @@ class CompletionEngine:
             self.stats.bump("upstream_cancelled")
             raise
         return CompletionResult(
-            text=completion, source=source if completion else "none", multiline=multiline, timings=timings
+            text=completion,
+            source=source if completion else "none",
+            multiline=multiline,
+            timings=timings,
+            replace_suffix_chars=replace_range.for_document(completion, doc.text, offset),
         )
 
     async def _generate(

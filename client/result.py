@@ -18,6 +18,7 @@ class CompletionResult:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     typed: int = 0  # characters of a cached completion the user typed through before this answer
+    replace_suffix_chars: int = 0  # characters right after the cursor the text replaces (the editor's closers)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -27,4 +28,5 @@ class CompletionResult:
             "multiline": self.multiline,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "error": self.error,
+            "replace_suffix_chars": self.replace_suffix_chars,
         }

@@ -207,14 +207,15 @@ def create_server() -> BridgeServer:
         ls: BridgeServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
         uri = params.text_document.uri
-        _, offset = ls.offset_of(uri, params.position)
+        doc, offset = ls.offset_of(uri, params.position)
+        text = doc.text  # as the daemon sees it: the closers the answer replaces are counted in this text
         result = await ls.complete(uri, offset)
         if not result or not result.get("text"):
             return types.InlineCompletionList(items=[])
         pos = params.position
         item = types.InlineCompletionItem(
             insert_text=result["text"],
-            range=types.Range(start=pos, end=pos),
+            range=types.Range(start=pos, end=replace_end(text, offset, pos, result, ls.encoding)),
             command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[result["id"]]),
         )
         return types.InlineCompletionList(items=[item])
@@ -246,6 +247,20 @@ def create_server() -> BridgeServer:
     return server
 
 
+def replace_end(
+    text: str, offset: int, position: types.Position, result: dict[str, Any], encoding: str
+) -> types.Position:
+    """Where the answer's edit ends: past the editor's closers the completion replaces (``console.log(|)`` +
+    ``"hi");``), never past the cursor's line; the cursor itself when it replaces nothing."""
+    n = result.get("replace_suffix_chars") or 0
+    eol = text.find("\n", offset)
+    end = min(offset + n, len(text) if eol < 0 else eol)
+    if end <= offset:
+        return position
+    line, char = offset_to_position(text, end, encoding)
+    return types.Position(line=line, character=char)
+
+
 def completion_item(
     text: str, offset: int, position: types.Position, result: dict[str, Any], encoding: str, markdown: bool = True
 ) -> types.CompletionItem:
@@ -271,7 +286,10 @@ def completion_item(
         filter_text=word + suggestion,
         sort_text="0",
         text_edit=types.TextEdit(
-            range=types.Range(start=types.Position(line=line, character=char), end=position),
+            range=types.Range(
+                start=types.Position(line=line, character=char),
+                end=replace_end(text, offset, position, result, encoding),
+            ),
             new_text=word + suggestion,
         ),
         command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[result["id"]]),

@@ -10,7 +10,8 @@
   between two levels it goes to the enclosing one.
 * In multi-line mode, a line that dedents to the header's level or below ends the block: cut there. A
   closing line (``}`` / ``};`` / ``})``) at that level is kept, unless the suffix already closes this
-  block (its next closer at the header's indentation, or closers right after the cursor). This holds for a
+  block (its next closer at the header's indentation, or closers right after the cursor: ``{|}`` — then
+  the closing line replaces them when it closes the same, see :mod:`replace_range`). This holds for a
   header on a blank line's previous line and for one the cursor sits right after (``def f(x):|``,
   ``function f(x) {|``). Continuation lines close one block and open the next at the header's level
   (``} else {``, ``} catch (e) {``, ``}).then((r) => {``, ``elif …:``, ``else:``, ``except …:``,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+from codeassist.client.postprocess import replace_range
 from codeassist.client.postprocess.base import FilterContext, indent_of, line_after, line_before
 
 __all__ = ["apply"]
@@ -128,7 +130,11 @@ def _cut_block(lines: list[str], header: str, ctx: FilterContext) -> list[str]:
             if not _suffix_closes(ctx, limit):
                 return lines[: i + 1]
             if line_after(ctx).strip():
-                # the closers sit right after the cursor: end on the closing line's indentation so they land there
+                # the closers sit right after the cursor (``{|}``): the closing line replaces them when it
+                # closes the same; otherwise end on its indentation so the editor's closers land there
+                whole = lines[: i + 1]
+                if replace_range.suffix_chars("\n".join(whole), ctx) == len(line_after(ctx)):
+                    return whole
                 return [*lines[:i], indent_of(line)]
             return lines[:i]
     return lines

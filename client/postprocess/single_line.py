@@ -2,11 +2,16 @@
 
 The unit ends where the completion closes a bracket that was opened before the cursor and that the
 suffix closes too (the completion ran past the unit: what follows belongs after the suffix's closer),
-or after a top-level ``;``.
+or after a top-level ``;``. When the completion closes everything the rest of the line closed — and
+that rest is only closers (``console.log(|)`` + ``"hi");``) — it is kept whole: the answer replaces the
+editor's closers (:mod:`replace_range`) instead of losing the model's own tail.
+
+Never: cut inside a string or a token (only at a closer or after a ``;``), or change what is kept.
 """
 
 from __future__ import annotations
 
+from codeassist.client.postprocess import replace_range
 from codeassist.client.postprocess.base import BRACKETS, OPENERS, FilterContext, line_after, line_before, scan_brackets
 
 __all__ = ["apply"]
@@ -32,6 +37,9 @@ def apply(text: str, ctx: FilterContext) -> str:
         elif ch in BRACKETS:
             depth -= 1
             if depth < 0 and over_closed and rest.startswith(ch):
+                if replace_range.suffix_chars(out, ctx) == len(line_after(ctx)):
+                    over_closed, depth = False, 0  # it closes it all itself: it replaces the editor's closers
+                    continue
                 return out[:i].rstrip()
         elif ch == ";" and depth == 0 and ctx.language not in ("python", "py"):
             return out[: i + 1]

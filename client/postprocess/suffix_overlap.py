@@ -8,6 +8,9 @@ whose first line is that line is an echo and is dropped whole). A closing line (
 indentation of the next line when that line already closes there (``};``, ``});``, ``}()``) is the same
 closer twice: cut there as well.
 
+When the repeated rest is the completion's own closing line (``{|})`` + ``…\n})``), the completion is
+kept: that line replaces the editor's closers (:mod:`replace_range`).
+
 Never: cut inside a line (only at a line boundary, or the exact characters the suffix repeats), or change
 what is kept.
 """
@@ -52,6 +55,11 @@ def apply(text: str, ctx: FilterContext) -> str:
             if len(piece.strip()) < 2 and k != len(rest):
                 break
             if body.endswith(piece):
+                kept = body[: len(body) - k]
+                if k == len(rest) and "\n" in kept and not kept.rsplit("\n", 1)[1].strip():
+                    # the closers are on a line of their own (``{|}`` + body + ``}``): that line replaces the
+                    # editor's closers rather than gluing them to the body's last line
+                    return text
                 return body[: len(body) - k].rstrip() if k == len(rest) else body[: len(body) - k]
         return text
     nxt = _next_line(ctx.suffix)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from codeassist.client import postprocess
-from codeassist.client.postprocess import FilterContext
+from codeassist.client.postprocess import FilterContext, replace_range
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "postprocess"
 CASES = sorted(FIXTURES.glob("*/*.toml"))
@@ -48,6 +48,8 @@ def test_golden(path: Path) -> None:
         e_prefix, e_middle, e_suffix = split(expected["text"])
         assert (e_prefix, e_suffix) == (prefix, suffix), "expected text must keep the document around the marks"
         assert out == e_middle, case["description"]
+    if "replace" in expected:
+        assert replace_range.suffix_chars(out, ctx) == expected["replace"], "characters after the cursor replaced"
 
 
 def test_every_filter_has_golden_cases() -> None:

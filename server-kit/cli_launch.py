@@ -13,6 +13,7 @@ from codeassist.serverkit.clihelp import DefaultsHelpFormatter
 from codeassist.serverkit.deploy import GATEWAY_IMAGE, caddyfile, write_compose, write_systemd
 from codeassist.serverkit.deploy_helm import write_helm
 from codeassist.serverkit.deploy_k8s import write_k8s
+from codeassist.serverkit.grafana import write_grafana
 from codeassist.serverkit.launch import LaunchPlan, NoGpuError, detect_gpus, parse_gpus, plan_launch
 from codeassist.serverkit.plan import Option, PlanInputs, peak_rps, plan, render
 from codeassist.serverkit.supervise import GATEWAY_READY_S, Supervisor, gateway_command, supervised
@@ -71,6 +72,13 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
         "load each then carries (default: one per GPU group here)",
     )
     p.add_argument("--write-caddy", type=Path, metavar="FILE", help="write a Caddyfile (TLS in front of the gateway)")
+    p.add_argument(
+        "--write-grafana",
+        type=Path,
+        metavar="FILE",
+        help="write a Grafana dashboard (JSON, import it) over the gateway's Prometheus metrics: the panels of "
+        "its /dashboard page",
+    )
     p.add_argument("--domain", default="codeassist.example.com", help="public name for Caddy's certificate")
     p.add_argument(
         "--image",
@@ -118,6 +126,8 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
     if args.write_caddy:
         args.write_caddy.write_text(caddyfile(args.domain, args.gateway_port))
         wrote.append(args.write_caddy)
+    if args.write_grafana:
+        wrote.append(write_grafana(args.write_grafana, [g.name for g in lp.gpus]))
     if wrote:
         print("wrote " + ", ".join(map(str, wrote)))
     if args.dry_run or wrote:

@@ -42,47 +42,78 @@ def pack(
     full_share: float = 0.5,
     outline_share: float = 0.2,
     max_similar: int = 2,
+    weak_share: float = 0.25,
 ) -> tuple[list[Snippet], list[int]]:
     """Pack the candidates into ``budget`` tokens, many short before few long:
 
-    1. coverage — best first (recent edits, then definitions and outlines by score): each in its compact form
-       (a definition's signature, an outline's first three lines), so that every strong candidate gets in;
-    2. depth — best first: a definition's full summary (signature + doc head + members) while the pack stays
+    1. coverage — best first (recent edits, then definitions and outlines by score, what the file's imports and
+       typed receivers give): each in its compact form (a definition's signature, an outline's first three
+       lines), so that every strong candidate gets in;
+    2. repo-wide name matches (``weak``: a common name, or one of several definitions), signatures only,
+       within ``weak_share`` of the budget;
+    3. depth — best first: a definition's full summary (signature + doc head + members) while the pack stays
        under ``full_share`` of the budget, an outline grown to ``outline_share`` of it;
-    3. at most ``max_similar`` similar chunks where they fit;
-    4. what is left grows the outlines, best first, line by line: the budget is spent on what the cursor's
+    4. at most ``max_similar`` similar chunks where they fit;
+    5. what is left grows the outlines, best first, line by line: the budget is spent on what the cursor's
        imports offer rather than left unused.
     """
     chosen: list[Snippet] = []
     costs: list[int] = []
     whole: list[Snippet] = []  # each chosen snippet's full form
-    used = misses = recent = 0
+    used = recent = 0
     ordered = sorted(candidates, key=lambda s: (_TIER.get(s.kind, 9), -s.score))
-    for s in ordered:
-        if s.kind == "similar":
-            continue
-        if s.kind == "recent" and recent >= max_recent:
-            continue
-        full = s
-        if s.trim:
-            s, cost = _trimmed(s, render, counter, budget - used, max_lines=3)
-            if s is None:
-                continue
-        elif s.kind == "definition" and s.short and s.short != s.text:
+    strong = [s for s in ordered if s.kind != "similar" and not s.weak]
+    weak = [s for s in ordered if s.weak]
+    compact_weak = []
+    for s in weak:
+        if s.short and s.short != s.text:
             s = replace(s, text=s.short, reason=f"{s.reason}; signature only", end=s.start + s.short.count("\n") + 1)
-            cost = counter.count_piece(render(s))
-        else:
-            cost = counter.count_piece(render(s))
-        if used + cost > budget:
-            misses += 1
-            if misses > 8:
-                break
-            continue
-        recent += s.kind == "recent"
-        chosen.append(s)
-        costs.append(cost)
-        whole.append(full)
-        used += cost
+        compact_weak.append((s, counter.count_piece(render(s))))
+    reserve = min(int(budget * weak_share), sum(k for _, k in compact_weak))
+
+    def cover(cands: list[Snippet], limit: int) -> list[Snippet]:
+        """Compact forms, best first, within ``limit`` tokens in all; returns the candidates left out."""
+        nonlocal used, recent
+        left, misses = [], 0
+        for s in cands:
+            if s.kind == "recent" and recent >= max_recent:
+                continue
+            full = s
+            if s.trim:
+                s, cost = _trimmed(s, render, counter, limit - used, max_lines=3)
+                if s is None:
+                    left.append(full)
+                    continue
+            elif s.kind == "definition" and s.short and s.short != s.text:
+                s = replace(
+                    s, text=s.short, reason=f"{s.reason}; signature only", end=s.start + s.short.count("\n") + 1
+                )
+                cost = counter.count_piece(render(s))
+            else:
+                cost = counter.count_piece(render(s))
+            if used + cost > limit:
+                left.append(full)
+                misses += 1
+                if misses > 8:
+                    break
+                continue
+            recent += s.kind == "recent"
+            chosen.append(s)
+            costs.append(cost)
+            whole.append(full)
+            used += cost
+        return left
+
+    left = cover(strong, budget - reserve)
+    spent = 0
+    for s, cost in compact_weak:  # name matches across the repo: signatures, within ``weak_share`` of the budget
+        if used + cost <= budget and spent + cost <= reserve:
+            spent += cost
+            chosen.append(s)
+            costs.append(cost)
+            whole.append(s)
+            used += cost
+    cover(left, budget)
     for i, full in enumerate(whole):  # depth, best first
         if chosen[i] is full:
             continue

@@ -38,6 +38,7 @@ class Snippet:
     kind: str = "definition"  # definition | recent | open | similar
     short: str = ""  # a compact form (signature only) for when the full text does not fit
     trim: bool = False  # an outline: its last lines may be dropped to fit
+    weak: bool = False  # found by name only (a repo-wide match): packed after what the imports give
 
 
 def _relevance(occ: Occurrences, name: str, dist: int) -> float:
@@ -207,7 +208,11 @@ def definition_snippets(
                 idf = math.log(n_chunks / (1 + popularity(index, name))) / math.log(n_chunks)
                 w = 0.9 * (0.25 + 0.75 * max(0.0, idf))
                 for d in defs:
-                    add(d, w * _relevance(occ, name, dist) / len(defs), f"uses {name} (repo symbol)")
+                    key = (d.path, d.line)
+                    if key not in scored:
+                        add(d, w * _relevance(occ, name, dist) / len(defs), f"uses {name} (repo symbol)")
+                        if key in scored:  # a common name, or one of several definitions: no evidence by itself
+                            scored[key].weak = idf < 0.5 or len(defs) > 1
     return sorted(scored.values(), key=lambda s: -s.score)
 
 

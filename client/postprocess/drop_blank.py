@@ -1,4 +1,7 @@
-"""Drop empty or whitespace-only results (last in the chain)."""
+"""Drop empty or whitespace-only results (last in the chain).
+
+Never: change a completion that has any non-blank character.
+"""
 
 from __future__ import annotations
 

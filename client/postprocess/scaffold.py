@@ -6,6 +6,8 @@ instead of code. Such a line came from the prompt, never from the user's file: t
 before it (emptied when it is its first line). Only when the prompt had such headers (the context engine
 says which marker it wrote: :attr:`FilterContext.scaffold`), only a whole line of marker + one path-like
 token, and not when the text around the cursor has such lines itself.
+
+Never: cut anywhere but at the start of a header line, or change what is kept.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ of the line). Multi-line, or a completion on a line of its own: a completion lin
 non-blank line of the file is where the model started repeating the suffix — cut there (a completion
 whose first line is that line is an echo and is dropped whole). A closing line (``}``, ``})``) at the
 indentation of the next line when that line already closes there (``};``, ``});``, ``}()``) is the same
-closer twice: cut there as well.
+closer twice: cut there as well — only when it closes a bracket opened before the completion (a closer of
+the completion's own block is its own, whatever its indentation).
 
 When the repeated rest is the completion's own closing line (``{|})`` + ``…\n})``), the completion is
 kept: that line replaces the editor's closers (:mod:`replace_range`).
@@ -17,7 +18,7 @@ what is kept.
 
 from __future__ import annotations
 
-from codeassist.client.postprocess.base import FilterContext, indent_of, line_after, line_before
+from codeassist.client.postprocess.base import FilterContext, indent_of, line_after, line_before, scan_brackets
 
 __all__ = ["apply"]
 
@@ -35,7 +36,13 @@ def _width(line: str) -> int:
     return len(indent_of(line).expandtabs(4))
 
 
-def _repeats(line: str, nxt: str) -> bool:
+def _closes_outside(text: str, start: int, end: int) -> bool:
+    """Whether a closer in ``text[start:end]`` closes a bracket opened before the completion (not one of its own)."""
+    _, orphans = scan_brackets(text[:end])
+    return any(start <= i < end for i in orphans)
+
+
+def _repeats(line: str, nxt: str, closes_outside: bool) -> bool:
     body, below = line.strip(), nxt.strip()
     if not body:
         return False
@@ -43,7 +50,9 @@ def _repeats(line: str, nxt: str) -> bool:
         return True
     # a closer the next line already has, at the same indentation: } before };  }) before });
     closers = body.rstrip(";,")
-    return bool(closers) and set(body) <= _CLOSING and below.startswith(closers) and _width(line) == _width(nxt)
+    if not closes_outside or not closers or not set(body) <= _CLOSING:
+        return False
+    return below.startswith(closers) and _width(line) == _width(nxt)
 
 
 def apply(text: str, ctx: FilterContext) -> str:
@@ -67,9 +76,13 @@ def apply(text: str, ctx: FilterContext) -> str:
         return text
     before = line_before(ctx)
     lines = text.split("\n")
+    start = 0
     for i, line in enumerate(lines):
+        end = start + len(line)
         if i == 0 and before.strip():
+            start = end + 1
             continue  # the first line goes on after code: not a line of its own
-        if _repeats(before + line if i == 0 else line, nxt):
+        if _repeats(before + line if i == 0 else line, nxt, _closes_outside(text, start, end)):
             return "\n".join(lines[:i]).rstrip()
+        start = end + 1
     return text

@@ -52,12 +52,49 @@ def test_golden(path: Path) -> None:
         assert replace_range.suffix_chars(out, ctx) == expected["replace"], "characters after the cursor replaced"
 
 
+# issue 16's classes: besides their own filter, each must come out the same through the whole chain
+CHAIN = [
+    p
+    for p in CASES
+    if p.stem.startswith(
+        ("literal_", "loop_", "closers_", "after_code_", "continue_", "unit_", "echo_", "closer_", "replace_")
+    )
+]
+
+
+@pytest.mark.parametrize("path", CHAIN, ids=[f"{p.parent.name}/{p.stem}" for p in CHAIN])
+def test_golden_through_the_chain(path: Path) -> None:
+    case = tomllib.loads(path.read_text(encoding="utf-8"))
+    prefix, completion, suffix = split(case["case"]["text"])
+    ctx = FilterContext(
+        prefix=prefix,
+        suffix=suffix,
+        multiline=case.get("multiline", False),
+        language=case.get("language", ""),
+        scaffold=case.get("scaffold"),
+        tab_size=case.get("tab_size"),
+        insert_spaces=case.get("insert_spaces"),
+    )
+    out = postprocess.run(completion, ctx)
+    expected = case["expected"]
+    if expected.get("unchanged"):
+        want = completion
+    elif expected.get("discard"):
+        want = ""
+    else:
+        want = split(expected["text"])[1]
+    assert out == want, case["description"]
+    if "replace" in expected:
+        assert replace_range.suffix_chars(out, ctx) == expected["replace"]
+
+
 def test_every_filter_has_golden_cases() -> None:
     names = [name for name, _ in postprocess.FILTERS]
     for name in names:
         assert len(list((FIXTURES / name).glob("*.toml"))) >= 3, name
     # the issue's named failure cases are covered
     have = {f"{p.parent.name}/{p.stem}" for p in CASES}
+    assert len(CHAIN) >= 100  # issue 16: at least 100 cases across its classes
     assert {
         "balance/duplicated_closing_bracket",
         "suffix_overlap/repeats_next_line",

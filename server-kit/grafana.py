@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from codeassist.serverkit.plan_options import CARDS
+from codeassist.serverkit.gateway.dashboard import price_key
 
 __all__ = ["dashboard_json", "price_key", "write_grafana"]
 
@@ -21,15 +21,6 @@ TTFT_TARGET_S = 0.1
 E2E_TARGET_S = 0.7
 CHARS_PER_LINE = 40  # as the gateway's /dashboard counts a line
 DS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-
-
-def price_key(gpu_name: str) -> str | None:
-    """The plan's price key (``H100``...) for an nvidia-smi card name, else None."""
-    name = gpu_name.upper()
-    for key, (card, _) in sorted(CARDS.items(), key=lambda kv: -len(kv[0])):
-        if key.split("-")[0] in name or card.upper() in name:
-            return key
-    return None
 
 
 def _quantiles(metric: str) -> list[dict[str, Any]]:

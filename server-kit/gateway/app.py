@@ -221,10 +221,13 @@ def create_app(state: GatewayState) -> Starlette:
         names = None
         if request.query_params.get("names") == "1" and state.keys is not None:
             names = {state.user_id(u): u for u in state.keys.users()}
-        price = dashboard.gpu_price_per_hour(cfg.cost_gpu, cfg.cost_usd_per_hour)
-        data = await asyncio.to_thread(dashboard.collect, state.usage, days, None, cfg.cost_gpus, price, names)
-        gpu = dashboard.gpu_figures(await state.upstream_metrics.render())
-        html = dashboard.render(data, gpu, cfg.cost_gpu, time.time())
+        upstream_text = await state.upstream_metrics.render()
+        cards = dashboard.gpu_names(upstream_text)  # nvidia-smi on this host, if the gateway runs on the GPU box
+        gpu_key = cfg.cost_gpu or (dashboard.price_key(cards[0]) if cards else None) or "H100"
+        count = cfg.cost_gpus or len(cards) or 1
+        price = dashboard.gpu_price_per_hour(gpu_key, cfg.cost_usd_per_hour)
+        data = await asyncio.to_thread(dashboard.collect, state.usage, days, None, count, price, names)
+        html = dashboard.render(data, dashboard.gpu_figures(upstream_text), gpu_key, time.time())
         return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     routes = [

@@ -54,9 +54,10 @@ class GatewayConfig:
     usage_keep_days: float = 35.0  # 5-minute rows (the daily rollup is kept 400 days)
     collect_telemetry: bool = True
     telemetry_interval_s: float = 300.0  # what the gateway asks the daemons for
-    # The dashboard's cost per accepted line: GPUs behind this gateway and their $/hour (None: plan's price).
-    cost_gpu: str = "H100"
-    cost_gpus: int = 1
+    # The dashboard's cost per accepted line: the GPUs behind this gateway (None: the cards nvidia-smi lists on
+    # this host, else one H100) and their $/GPU-hour (None: plan's on-demand price for that card).
+    cost_gpu: str | None = None  # a key of plan's prices: "H100", "L40S", ...
+    cost_gpus: int | None = None
     cost_usd_per_hour: float | None = None
 
     @property

@@ -27,7 +27,9 @@ __all__ = [
     "TTFT_TARGET_MS",
     "collect",
     "gpu_figures",
+    "gpu_names",
     "gpu_price_per_hour",
+    "price_key",
     "render",
 ]
 
@@ -46,6 +48,25 @@ def _hist(values: dict[str, int], prefix: str) -> list[int]:
 
 def _rate(accepted: int, shown: int) -> float | None:
     return accepted / shown if shown else None
+
+
+def price_key(gpu_name: str) -> str | None:
+    """``plan``'s price key (``H100``, ``L40S``...) for an nvidia-smi card name, else None."""
+    from codeassist.serverkit.plan_options import CARDS
+
+    name = gpu_name.upper()
+    for key, (card, _) in sorted(CARDS.items(), key=lambda kv: -len(kv[0])):
+        if key.split("-")[0] in name or card.upper() in name:
+            return key
+    return None
+
+
+_GPU_NAME = re.compile(r'^codeassist_gpu_utilization_percent\{gpu="([^"]*)",name="([^"]*)"\}', re.M)
+
+
+def gpu_names(metrics_text: str) -> list[str]:
+    """The cards nvidia-smi lists on the gateway's host (one name per GPU), from the re-exported metrics."""
+    return [name for _, name in dict((m.group(1), m.group(2)) for m in _GPU_NAME.finditer(metrics_text)).items()]
 
 
 def gpu_price_per_hour(gpu: str, usd_per_hour: float | None) -> float | None:

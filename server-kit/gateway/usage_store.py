@@ -14,9 +14,11 @@ Writes are gathered in memory and flushed every ``flush_s`` (and on close); the 
 from __future__ import annotations
 
 import bisect
+import logging
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ __all__ = [
     "UsageStore",
     "hist_quantile",
 ]
+
+log = logging.getLogger(__name__)
 
 BUCKET_S = 300
 DAY_S = 86_400
@@ -110,11 +114,20 @@ class UsageStore:
         self._db.execute(_schema("usage", "bucket"))
         self._db.execute(_schema("usage_daily", "day"))
         self._db.execute(_schema("team_daily", "day"))  # user '' only: the whole team's day, for the charts
-        self._lock = threading.Lock()
+        # Readers (the dashboard, in a worker thread) use their own connection: WAL lets them read while the
+        # writer commits, so a long query never holds up the event loop's accounting (which takes only _lock).
+        self._rdb = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._rdb.execute("PRAGMA cache_size=-32000")
+        self._rdb.execute("PRAGMA mmap_size=268435456")
+        self._lock = threading.Lock()  # the pending rows
+        self._wlock = threading.Lock()  # the writer connection
+        self._rlock = threading.Lock()  # the reader connection
         self._pending: dict[tuple[int, str], list[int]] = {}
         self._last_flush = time.monotonic()
         self._last_prune = 0.0
         self.closed = False
+        self._flushing = False
+        self._writer: ThreadPoolExecutor | None = None
         # Team totals since the gateway started (exported on /metrics).
         self.totals: dict[str, int] = dict.fromkeys(CLIENT_COUNTERS, 0)
 
@@ -187,14 +200,32 @@ class UsageStore:
         self.flush()
 
     def maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush >= self.flush_s:
+        """Flush when ``flush_s`` has passed, in the store's writer thread (the caller, the event loop, only
+        hands it over: the SQLite write of a busy interval takes milliseconds)."""
+        if time.monotonic() - self._last_flush < self.flush_s or self._flushing:
+            return
+        self._flushing = True
+        self._last_flush = time.monotonic()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="usage-store")
+        self._writer.submit(self._flush_in_writer)
+
+    def _flush_in_writer(self) -> None:
+        try:
             self.flush()
+        except sqlite3.Error as exc:  # a full disk must not stop the gateway; the rows of this interval are lost
+            log.warning("usage store: flush failed: %s", exc)
+        finally:
+            self._flushing = False
 
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._last_flush = time.monotonic()
-            if not pending or self.closed:
+        if not pending:
+            return
+        with self._wlock:
+            if self.closed:
                 return
             daily: dict[tuple[int, str], list[int]] = {}
             team: dict[tuple[int, str], list[int]] = {}
@@ -226,10 +257,14 @@ class UsageStore:
                 raise
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
         self.flush()
-        with self._lock:
+        with self._wlock, self._rlock:
             self.closed = True
             self._db.close()
+            self._rdb.close()
 
     # -- reading ---------------------------------------------------------------------------------
     def days(self, since: float, until: float | None = None) -> list[DayRow]:
@@ -238,12 +273,12 @@ class UsageStore:
         lo = int(since) // DAY_S * DAY_S
         hi = int(self.now() if until is None else until)
         names = ", ".join(COLUMNS)
-        with self._lock:
-            sums = self._db.execute(
+        with self._rlock:
+            sums = self._rdb.execute(
                 f"SELECT day, {names} FROM team_daily WHERE day >= ? AND day <= ? ORDER BY day", (lo, hi)
             ).fetchall()
             active = dict(
-                self._db.execute(
+                self._rdb.execute(
                     "SELECT day, COUNT(*) FROM usage_daily WHERE day >= ? AND day <= ? "
                     "AND (requests > 0 OR shown > 0) GROUP BY day",
                     (lo, hi),
@@ -273,9 +308,9 @@ class UsageStore:
             days = list(range(lo, hi + 1, DAY_S))
             where = f"day IN ({', '.join('?' for _ in days)}) AND user IN ({', '.join('?' for _ in users)})"
             args = [*days, *users]
-        with self._lock:
+        with self._rlock:
             query = f"SELECT user, {sums} FROM usage_daily WHERE {where} GROUP BY user"
-            rows = self._db.execute(query, args).fetchall()
+            rows = self._rdb.execute(query, args).fetchall()
         rows.sort(key=lambda r: (-r[1], r[0]))
         return [(r[0], dict(zip(cols, r[1:], strict=True))) for r in rows]
 
@@ -283,23 +318,25 @@ class UsageStore:
         """All-time sums over the stored days (for /metrics)."""
         self.flush()
         sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in COLUMNS)
-        with self._lock:
-            r = self._db.execute(f"SELECT {sums} FROM team_daily").fetchone()
+        with self._rlock:
+            r = self._rdb.execute(f"SELECT {sums} FROM team_daily").fetchone()
         return dict(zip(COLUMNS, r, strict=True))
 
     def active_today(self) -> list[tuple[str, int]]:
         """Users with requests or reports today (UTC), as a gauge's samples."""
         day = int(self.now()) // DAY_S * DAY_S
-        with self._lock:
+        with self._rlock:
             if self.closed:
                 return [("", 0)]
-            flushed = self._db.execute(
+            flushed = self._rdb.execute(
                 "SELECT user FROM usage_daily WHERE day = ? AND (requests > 0 OR shown > 0)", (day,)
             ).fetchall()
-            users = {r[0] for r in flushed}
+        users = {r[0] for r in flushed}
+        with self._lock:
             users.update(u for (b, u), row in self._pending.items() if b >= day and (row[0] or row[_IDX["shown"]]))
         return [("", len(users))]
 
     def bucket_count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM usage").fetchone()[0]
+        self.flush()
+        with self._rlock:
+            return self._rdb.execute("SELECT COUNT(*) FROM usage").fetchone()[0]

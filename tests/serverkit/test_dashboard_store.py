@@ -53,7 +53,7 @@ def test_retention_and_quantiles(tmp_path):
 
 
 def test_gpu_figures_from_reexported_vllm_and_nvidia_smi_metrics():
-    from codeassist.serverkit.gateway.dashboard import gpu_figures
+    from codeassist.serverkit.gateway.dashboard import gpu_figures, gpu_names, price_key
 
     text = (
         'vllm:gpu_cache_usage_perc{replica="http://a:8000",model_name="m"} 0.25\n'
@@ -64,3 +64,11 @@ def test_gpu_figures_from_reexported_vllm_and_nvidia_smi_metrics():
     )
     assert gpu_figures(text) == {"gpu_util": 70.0, "kv_cache": 50.0, "vllm_waiting": 3.0}
     assert gpu_figures("") == {"gpu_util": None, "kv_cache": None, "vllm_waiting": None}
+    # The cost model's cards come from nvidia-smi's names when the gateway runs on the GPU box.
+    assert gpu_names(text) == ["NVIDIA H100", "NVIDIA H100"]
+    assert [price_key(n) for n in ("NVIDIA H100 80GB HBM3", "NVIDIA L40S", "NVIDIA A100-SXM4-80GB", "Tesla T4")] == [
+        "H100",
+        "L40S",
+        "A100-80GB",
+        None,
+    ]

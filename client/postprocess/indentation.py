@@ -17,6 +17,9 @@
   (``} else {``, ``} catch (e) {``, ``}).then((r) => {``, ``elif …:``, ``else:``, ``except …:``,
   ``finally:``, and ``case``/``default`` under a ``switch``/``select``): the block goes on across them.
 
+* After a statement the cursor ends (multi-line), new lines stay in the cursor's block: one closing line
+  may end it (not when the block goes on below the cursor), and the completion ends at that block's end.
+
 Never: change the text of a line (only its leading whitespace), or cut anywhere but at a line boundary.
 """
 
@@ -152,13 +155,34 @@ def _after_header_on_cursor_line(text: str, ctx: FilterContext) -> str:
     return out if line_after(ctx).strip() else out.rstrip()
 
 
+def _after_statement(text: str, ctx: FilterContext) -> str:
+    """New lines after a statement the cursor ends: they stay in the cursor's block. One closing line may end
+    that block — not when the block goes on below the cursor — and the completion ends there."""
+    before = line_before(ctx)
+    lines = text.split("\n")
+    if not ctx.multiline or len(lines) < 2 or lines[0].strip() or line_after(ctx).strip():
+        return text
+    base = _width(before)
+    below = next((line for line in ctx.suffix.split("\n")[1:] if line.strip()), "")
+    for i, line in enumerate(lines[1:], start=1):
+        if not line.strip() or _width(line) >= base:
+            continue
+        if _continues(line, ""):
+            continue  # } catch (e) { / except: — the enclosing statement goes on
+        closes_block = line.strip()[:1] in ")]}" and not (below and _width(below) >= base)
+        return "\n".join(lines[: i + 1] if closes_block else lines[:i]).rstrip()
+    return text
+
+
 def apply(text: str, ctx: FilterContext) -> str:
     before = line_before(ctx)
     if not text.strip():
         return text
     if before.strip():
         # the cursor is after code on its line: indentation is the editor's; only the block's end is ours
-        return _after_header_on_cursor_line(text, ctx)
+        if before.rstrip()[-1:] in (":", "{"):
+            return _after_header_on_cursor_line(text, ctx)
+        return _after_statement(text, ctx)
     header = _header(ctx.prefix)
     lines = text.split("\n")
     first = lines[0]

@@ -48,7 +48,7 @@ def fill(store: UsageStore, days: int, users: int, rows_per_day: int, now: float
                     "accepted": shown // 4,
                     "partially_accepted": shown // 20,
                     "accepted_chars": shown * 12,
-                    "qwait_ms": req * 3,
+                    "qwait_us": req * 3000,
                     "qwait_n": req,
                     f"e2e_{rng.randrange(NB)}": req - 1,
                     f"ttft_{rng.randrange(NB)}": req - 1,

@@ -122,7 +122,7 @@ def collect(
                 "accepted_chars": v["accepted_chars"],
                 "r429": v["r429"],
                 "errors": v["errors"],
-                "queue_wait_ms": v["qwait_ms"] / v["qwait_n"] if v["qwait_n"] else None,
+                "queue_wait_ms": v["qwait_us"] / 1000 / v["qwait_n"] if v["qwait_n"] else None,
                 "ttft_p50": hist_quantile(ttft, 0.5),
                 "ttft_p99": hist_quantile(ttft, 0.99),
                 "e2e_p50": hist_quantile(e2e, 0.5),
@@ -153,9 +153,28 @@ def collect(
                 "e2e_p50": hist_quantile(_hist(hists[uid], "e2e"), 0.5) if uid in hists else None,
             }
         )
+    # The last 24 hours by hour (the team's 5-minute rows): a bad afternoon shows, which a day's p99 can hide.
+    hour0 = (int(now) // 3600 - 23) * 3600
+    hours: list[dict[str, Any]] = [{"hour": hour0 + h * 3600, "e2e": [0] * NB, "ttft": [0] * NB} for h in range(24)]
+    for bucket, v in store.team_buckets(hour0, now):
+        slot = hours[min(23, (bucket - hour0) // 3600)]
+        slot["e2e"] = [a + b for a, b in zip(slot["e2e"], _hist(v, "e2e"), strict=True)]
+        slot["ttft"] = [a + b for a, b in zip(slot["ttft"], _hist(v, "ttft"), strict=True)]
+    by_hour = [
+        {
+            "hour": h["hour"],
+            "ttft_p50": hist_quantile(h["ttft"], 0.5),
+            "ttft_p99": hist_quantile(h["ttft"], 0.99),
+            "e2e_p50": hist_quantile(h["e2e"], 0.5),
+            "e2e_p99": hist_quantile(h["e2e"], 0.99),
+        }
+        for h in hours
+    ]
     return {
         "days": days,
         "labels": labels,
+        "by_hour": by_hour,
+        "hour_labels": [time.strftime("%H:00", time.gmtime(h["hour"])) for h in by_hour],
         "per_day": per_day,
         "summary": {
             "active_users": sum(1 for _, v in users if v["requests"] or v["shown"]),
@@ -166,7 +185,7 @@ def collect(
             "accepted_chars": totals.get("accepted_chars", 0),
             "accepted_lines": lines,
             "r429": totals.get("r429", 0),
-            "queue_wait_ms": totals["qwait_ms"] / totals["qwait_n"] if totals.get("qwait_n") else None,
+            "queue_wait_ms": totals["qwait_us"] / 1000 / totals["qwait_n"] if totals.get("qwait_n") else None,
             "ttft_p50": hist_quantile(ttft_all, 0.5),
             "ttft_p99": hist_quantile(ttft_all, 0.99),
             "e2e_p50": hist_quantile(e2e_all, 0.5),
@@ -266,6 +285,11 @@ def render(data: dict[str, Any], gpu: dict[str, float | None], gpu_name: str, ge
     def col(name: str, scale: float = 1.0) -> list[float | None]:
         return [None if p.get(name) is None else p[name] * scale for p in pd]
 
+    def hcol(name: str) -> list[float | None]:
+        return [h[name] for h in data["by_hour"]]
+
+    hl = data["hour_labels"]
+
     panels = [
         _panel(
             "p-users",
@@ -303,7 +327,16 @@ def render(data: dict[str, Any], gpu: dict[str, float | None], gpu_name: str, ge
                 [("p50", col("ttft_p50")), ("p99", col("ttft_p99"))],
                 "ms",
                 [(f"target {TTFT_TARGET_MS:.0f} ms", TTFT_TARGET_MS)],
+            )
+            + line_chart(
+                "c-ttft-24h",
+                "TTFT p50 and p99 per hour, last 24 hours",
+                hl,
+                [("p50 (24 h)", hcol("ttft_p50")), ("p99 (24 h)", hcol("ttft_p99"))],
+                "ms",
+                [(f"target {TTFT_TARGET_MS:.0f} ms", TTFT_TARGET_MS)],
             ),
+            "Per day, then per hour over the last 24 hours (UTC).",
         ),
         _panel(
             "p-e2e",
@@ -322,8 +355,17 @@ def render(data: dict[str, Any], gpu: dict[str, float | None], gpu_name: str, ge
                 [("p50", col("e2e_p50")), ("p99", col("e2e_p99"))],
                 "ms",
                 [(f"target {E2E_TARGET_MS:.0f} ms", E2E_TARGET_MS)],
+            )
+            + line_chart(
+                "c-e2e-24h",
+                "End-to-end p50 and p99 per hour, last 24 hours",
+                hl,
+                [("p50 (24 h)", hcol("e2e_p50")), ("p99 (24 h)", hcol("e2e_p99"))],
+                "ms",
+                [(f"target {E2E_TARGET_MS:.0f} ms", E2E_TARGET_MS)],
             ),
-            "At the gateway, completed requests; quantiles from histogram buckets.",
+            "At the gateway, completed requests; quantiles from histogram buckets. Per day, then per hour over "
+            "the last 24 hours (UTC).",
         ),
         _panel(
             "p-load",

@@ -43,7 +43,7 @@ NB = len(LATENCY_EDGES_MS) + 1
 CLIENT_COUNTERS = ("shown", "accepted", "partially_accepted", "accepted_chars", "typed_through", "cancelled")
 MAX_DELTA = 10_000_000  # one report's counter above this is refused (not a plausible 5 minutes of typing)
 
-_SERVER = ("requests", "completed", "prompt_tokens", "completion_tokens", "r429", "errors", "qwait_ms", "qwait_n")
+_SERVER = ("requests", "completed", "prompt_tokens", "completion_tokens", "r429", "errors", "qwait_us", "qwait_n")
 _E2E = tuple(f"e2e_{i}" for i in range(NB))
 _TTFT = tuple(f"ttft_{i}" for i in range(NB))
 COLUMNS = (*_SERVER, *_E2E, *_TTFT, *CLIENT_COUNTERS)
@@ -114,6 +114,7 @@ class UsageStore:
         self._db.execute(_schema("usage", "bucket"))
         self._db.execute(_schema("usage_daily", "day"))
         self._db.execute(_schema("team_daily", "day"))  # user '' only: the whole team's day, for the charts
+        self._db.execute(_schema("team_usage", "bucket"))  # user '' only: the whole team's 5 minutes
         # Readers (the dashboard, in a worker thread) use their own connection: WAL lets them read while the
         # writer commits, so a long query never holds up the event loop's accounting (which takes only _lock).
         self._rdb = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -164,7 +165,7 @@ class UsageStore:
             elif status >= 500:
                 row[5] += 1
             if queue_wait_s is not None:
-                row[6] += int(queue_wait_s * 1000)
+                row[6] += int(queue_wait_s * 1_000_000)
                 row[7] += 1
             if status == 200:
                 row[8 + bisect.bisect_left(LATENCY_EDGES_MS, latency_s * 1000)] += 1
@@ -229,9 +230,10 @@ class UsageStore:
                 return
             daily: dict[tuple[int, str], list[int]] = {}
             team: dict[tuple[int, str], list[int]] = {}
+            team5: dict[tuple[int, str], list[int]] = {}
             for (bucket, user), row in pending.items():
                 day = bucket // DAY_S * DAY_S
-                for table, key in ((daily, (day, user)), (team, (day, ""))):
+                for table, key in ((daily, (day, user)), (team, (day, "")), (team5, (bucket, ""))):
                     d = table.get(key)
                     if d is None:
                         table[key] = list(row)
@@ -244,10 +246,12 @@ class UsageStore:
                 db.executemany(_upsert("usage", "bucket"), [(b, u, *r) for (b, u), r in pending.items()])
                 db.executemany(_upsert("usage_daily", "day"), [(d, u, *r) for (d, u), r in daily.items()])
                 db.executemany(_upsert("team_daily", "day"), [(d, u, *r) for (d, u), r in team.items()])
+                db.executemany(_upsert("team_usage", "bucket"), [(b, u, *r) for (b, u), r in team5.items()])
                 now = self.now()
                 if now - self._last_prune >= 3600:
                     self._last_prune = now
                     db.execute("DELETE FROM usage WHERE bucket < ?", (int(now - self.keep_s),))
+                    db.execute("DELETE FROM team_usage WHERE bucket < ?", (int(now - self.keep_s),))
                     oldest = int(now - self.keep_daily_s) // DAY_S * DAY_S
                     db.execute("DELETE FROM usage_daily WHERE day < ?", (oldest,))
                     db.execute("DELETE FROM team_daily WHERE day < ?", (oldest,))
@@ -285,6 +289,17 @@ class UsageStore:
                 ).fetchall()
             )
         return [DayRow(r[0], active.get(r[0], 0), dict(zip(COLUMNS, r[1:], strict=True))) for r in sums]
+
+    def team_buckets(self, since: float, until: float | None = None) -> list[tuple[int, dict[str, int]]]:
+        """The whole team's 5-minute rows from ``since`` to ``until`` (bucket start, sums)."""
+        self.flush()
+        hi = self.now() if until is None else until
+        with self._rlock:
+            query = (
+                f"SELECT bucket, {', '.join(COLUMNS)} FROM team_usage WHERE bucket >= ? AND bucket <= ? ORDER BY bucket"
+            )
+            rows = self._rdb.execute(query, (int(since), int(hi))).fetchall()
+        return [(r[0], dict(zip(COLUMNS, r[1:], strict=True))) for r in rows]
 
     def per_user(
         self,

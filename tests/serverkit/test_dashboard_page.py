@@ -43,7 +43,7 @@ def scripted_week(store, now: float) -> None:
                     "accepted": 10,
                     "partially_accepted": 2,
                     "accepted_chars": 480,
-                    "qwait_ms": 250,
+                    "qwait_us": 250_000,
                     "qwait_n": 50,
                     "e2e_6": 45,
                     "e2e_9": 4,
@@ -121,7 +121,7 @@ def test_dashboard_in_headless_chromium(week_gateway, tmp_path):
         "--disable-sync",
         "--disable-dev-shm-usage",
         f"--user-data-dir={profile}",
-        "--window-size=1300,1900",
+        "--window-size=1300,2700",
     ):
         options.add_argument(arg)
     service = Service(executable_path=shutil.which("chromedriver"), log_output=str(tmp_path / "chromedriver.log"))
@@ -145,6 +145,11 @@ def test_dashboard_in_headless_chromium(week_gateway, tmp_path):
         assert chars == ",".join(str(960 * (10 + i)) for i in range(7))
         e2e = driver.find_element(By.ID, "c-e2e")
         assert "target 700 ms" in e2e.text and len(e2e.find_elements(By.TAG_NAME, "polyline")) == 2
+        # The last 24 hours by hour: the hours with the scripted rows (yesterday's or today's 09:00 / 14:00) carry the
+        # same p99 as every day; the other hours are gaps.
+        hourly = driver.find_element(By.ID, "c-e2e-24h").get_attribute("data-values")
+        p99 = hourly.split(";")[1].removeprefix("p99 (24 h)=").split(",")
+        assert len(p99) == 24 and {v for v in p99 if v} == {"963.25"} and 1 <= sum(1 for v in p99 if v) <= 3
         ttft = driver.find_element(By.ID, "c-ttft")
         assert "target 100 ms" in ttft.text
         assert driver.find_element(By.ID, "c-acceptance").get_attribute("data-values") == "rate %=" + ",".join(

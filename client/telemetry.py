@@ -157,6 +157,9 @@ class Telemetry:
         if target is None or self.collecting is None:
             return False
         url, token = target
+        if url != self.collecting:  # the user switched servers: ask the new one (and tell the user) first
+            self.collecting, self.told = None, False
+            return False
         now = self.counts()
         delta = {k: max(0, now[k] - self.sent[k]) for k in REPORTED}
         if not any(delta.values()):

@@ -105,3 +105,20 @@ def test_telemetry_false_sends_nothing(gateway, daemon_env_factory, tmp_path) ->
     row = rows[gateway.state.user_id("dev1")]
     assert row["requests"] >= 1 and row["shown"] == 0
     _scan(tmp_path)
+
+
+def test_a_gateway_that_does_not_collect_gets_nothing(tmp_path, standin, daemon_env_factory) -> None:
+    store = KeyStore(tmp_path / "keys.json", PEPPER)
+    key, _ = store.add("dev1")
+    cfg = GatewayConfig(
+        upstreams=(standin.base_url,), keys_file=tmp_path / "keys.json", pepper=PEPPER, collect_telemetry=False
+    )
+    with GatewayServer(cfg) as gw:
+        gw.key = key  # type: ignore[attr-defined]
+        denv = _daemon(daemon_env_factory, gw)
+        messages: list[dict[str, Any]] = []
+        asyncio.run(_edit_and_accept(denv.socket, messages, 1.0))
+        assert not [m for m in messages if "usage counts" in m["message"]]
+        assert gw.state.registry.value("codeassist_team_reports_total") == 0
+        row = dict(gw.state.usage.per_user(0))[gw.state.user_id("dev1")]
+        assert row["requests"] >= 1 and row["shown"] == 0

@@ -80,7 +80,7 @@ def pack(
                 continue
             full = s
             if s.trim:
-                s, cost = _trimmed(s, render, counter, limit - used, max_lines=3)
+                s, cost = _trimmed(s, render, counter, limit - used, max_lines=_head_lines(s.text))
                 if s is None:
                     left.append(full)
                     continue
@@ -165,3 +165,11 @@ def _trimmed(
         else:
             hi = mid - 1
     return best if best is not None else (None, 0)
+
+
+def _head_lines(outline: str) -> int:
+    """Lines of an outline's compact form: its header (signature, docstring line) and first member with its
+    decorator."""
+    lines = outline.split("\n", 4)
+    n = 3 if len(lines) > 1 and lines[1].lstrip().startswith(('"', "'")) else 2
+    return n + 1 if len(lines) > n - 1 and lines[n - 1].lstrip().startswith("@") else n

@@ -62,9 +62,11 @@ def _public(name: str) -> bool:
     return not name.startswith("_") or name in _CTOR
 
 
-def class_outline(r: Resolver, d: Definition) -> str:
-    """``class X(...):`` + docstring line + member signatures, most useful first (one line each)."""
-    key = ("co", d.path, d.line)
+def class_outline(r: Resolver, d: Definition, first: tuple[str, ...] = ()) -> str:
+    """``class X(...):`` + docstring line + member signatures, most useful first (one line each): ``first`` (the
+    members the current file uses), constructors, classmethods/staticmethods, properties, then the public
+    methods the repo uses most."""
+    key = ("co", d.path, d.line, first)
     hit = r.cache.get(key)
     if hit is not None:
         return hit
@@ -75,11 +77,13 @@ def class_outline(r: Resolver, d: Definition) -> str:
         head.append(indent + doc)
     seen: set[str] = set()
     members = []
+    wanted = {name: i for i, name in enumerate(first)}
     for i, m in enumerate(members_of(r, d.path).get(d.name, ())):
-        if not _public(m.name) or (m.name in seen and m.tag != "property"):
+        if (not _public(m.name) and m.name not in wanted) or (m.name in seen and m.tag != "property"):
             continue
         seen.add(m.name)
-        rank = 0 if m.name in _CTOR else _TAG_RANK.get(m.tag, 3)
+        rank = -1 if m.name in wanted else 0 if m.name in _CTOR else _TAG_RANK.get(m.tag, 3)
+        i = wanted.get(m.name, i)
         members.append((rank, -popularity(r.index, m.name), i, m))
     members.sort(key=lambda t: t[:3])
     body = []

@@ -121,6 +121,21 @@ def definition_snippets(
                     d.path, d.text, reason, score, d.line, d.line + d.text.count("\n") + 1, short=d.short()
                 )
 
+    used_members: dict[tuple[str, int], tuple[Definition, dict[str, int]]] = {}
+
+    def use_member(cls: Definition, m: Definition, tail: str, dist: int, score: float, reason: str) -> bool:
+        """A member of a class used as ``Class.member`` / ``typed_var.member``: listed first in the class's
+        outline (one snippet, one header) rather than a snippet of its own. False when ``cls`` has no outline."""
+        if not is_type(cls) or cls.path == rel or m.path != cls.path:
+            return False
+        key = (cls.path, cls.line)
+        entry = used_members.setdefault(key, (cls, {}))
+        entry[1][tail] = min(dist, entry[1].get(tail, dist))
+        current = scored.get(key)
+        if current is None or current.score < score:
+            add(cls, score, reason)
+        return True
+
     def weight(local: str, dist: int, strong: float) -> float:
         """An imported name: by its nearest use; one not used yet (only its import mentions it) ranks high."""
         if occ.lines.get(local, 0) <= 1:
@@ -141,7 +156,9 @@ def definition_snippets(
                         add(d, weight(local, dist, 3.0), f"imports {local} from {d.path}{unused}")
                         for tail, dd in members.get(local, {}).items():  # Class.method, Type::new
                             for m in r.member(d.path, d.name, tail):
-                                add(m, 2.5 * _relevance(occ, f"{local}.{tail}", dd), f"uses {local}.{tail} ({d.path})")
+                                score = 2.5 * _relevance(occ, f"{local}.{tail}", dd)
+                                if not use_member(d, m, tail, dd, score, f"uses {local}.{tail}"):
+                                    add(m, score, f"uses {local}.{tail} ({d.path})")
             for alias, targets in b.modules.items():
                 used = members.get(alias)
                 dist = min(used.values()) if used else near.get(alias.split(".")[0])
@@ -188,7 +205,16 @@ def definition_snippets(
                     add(cls, 3.0 * _relevance(occ, var, dist), f"{var} is a {typ} ({cls.path})")
                     for tail, dd in members.get(var, {}).items():
                         for m in r.member(cls.path, cls.name, tail):
-                            add(m, 2.5 * _relevance(occ, f"{var}.{tail}", dd), f"uses {var}.{tail} ({var}: {typ})")
+                            score = 2.5 * _relevance(occ, f"{var}.{tail}", dd)
+                            if not use_member(cls, m, tail, dd, score, f"uses {var}.{tail} ({var}: {typ})"):
+                                add(m, score, f"uses {var}.{tail} ({var}: {typ})")
+        for key, (cls, names) in used_members.items():  # the members the file uses first in their outline
+            snip = scored.get(key)
+            if snip is not None and snip.trim:
+                first = tuple(sorted(names, key=lambda n: (names[n], n)))
+                snip.text = class_outline(r, cls, first)
+                snip.end = snip.start + snip.text.count("\n") + 1
+                snip.reason += f" (uses {', '.join(first[:4])}{'...' if len(first) > 4 else ''} first)"
         if use_symbols:
             n_chunks = max(2, len(index.chunks))
             names = heapq.nsmallest(

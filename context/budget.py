@@ -43,16 +43,17 @@ def pack(
     outline_share: float = 0.2,
     max_similar: int = 2,
     weak_share: float = 0.25,
+    cover_share: float = 0.65,
 ) -> tuple[list[Snippet], list[int]]:
     """Pack the candidates into ``budget`` tokens, many short before few long:
 
     1. coverage — best first (recent edits, then definitions and outlines by score, what the file's imports and
-       typed receivers give): each in its compact form (a definition's signature, an outline's first three
-       lines), so that every strong candidate gets in;
-    2. repo-wide name matches (``weak``: a common name, or one of several definitions), signatures only,
-       within ``weak_share`` of the budget;
-    3. depth — best first: a definition's full summary (signature + doc head + members) while the pack stays
+       typed receivers give): each in its compact form (a definition's signature, an outline's header and
+       first member) within ``cover_share`` of the budget;
+    2. depth — best first: a definition's full summary (signature + doc head + members) while the pack stays
        under ``full_share`` of the budget, an outline grown to ``outline_share`` of it;
+    3. coverage of the rest of the strong candidates, then repo-wide name matches (``weak``: a common name, or
+       one of several definitions), signatures only, within ``weak_share`` of the budget; depth again;
     4. at most ``max_similar`` similar chunks where they fit;
     5. what is left grows the outlines, best first, line by line: the budget is spent on what the cursor's
        imports offer rather than left unused.
@@ -75,7 +76,10 @@ def pack(
         """Compact forms, best first, within ``limit`` tokens in all; returns the candidates left out."""
         nonlocal used, recent
         left, misses = [], 0
-        for s in cands:
+        for n, s in enumerate(cands):
+            if misses > 8:  # the budget is full: the rest waits for a later pass
+                left += cands[n:]
+                break
             if s.kind == "recent" and recent >= max_recent:
                 continue
             full = s
@@ -94,8 +98,6 @@ def pack(
             if used + cost > limit:
                 left.append(full)
                 misses += 1
-                if misses > 8:
-                    break
                 continue
             recent += s.kind == "recent"
             chosen.append(s)
@@ -104,7 +106,26 @@ def pack(
             used += cost
         return left
 
-    left = cover(strong, budget - reserve)
+    def deepen() -> None:
+        """Best first: definitions' full summaries (within ``full_share``), outlines grown to ``outline_share``."""
+        nonlocal used
+        for i, full in enumerate(whole):
+            if chosen[i] is full:
+                continue
+            if full.trim:
+                room = min(budget - used + costs[i], max(costs[i], int(budget * outline_share)))
+                grown, cost = _trimmed(full, render, counter, room)
+            else:
+                grown, cost = full, counter.count_piece(render(full))
+                if used - costs[i] + cost > budget * full_share:
+                    continue
+            if grown is not None and costs[i] < cost <= budget - used + costs[i]:
+                used += cost - costs[i]
+                chosen[i], costs[i] = grown, cost
+
+    left = cover(strong, int(budget * cover_share))
+    deepen()
+    left = cover(left, budget - reserve)
     spent = 0
     for s, cost in compact_weak:  # name matches across the repo: signatures, within ``weak_share`` of the budget
         if used + cost <= budget and spent + cost <= reserve:
@@ -114,19 +135,7 @@ def pack(
             whole.append(s)
             used += cost
     cover(left, budget)
-    for i, full in enumerate(whole):  # depth, best first
-        if chosen[i] is full:
-            continue
-        if full.trim:
-            room = min(budget - used + costs[i], max(costs[i], int(budget * outline_share)))
-            grown, cost = _trimmed(full, render, counter, room)
-        else:
-            grown, cost = full, counter.count_piece(render(full))
-            if used - costs[i] + cost > budget * full_share:
-                continue
-        if grown is not None and costs[i] < cost <= budget - used + costs[i]:
-            used += cost - costs[i]
-            chosen[i], costs[i] = grown, cost
+    deepen()
     for s in [s for s in ordered if s.kind == "similar"][:max_similar]:
         cost = counter.count_piece(render(s))
         if used + cost <= budget:
@@ -142,7 +151,10 @@ def pack(
             if grown is not None and cost > costs[i]:
                 used += cost - costs[i]
                 chosen[i], costs[i] = grown, cost
-    return chosen, costs
+    best_first = sorted(
+        range(len(chosen)), key=lambda i: (chosen[i].weak, _TIER.get(chosen[i].kind, 9), -chosen[i].score)
+    )
+    return [chosen[i] for i in best_first], [costs[i] for i in best_first]
 
 
 def _trimmed(

@@ -50,12 +50,13 @@ def _relevance(occ: Occurrences, name: str, dist: int) -> float:
 
 UNUSED_IMPORT = 1.6  # score of an imported name not used yet: above every repo-wide name match (<= 1)
 _ANNOTATED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*[\"']?(?:Optional\[)?((?:[a-z_]\w*\.)?[A-Z]\w*)")
+_WITH = re.compile(r"\b((?:[a-z_]\w*\.)?[A-Z]\w*)\([^\n]*?\bas\s+([A-Za-z_]\w*)")
 _ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*(?:new\s+)?((?:[a-z_]\w*\.)?[A-Z]\w*)\(")
 
 
 def receiver_types(lines: list[str], cursor_line: int, up: int = 200, down: int = 20) -> dict[str, str]:
     """Variables near the cursor whose type the code names: ``x: Type`` / ``x: mod.Type`` (parameters, annotations) and
-    ``x = Type(...)`` / ``x = new Type(...)``; the nearest binding above wins."""
+    ``x = Type(...)`` / ``x = new Type(...)`` / ``with Type(...) as x``; the nearest binding above wins."""
     out: dict[str, str] = {}
     for line in lines[max(0, cursor_line - up) : cursor_line + down]:
         if ":" in line:
@@ -63,6 +64,9 @@ def receiver_types(lines: list[str], cursor_line: int, up: int = 200, down: int 
                 out[var] = typ
         if "=" in line:
             for var, typ in _ASSIGNED.findall(line):
+                out[var] = typ
+        if " as " in line:
+            for typ, var in _WITH.findall(line):
                 out[var] = typ
     return out
 
@@ -123,6 +127,17 @@ def definition_snippets(
 
     used_members: dict[tuple[str, int], tuple[Definition, dict[str, int]]] = {}
 
+    def member_of(cls: Definition, tail: str) -> list[tuple[Definition, Definition]]:
+        """(class, member) for ``cls.tail``: the class's own member, else the nearest base class's."""
+        found = r.member(cls.path, cls.name, tail)
+        if found or not is_type(cls):
+            return [(cls, m) for m in found]
+        for base in r.base_classes(cls.path, class_bases(cls.text), r.bindings(cls.path), limit=4):
+            found = r.member(base.path, base.name, tail)
+            if found:
+                return [(base, m) for m in found]
+        return []
+
     def use_member(cls: Definition, m: Definition, tail: str, dist: int, score: float, reason: str) -> bool:
         """A member of a class used as ``Class.member`` / ``typed_var.member``: listed first in the class's
         outline (one snippet, one header) rather than a snippet of its own. False when ``cls`` has no outline."""
@@ -155,9 +170,9 @@ def definition_snippets(
                         unused = " (not used yet)" if occ.lines.get(local, 0) <= 1 else ""
                         add(d, weight(local, dist, 3.0), f"imports {local} from {d.path}{unused}")
                         for tail, dd in members.get(local, {}).items():  # Class.method, Type::new
-                            for m in r.member(d.path, d.name, tail):
+                            for owner, m in member_of(d, tail):
                                 score = 2.5 * _relevance(occ, f"{local}.{tail}", dd)
-                                if not use_member(d, m, tail, dd, score, f"uses {local}.{tail}"):
+                                if not use_member(owner, m, tail, dd, score, f"uses {local}.{tail}"):
                                     add(m, score, f"uses {local}.{tail} ({d.path})")
             for alias, targets in b.modules.items():
                 used = members.get(alias)
@@ -204,9 +219,9 @@ def definition_snippets(
                 for cls in classes[:1]:
                     add(cls, 3.0 * _relevance(occ, var, dist), f"{var} is a {typ} ({cls.path})")
                     for tail, dd in members.get(var, {}).items():
-                        for m in r.member(cls.path, cls.name, tail):
+                        for owner, m in member_of(cls, tail):
                             score = 2.5 * _relevance(occ, f"{var}.{tail}", dd)
-                            if not use_member(cls, m, tail, dd, score, f"uses {var}.{tail} ({var}: {typ})"):
+                            if not use_member(owner, m, tail, dd, score, f"uses {var}.{tail} ({var}: {typ})"):
                                 add(m, score, f"uses {var}.{tail} ({var}: {typ})")
         for key, (cls, names) in used_members.items():  # the members the file uses first in their outline
             snip = scored.get(key)

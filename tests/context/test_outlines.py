@@ -134,3 +134,19 @@ def test_short_file_gives_its_unused_window_to_snippets(tmp_path: Path) -> None:
     snippet_tokens = sum(int(s["tokens"]) for s in out["snippets"])
     assert snippet_tokens > 0.45 * 2048, snippet_tokens  # beyond the snippets' 30% share: the window needs little
     assert "def method_60(self, a: int)" in out["prompt"]
+
+
+def test_a_typed_receiver_finds_members_inherited_from_a_base_class(tmp_path: Path) -> None:
+    base = "class BaseClient:\n    def build_request(self, method: str, url: str) -> dict:\n        return {}\n"
+    client = (
+        "from .base import BaseClient\n\n\nclass Client(BaseClient):\n"
+        "    def send(self, request: dict) -> None:\n        pass\n"
+    )
+    root = _repo(
+        tmp_path,
+        {"lib/__init__.py": "from .client import Client\n", "lib/base.py": base, "lib/client.py": client},
+    )
+    text = "import lib\n\n\ndef go():\n    with lib.Client() as c:\n        c.build_request('GET', '/')\n    \n"
+    out = _build(root, "app.py", text)
+    hit = [s for s in out["snippets"] if "c.build_request" in str(s["reason"])]
+    assert hit and hit[0]["path"] == "lib/base.py" and "def build_request(self, method: str" in str(hit[0]["text"])

@@ -10,9 +10,10 @@
 
 Never: change a literal's value or cut inside a token. A run of equal characters with no whitespace
 (``10000000000``, ``1_000_000_000``, ``# =====``, ``"----"``) is a value, and a run inside a string or a
-comment is text: both are kept whole. Lines that only look alike (``});`` closing two nested callbacks at
-different depths) are different lines, and a repeated item inside an open bracket (``[0, 0, 0, …``) is a
-collection's value.
+comment is text: both are kept whole. Only a run of 40+ of the same character or two in code, on a line
+after the first, is a runaway loop: that whole line goes. Lines that only look alike (``});`` closing two
+nested callbacks at different depths) are different lines, and a repeated item inside an open bracket
+(``[0, 0, 0, …``) is a collection's value.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = ["apply"]
 
 _LOOP = re.compile(r"(.{1,24}?)\1{3,}$", re.DOTALL)
 _MIN_LOOP_CHARS = 8
+_RUNAWAY_CHARS = 40
 
 
 def _line_above(ctx: FilterContext) -> str:
@@ -73,10 +75,15 @@ def _cut_loop(text: str, ctx: FilterContext) -> str:
             eol = text.find("\n", cut)
             cut = len(text) if eol < 0 else eol
         return text[:cut]
-    if not unit.strip() or not any(ch.isspace() for ch in unit):
-        return text  # one token's characters (a number, a rule, padding): a value, never cut
     line_start = text.rfind("\n", 0, m.start()) + 1
     head = (line_before(ctx) if line_start == 0 else "") + text[line_start : m.start()]
+    if not unit.strip() or not any(ch.isspace() for ch in unit):
+        # one token's characters (a number, a rule, padding): a value, never cut; only a run far longer than
+        # any real literal, on a later line of code, is the model looping — that line is dropped whole
+        runaway = line_start > 0 and len(m.group(0)) >= _RUNAWAY_CHARS and len(set(m.group(0))) <= 2
+        if runaway and not _in_text(head, ctx.language):
+            return text[:line_start]
+        return text
     if _in_text(head, ctx.language) or scan_brackets(head)[0]:
         return text  # inside a string, a comment or a collection literal: a value, not a loop
     return text[:line_start]

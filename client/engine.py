@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from codeassist.client import linemode, postprocess
 from codeassist.client.cache import CompletionCache, prompt_key
+from codeassist.client.clock import Clock, RealClock
 from codeassist.client.config import Config
 from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
@@ -77,11 +78,12 @@ class CompletionEngine:
         config: Config,
         transport: Transport,
         context: ContextSource | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
         self.transport = transport
         self.context = context  # None: prompts are the plain window around the cursor
+        self.clock = clock or RealClock()  # every wait of the engine (tests advance a FakeClock)
         self.models = ModelResolver()
         # Per document: its repo's settings and the transport its code goes through (the daemon's
         # ProjectResolver.route); by default this engine's own config and transport.
@@ -92,12 +94,12 @@ class CompletionEngine:
             config.debounce_min_ms,
             config.debounce_max_ms,
             self.latency,
-            clock,
+            self.clock.now,
             fixed_ms=None if self.adaptive else config.debounce_fixed_ms,
         )
         # The fixed baseline keeps an exact-position/prompt LRU (as Continue does) but no walk-back.
         self.cache = CompletionCache(config.cache_entries, config.cache_bytes, max_walk=128 if self.adaptive else 0)
-        self.prefetcher = Prefetcher(self._speculative_generate, self.debouncer, lambda: self.stats)
+        self.prefetcher = Prefetcher(self._speculative_generate, self.debouncer, lambda: self.stats, self.clock)
         self._stats = SessionStats()
         self._uncounted_stats = SessionStats()  # where an UNCOUNTED request's counts go (and are dropped)
         self._sessions: dict[str, DocSession] = {}
@@ -156,11 +158,11 @@ class CompletionEngine:
         if ds.idle_parse is not None:
             ds.idle_parse.cancel()
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): nothing can run the timer
             return
         quiet = max(IDLE_PARSE_MIN_MS, IDLE_PARSE_RHYTHM * (self.debouncer.rhythm_ms(ds.uri) or 0.0))
-        ds.idle_parse = loop.call_later(quiet / 1000, self._parse_now, ds)
+        ds.idle_parse = self.clock.call_later(quiet / 1000, self._parse_now, ds)
 
     def _parse_now(self, ds: DocSession) -> None:
         ds.idle_parse = None
@@ -274,7 +276,7 @@ class CompletionEngine:
                 self.stats.bump("replaced")
                 delay = 0.0  # the pause has come: it was the debounce
         if (left := delay - _ms(t0)) > 0:
-            await asyncio.sleep(left / 1000)
+            await self.clock.sleep(left / 1000)
         timings = {"debounce_ms": _ms(t0)}
         self.stats.latency["debounce"].add(timings["debounce_ms"])
         if (pause := self.debouncer.pause_delay_ms(doc.uri)) is not None:
@@ -300,7 +302,7 @@ class CompletionEngine:
             up.grace = None
         up.waiters += 1
         try:
-            return await asyncio.wait_for(asyncio.shield(up.task), timeout)
+            return await self.clock.wait_for(asyncio.shield(up.task), timeout)
         except TimeoutError:
             return None
         finally:
@@ -310,7 +312,7 @@ class CompletionEngine:
                     ds.upstream = None
                 elif up.waiters == 0:
                     if self.adaptive:  # a consistent keystroke's request may still join it
-                        up.grace = asyncio.get_running_loop().call_later(JOIN_GRACE_S, self._expire, ds, up)
+                        up.grace = self.clock.call_later(JOIN_GRACE_S, self._expire, ds, up)
                     else:
                         ds.drop_upstream()
 

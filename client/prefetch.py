@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeassist.client.clock import Clock, RealClock
 from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
 from codeassist.client.stats import SessionStats
@@ -102,8 +103,11 @@ class Prefetcher:
     pipeline); it must set ``spec.sent`` when the request really goes out (not when the prompt cache answers).
     """
 
-    def __init__(self, generate: Generate, debouncer: Debouncer, stats: Callable[[], SessionStats]) -> None:
+    def __init__(
+        self, generate: Generate, debouncer: Debouncer, stats: Callable[[], SessionStats], clock: Clock | None = None
+    ) -> None:
         self._specs: dict[str, Speculation] = {}
+        self._clock = clock or RealClock()
         self._generate = generate
         self._debouncer = debouncer
         self._stats = stats
@@ -174,7 +178,7 @@ class Prefetcher:
             if since is None or since >= quiet:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(spec.urgent.wait(), (quiet - since) / 1000)
+                await self._clock.wait_for(spec.urgent.wait(), (quiet - since) / 1000)
         try:
             await self._generate(hypo, offset, spec)
         except TransportError as exc:

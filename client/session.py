@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from codeassist.client.clock import Timer
 from codeassist.client.upstream import Upstream
 
 __all__ = ["DocSession"]
@@ -21,7 +22,7 @@ class DocSession:
     uri: str
     waiting: asyncio.Task[Any] | None = None  # the request in its debounce (or joining the one on the wire)
     upstream: Upstream | None = None  # the interactive request on the wire
-    idle_parse: asyncio.TimerHandle | None = None  # the context re-parse armed for the next pause
+    idle_parse: Timer | None = None  # the context re-parse armed for the next pause
     partly_taken: bool = False  # its shown completion was accepted only in part
 
     def drop_upstream(self) -> None:

@@ -11,6 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeassist.client.clock import Timer
+
 __all__ = ["JOIN_MAX_TYPED", "Upstream"]
 
 JOIN_MAX_TYPED = 128  # typed-ahead characters a joined request can still answer (the cache's walk-back)
@@ -25,7 +27,7 @@ class Upstream:
     suffix: str
     streamed: list[str] = field(default_factory=list)  # the model's output so far
     waiters: int = 0
-    grace: asyncio.TimerHandle | None = None
+    grace: Timer | None = None  # drops it when nobody has joined it for a while
 
     def consistent(self, text: str) -> bool:
         """The document is the request's text with only characters typed at its cursor, and what the model

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from codeassist.client.clock import FakeClock
 from codeassist.client.config import Config
 from codeassist.client.documents import Document
 from codeassist.client.engine import CompletionEngine
@@ -29,6 +30,22 @@ async def engine(standin) -> AsyncIterator[CompletionEngine]:
     yield eng
     await eng.aclose()
     await eng.transport.aclose()
+
+
+@pytest.fixture
+async def timed(standin) -> AsyncIterator[tuple[CompletionEngine, FakeClock]]:
+    """An engine whose waits (debounce, pauses, timers) run on a clock the test advances."""
+    clock = FakeClock()
+    cfg = Config(server_url=standin.base_url, debounce_min_ms=0, debounce_max_ms=0, family="plain")
+    eng = CompletionEngine(cfg, HttpTransport(standin.base_url), clock=clock)
+    yield eng, clock
+    await eng.aclose()
+    await eng.transport.aclose()
+
+
+def sent(engine: CompletionEngine) -> int:
+    """Requests the engine handed to the transport (counted before any byte goes out)."""
+    return engine.stats.counts["upstream_requests"]
 
 
 def type_text(engine: CompletionEngine, doc: Document, offset: int, s: str) -> int:
@@ -291,25 +308,28 @@ async def test_closing_the_document_cancels_its_request(engine, standin) -> None
     daemon.context.close()
 
 
-async def test_untaken_suggestion_speculates_only_once_typed_through(engine, standin) -> None:
+async def test_untaken_suggestion_speculates_only_once_typed_through(timed, standin) -> None:
+    engine, clock = timed
     doc = Document(uri="file:///a.py", text="greeting = ")
     off = len(doc.text)
     assert (await engine.complete(doc, off)).text == "hello world"
-    await asyncio.sleep(0.4)  # a pause, but nothing was ever taken here: no speculative request
-    assert len(standin.stats.requests) == 1
+    await clock.advance(0.4)  # a pause, but nothing was ever taken here: no speculative request
+    assert sent(engine) == 1
     off = type_text(engine, doc, off, "h")
     assert (await engine.complete(doc, off)).typed == 1
-    await asyncio.sleep(0.4)
-    assert len(standin.stats.requests) == 1  # one typed character is no evidence
+    await clock.advance(0.4)
+    assert sent(engine) == 1  # one typed character is no evidence
     off = type_text(engine, doc, off, "e")
     hit = await engine.complete(doc, off)
     assert (hit.text, hit.typed) == ("llo world", 2)
-    await until(lambda: len(standin.stats.requests) == 2)  # typing through it: the speculation goes at a pause
+    await clock.advance(1.5)  # typing through it: the speculation goes at a pause (2.5 of this user's 0.4 s gaps)
+    await until(lambda: len(standin.stats.requests) == 2)
     assert standin.stats.headers[1]["x-priority"] == "prefetch"
     assert standin.stats.requests[1]["prompt"].endswith("greeting = hello world")
 
 
-async def test_no_speculation_on_the_rest_of_a_partly_accepted_completion(engine, standin) -> None:
+async def test_no_speculation_on_the_rest_of_a_partly_accepted_completion(timed, standin) -> None:
+    engine, clock = timed
     doc = Document(uri="file:///a.py", text="greeting = ")
     off = len(doc.text)
     shown = await engine.complete(doc, off)
@@ -320,22 +340,20 @@ async def test_no_speculation_on_the_rest_of_a_partly_accepted_completion(engine
     off += 5
     rest = await engine.complete(doc, off)
     assert (rest.text, rest.typed, rest.source) == (" world", 5, "cache")
-    await asyncio.sleep(0.4)  # a pause: still no bet on " world" being taken as well
-    assert len(standin.stats.requests) == 1
+    await clock.advance(0.4)  # a pause: still no bet on " world" being taken as well
+    assert sent(engine) == 1
     assert engine.accept(rest.id, None) == "accepted"  # ...until it is
     await until(lambda: len(standin.stats.requests) == 2)
     assert standin.stats.headers[1]["x-priority"] == "prefetch"
 
 
-async def test_speculation_waits_for_a_pause_before_building(standin) -> None:
-    now = [1000.0]
-    cfg = Config(server_url=standin.base_url, debounce_min_ms=0, debounce_max_ms=0, family="plain")
-    engine = CompletionEngine(cfg, HttpTransport(standin.base_url), clock=lambda: now[0])
-    try:
+async def test_speculation_waits_for_a_pause_before_building(timed, standin) -> None:
+    engine, clock = timed
+    if True:
         doc = Document(uri="file:///a.py", text="greeting = ")
         off = len(doc.text)
         for ch in "ab":  # a rhythm of 40 ms between keys (on the engine's clock)
-            now[0] += 0.04
+            await clock.advance(0.04)
             off = type_text(engine, doc, off, ch)
         standin.behaviour.tokens = ["cdefghijklmnop"]
         first = await engine.complete(doc, off)
@@ -344,19 +362,14 @@ async def test_speculation_waits_for_a_pause_before_building(standin) -> None:
         real = engine.build_prompt
         engine.build_prompt = lambda d, o, f, b=None: (built.append(o), real(d, o, f, b))[1]  # type: ignore[method-assign]
         for ch in "cdefgh":  # typing through the suggestion: consistent, so the speculation lives on...
-            now[0] += 0.04
+            await clock.advance(0.04)
             off = type_text(engine, doc, off, ch)
             assert (await engine.complete(doc, off)).source == "cache"
-            await asyncio.sleep(0.02)
-        now[0] += 0.08  # 80 ms after the last key: less than 2.5 gaps
-        await asyncio.sleep(0.15)
-        assert built == [] and len(standin.stats.requests) == 1  # ...but it builds nothing while keys come
-        now[0] += 0.03  # 110 ms: a pause
+        await clock.advance(0.08)  # 80 ms after the last key: less than 2.5 gaps
+        assert built == [] and sent(engine) == 1  # ...but it builds nothing while keys come
+        await clock.advance(0.03)  # 110 ms: a pause
         await until(lambda: len(standin.stats.requests) == 2)
         assert standin.stats.headers[1]["x-priority"] == "prefetch" and len(built) == 1
-    finally:
-        await engine.aclose()
-        await engine.transport.aclose()
 
 
 async def test_accept_sends_the_speculation_without_waiting_for_a_pause(engine, standin) -> None:
@@ -396,23 +409,25 @@ async def test_keystroke_contradicting_the_streamed_output_cancels_at_once(engin
     await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
 
 
-async def test_speculation_is_held_once_bets_stop_paying_and_still_goes_on_accept(engine, standin) -> None:
+async def test_speculation_is_held_once_bets_stop_paying_and_still_goes_on_accept(timed, standin) -> None:
     """Typed-through guesses that keep being abandoned: after three wasted speculative requests the next
     bet waits for the accept (and the odds keep learning from the held ones)."""
+    engine, clock = timed
     trust(engine, "")
     doc = Document(uri="file:///a.py", text="")
     off = 0
     for n in range(3):
         off = type_text(engine, doc, off, f"\nv{n} = ")
         await engine.complete(doc, off)  # "hello world" shown; the user is taken to type through it
+        await clock.advance(0.4)
         await until(lambda n=n: len(standin.stats.requests) == 2 * (n + 1))  # the bet went at the pause
         off = type_text(engine, doc, off, "x")  # ...and was abandoned
     await asyncio.sleep(0.1)
     assert engine.stats.counts["prefetch_wasted"] == 3 and not engine.bets.worth_sending()
     off = type_text(engine, doc, off, "\nw = ")
     shown = await engine.complete(doc, off)
-    await asyncio.sleep(0.4)  # a pause: the bet is held
-    assert len(standin.stats.requests) == 7 and engine.stats.counts["prefetch_held"] == 1
+    await clock.advance(0.4)  # a pause: the bet is held
+    assert sent(engine) == 7 and engine.stats.counts["prefetch_held"] == 1
     doc.apply(off, off, shown.text)
     engine.on_change(doc)
     engine.accept(shown.id, None)  # the guess came true: the held speculation goes now
@@ -423,7 +438,8 @@ async def test_speculation_is_held_once_bets_stop_paying_and_still_goes_on_accep
     assert engine.stats.counts["prefetch_used"] == 1
 
 
-async def test_late_accept_of_an_older_suggestion_leaves_the_newer_speculation_alone(engine, standin) -> None:
+async def test_late_accept_of_an_older_suggestion_leaves_the_newer_speculation_alone(timed, standin) -> None:
+    engine, clock = timed
     doc = Document(uri="file:///a.py", text="a = \nb = \n")
     older = await engine.complete(doc, 4)
     newer = await engine.complete(doc, 10)  # the cursor moved on: a suggestion there, its own speculation
@@ -431,8 +447,8 @@ async def test_late_accept_of_an_older_suggestion_leaves_the_newer_speculation_a
     spec = engine.prefetcher.get(doc.uri)
     assert spec is not None and spec.target_offset == 10 + len(newer.text)
     assert engine.accept(older.id, None) == "accepted"  # arrives late, for the first suggestion
-    await asyncio.sleep(0.3)
-    assert not spec.hit and len(standin.stats.requests) == 2  # neither scored nor rushed out
+    await clock.advance(0.3)
+    assert not spec.hit and sent(engine) == 2  # neither scored nor rushed out
 
 
 async def test_speculation_answered_by_the_prompt_cache_is_not_counted_as_sent(engine, standin) -> None:

@@ -3,11 +3,10 @@ engine's re-parse moved to a pause in the typing."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from codeassist.client import engine as engine_mod
 from codeassist.client.cache import CompletionCache, prompt_key
+from codeassist.client.clock import FakeClock
 from codeassist.client.config import load_config
 from codeassist.client.documents import Document
 from codeassist.client.engine import CompletionEngine
@@ -47,18 +46,18 @@ class Context:
 
 async def test_reparse_waits_for_a_pause_in_the_typing(monkeypatch) -> None:
     monkeypatch.setattr(engine_mod, "IDLE_PARSE_MIN_MS", 60.0)
-    ctx = Context()
-    eng = CompletionEngine(load_config(env={}), FakeTransport(models=["m"]), context=ctx)  # type: ignore[arg-type]
+    ctx, clock = Context(), FakeClock()
+    eng = CompletionEngine(load_config(env={}), FakeTransport(models=["m"]), context=ctx, clock=clock)  # type: ignore[arg-type]
     doc = Document(uri="file:///a.py", text="x = 1\n", language="python")
     for _ in range(6):  # typing faster than the quiet time: no parse yet
         eng.on_change(doc)
-        await asyncio.sleep(0.02)
+        await clock.advance(0.02)
     assert ctx.refreshed == []
-    await asyncio.sleep(0.25)
+    await clock.advance(0.25)
     assert ctx.refreshed == ["file:///a.py"]  # one parse, in the pause
     eng.on_change(doc)
     eng.on_close(doc.uri)  # a closed document is not parsed
-    await asyncio.sleep(0.25)
+    await clock.advance(0.25)
     assert ctx.refreshed == ["file:///a.py"]
     await eng.aclose()
 

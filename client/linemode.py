@@ -54,8 +54,9 @@ def _after_block_header(before: str, language: str) -> bool:
         return False
     if node.type == "{":
         # An empty block — or an empty object literal, as JS error recovery reads ``if (a) {``: both
-        # open lines that the completion should fill.
-        return parent.named_child_count == 0
+        # open lines that the completion should fill. A callback opened on the cursor line
+        # (``on('data', (d) => {``, ``go func() {``, ``for_each(|x| {``) parses, cut there, as an ERROR node.
+        return parent.named_child_count == 0 or parent.type == "ERROR"
     if node.type == ":":
         body = parent.child_by_field_name("body") or parent.child_by_field_name("consequence")
         return body is not None and body.named_child_count == 0 and body.end_byte <= len(src)

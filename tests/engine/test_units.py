@@ -146,11 +146,18 @@ def test_speculation_consistency() -> None:
         ("int main() {\n  |\n}", "c", True, "block-header"),
         ("if (a) {|", "javascript", True, "block-header"),
         ("f(a|)", "python", False, "end-of-statement"),
+        # a callback body opened on the cursor line (the editor auto-closed it): multi-line
+        ("stream.on('data', (d) => {|})", "javascript", True, "block-header"),
+        ("items.forEach(function (x) {|});", "javascript", True, "block-header"),
+        ("\tgo func() {|}", "go", True, "block-header"),
+        ("\tt.Run(name, func(t *testing.T) {|})", "go", True, "block-header"),
+        ("v.iter().for_each(|x| {@})", "rust", True, "block-header"),
     ],
 )
 def test_linemode(marked: str, lang: str, multi: bool, reason: str) -> None:
-    i = marked.index("|")
-    mode = decide(marked.replace("|", ""), i, lang)
+    cursor = "@" if "@" in marked else "|"  # Rust closures have their own |
+    i = marked.index(cursor)
+    mode = decide(marked[:i] + marked[i + 1 :], i, lang)
     assert (mode.multiline, mode.reason) == (multi, reason)
     assert ("\n" in stops_for(mode, ())) is (not multi)
 

@@ -231,6 +231,7 @@ def definition_snippets(
                 snip.end = snip.start + snip.text.count("\n") + 1
                 snip.reason += f" (uses {', '.join(first[:4])}{'...' if len(first) > 4 else ''} first)"
         if use_symbols:
+            self_members = members.get("self", {})
             n_chunks = max(2, len(index.chunks))
             names = heapq.nsmallest(
                 MAX_SYMBOL_NAMES,
@@ -253,7 +254,8 @@ def definition_snippets(
                     if key not in scored:
                         add(d, w * _relevance(occ, name, dist) / len(defs), f"uses {name} (repo symbol)")
                         if key in scored:  # a common name, or one of several definitions: no evidence by itself
-                            scored[key].weak = idf < 0.5 or len(defs) > 1
+                            # (unless called on ``self``: a method of the class's own hierarchy, receiver known)
+                            scored[key].weak = (idf < 0.5 or len(defs) > 1) and name not in self_members
     return sorted(scored.values(), key=lambda s: -s.score)
 
 

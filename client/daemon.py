@@ -9,24 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import itertools
 import logging
 import logging.handlers
 import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from codeassist.client import paths
 from codeassist.client.config import Config, load_config, user_config_file
-from codeassist.client.daemon_client import peer_uid
+from codeassist.client.daemon_rpc import Connection, RpcServer
 from codeassist.client.documents import DocumentStore, uri_to_path
 from codeassist.client.endpoints import FallbackTransport
 from codeassist.client.engine import UNCOUNTED, CompletionEngine
 from codeassist.client.project import ProjectResolver, routing_key
-from codeassist.client.protocol import MAX_LINE, DaemonError, read_message, write_message
+from codeassist.client.protocol import MAX_LINE
 from codeassist.client.telemetry import Telemetry
 from codeassist.client.tunnel import TunnelSpec, TunnelSupervisor
 from codeassist.client.version import VERSION
@@ -36,25 +34,10 @@ __all__ = ["Daemon", "main"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Connection", dict[str, Any]], Awaitable[Any]]
 
-
-class Connection:
-    _ids = itertools.count(1)
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.id = next(self._ids)
-        self.reader = reader
-        self.writer = writer
-        self.tasks: dict[Any, asyncio.Task[None]] = {}
-
-    def send(self, msg: dict[str, Any]) -> None:
-        if not self.writer.is_closing():
-            write_message(self.writer, msg)
-
-
-class Daemon:
+class Daemon(RpcServer):
     def __init__(self, config: Config, engine: CompletionEngine | None = None) -> None:
+        super().__init__()
         self.config = config
         self.documents = DocumentStore()
         # Endpoints in fallback order (gateway, SSH tunnel, ...): one Transport that picks the working one.
@@ -80,11 +63,9 @@ class Daemon:
         )
         self.engine.route = self.projects.route
         self._config_stamp = _user_config_stamp()
-        self.connections: dict[int, Connection] = {}
         self.started = time.monotonic()
-        self.last_activity = time.monotonic()
         self._stop = asyncio.Event()
-        self.handlers: dict[str, Handler] = {
+        self.handlers = {
             "hello": self._hello,
             "status": self._status,
             "stop": self._stop_request,
@@ -104,85 +85,6 @@ class Daemon:
         }
         self.roots: list[str] = []
         self.telemetry = Telemetry(self)  # counts to a gateway that collects them (client/telemetry.py)
-
-    # -- connection handling -------------------------------------------------------------------
-    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None and peer_uid(sock) != os.geteuid():  # the 0700 dir should already stop them
-            log.warning("refused a connection from uid %d", peer_uid(sock))
-            writer.close()
-            return
-        conn = Connection(reader, writer)
-        self.connections[conn.id] = conn
-        log.info("client %d connected (%d total)", conn.id, len(self.connections))
-        try:
-            while True:
-                try:
-                    msg = await read_message(reader)
-                except DaemonError as exc:
-                    conn.send({"id": getattr(exc, "id", None), "error": {"code": exc.code, "message": str(exc)}})
-                    continue
-                except ValueError:  # line longer than the stream limit
-                    conn.send({"id": None, "error": {"code": -32600, "message": "message too large"}})
-                    break
-                if msg is None:
-                    break
-                self.last_activity = time.monotonic()
-                self._dispatch(conn, msg)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            for task in conn.tasks.values():
-                task.cancel()
-            for uri in self.documents.drop_owner(conn.id):
-                self._closed(uri)
-            self.connections.pop(conn.id, None)
-            self.last_activity = time.monotonic()
-            with contextlib.suppress(Exception):
-                writer.close()
-            log.info("client %d gone (%d left)", conn.id, len(self.connections))
-
-    def _dispatch(self, conn: Connection, msg: dict[str, Any]) -> None:
-        method = msg.get("method")
-        params = msg.get("params") or {}
-        req_id = msg.get("id")
-        if not isinstance(params, dict):
-            if req_id is not None:
-                conn.send({"id": req_id, "error": {"code": -32602, "message": "params must be an object"}})
-            return
-        if method == "cancel":
-            task = conn.tasks.get(params.get("id"))
-            if task is not None:
-                # on the next turn: a task cancelled before its first step never runs _run, so never replies
-                asyncio.get_running_loop().call_soon(task.cancel)
-            return
-        handler = self.handlers.get(method) if isinstance(method, str) else None
-        if handler is None:
-            if req_id is not None:
-                conn.send({"id": req_id, "error": {"code": -32601, "message": f"unknown method {method!r}"}})
-            return
-        task = asyncio.create_task(self._run(conn, handler, req_id, params))
-        if req_id is not None:
-            conn.tasks[req_id] = task
-
-    async def _run(self, conn: Connection, handler: Handler, req_id: Any, params: dict[str, Any]) -> None:
-        try:
-            result = await handler(conn, params)
-            if req_id is not None:
-                conn.send({"id": req_id, "result": result})
-        except asyncio.CancelledError:
-            if req_id is not None:
-                conn.send({"id": req_id, "error": {"code": -32800, "message": "request cancelled"}})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            if req_id is not None:
-                conn.send({"id": req_id, "error": {"code": -32602, "message": f"invalid params: {exc}"}})
-        except Exception as exc:  # never let one request kill the daemon
-            log.exception("handler failed")
-            if req_id is not None:
-                conn.send({"id": req_id, "error": {"code": -32603, "message": f"internal error: {exc!r}"}})
-        finally:
-            if req_id is not None:
-                conn.tasks.pop(req_id, None)
 
     # -- handlers --------------------------------------------------------------------------------
     async def _hello(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +132,10 @@ class Daemon:
     async def _doc_close(self, conn: Connection, params: dict[str, Any]) -> None:
         if self.documents.close(params["uri"], conn.id):
             self._closed(params["uri"])
+
+    def connection_lost(self, conn: Connection) -> None:
+        for uri in self.documents.drop_owner(conn.id):
+            self._closed(uri)
 
     def _closed(self, uri: str) -> None:
         """The document's last editor closed it (or went away)."""

@@ -54,17 +54,17 @@ def _tell_daemon(method: str) -> None:
 # -- login / logout ------------------------------------------------------------------------------
 def _read_key(args: argparse.Namespace, url: str) -> str | None:
     """The key from stdin (the first key-looking token, said by line, never echoed) or the terminal; None: none."""
-    from codeassist.client import auth
+    from codeassist.client import auth, login_probe
 
     if not args.key_stdin:
         return getpass.getpass(f"API key for {url}: ").strip()
     text = sys.stdin.read(1 << 16)
-    found = auth.find_key(text)
+    found = login_probe.find_key(text)
     if found is None:
         lines = len(text.splitlines())
         print(
             f"codeassist: no API key on stdin (looked on {lines} line{'' if lines == 1 else 's'} for a token of "
-            f"{auth.KEY_MIN_CHARS}+ characters without spaces, alone on its line or after a label such as "
+            f"{login_probe.KEY_MIN_CHARS}+ characters without spaces, alone on its line or after a label such as "
             "'key for carol:'); nothing stored",
             file=sys.stderr,
         )
@@ -109,7 +109,7 @@ def _no_key_needed(args: argparse.Namespace, cfg: Any, url: str) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from codeassist.client import auth
+    from codeassist.client import auth, login_probe
     from codeassist.client.transport.base import TransportError
 
     cfg = _config()
@@ -119,7 +119,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         return 2
     try:
         # Asked without a key first: the key goes only to a server that wants one, at the URL that serves it.
-        needed = asyncio.run(auth.needs_key(url, cfg.ca_bundle))
+        needed = asyncio.run(login_probe.needs_key(url, cfg.ca_bundle))
         if not needed and not args.force:
             return _no_key_needed(args, cfg, url)
         token = _read_key(args, url)

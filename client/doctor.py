@@ -16,7 +16,7 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from codeassist.client import auth
+from codeassist.client import auth, login_probe
 from codeassist.client.config import Config, ConfigError, find_project_file, load_config, user_config_file
 from codeassist.client.daemon_client import call
 from codeassist.client.doctor_latency import measure_latency
@@ -143,16 +143,16 @@ async def _check_network(report: Report, cfg: Config, url: str) -> bool:
         cert, tls_ms = await asyncio.to_thread(handshake, sock, host, cfg.ca_bundle)
     except ssl.SSLError as exc:
         detail, fix = await asyncio.to_thread(explain_tls, exc, host, port, timeout)
-        plain = None if isinstance(exc, ssl.SSLCertVerificationError) else await auth.plain_http_url(url)
+        plain = None if isinstance(exc, ssl.SSLCertVerificationError) else await login_probe.plain_http_url(url)
         if plain is not None:
-            detail, fix = auth.plain_http_message(plain), f'server_url = "{plain}" (codeassist login {plain})'
+            detail, fix = login_probe.plain_http_message(plain), f'server_url = "{plain}" (codeassist login {plain})'
         report.checks.append(Check("tls", False, detail, fix))
         return False
     except OSError as exc:  # a plain-HTTP server may just wait for a request line: the handshake times out
-        plain = await auth.plain_http_url(url)
+        plain = await login_probe.plain_http_url(url)
         detail, fix = f"TLS handshake failed: {exc}", "check that the port speaks HTTPS"
         if plain is not None:
-            detail, fix = auth.plain_http_message(plain), f'server_url = "{plain}" (codeassist login {plain})'
+            detail, fix = login_probe.plain_http_message(plain), f'server_url = "{plain}" (codeassist login {plain})'
         report.checks.append(Check("tls", False, detail, fix))
         return False
     finally:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from codeassist.context.retrieve import Snippet
-from codeassist.context.tokens import TokenCounter
+from codeassist.context.tokens import MEMO_MAX_CHARS, TokenCounter
 
 __all__ = ["DEFAULT_BUDGET", "MAX_BUDGET", "MIN_BUDGET", "Split", "check_budget", "pack"]
 
@@ -157,6 +157,12 @@ def pack(
     return [chosen[i] for i in best_first], [costs[i] for i in best_first]
 
 
+def _count(counter: TokenCounter, text: str) -> int:
+    """Tokens of a snippet: memoised whole when short, else summed over memoised lines (an outline's cuts share
+    their lines, so growing it line by line does not re-encode it)."""
+    return counter.count_piece(text) if len(text) <= MEMO_MAX_CHARS else counter.count_text(text)
+
+
 def _trimmed(
     s: Snippet, render: Callable[[Snippet], str], counter: TokenCounter, room: int, max_lines: int = 1 << 30
 ) -> tuple[Snippet | None, int]:
@@ -164,14 +170,14 @@ def _trimmed(
     even its first line does)."""
     lines = s.text.split("\n")
     if len(lines) <= max_lines:
-        whole = counter.count_piece(render(s))
+        whole = _count(counter, render(s))
         if whole <= room:
             return s, whole
     lo, hi, best = 1, min(len(lines) - 1, max_lines), None
     while lo <= hi:
         mid = (lo + hi) // 2
         cut = replace(s, text="\n".join(lines[:mid]), reason=f"{s.reason} (first {mid} of {len(lines)} lines)")
-        cost = counter.count_piece(render(cut))
+        cost = _count(counter, render(cut))
         if cost <= room:
             best, lo = (cut, cost), mid + 1
         else:

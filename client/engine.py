@@ -26,21 +26,21 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from codeassist.client import linemode, postprocess
-from codeassist.client.cache import CompletionCache, prompt_key
+from codeassist.client.cache import CompletionCache
 from codeassist.client.clock import Clock, RealClock
 from codeassist.client.config import Config
 from codeassist.client.debounce import Debouncer
 from codeassist.client.documents import Document
 from codeassist.client.latency import LatencyTracker
 from codeassist.client.models import ModelResolver
+from codeassist.client.pipeline import Pipeline
 from codeassist.client.postprocess import replace_range
 from codeassist.client.prefetch import BetOdds, Prefetcher, Speculation
 from codeassist.client.project import Route
 from codeassist.client.result import CompletionResult
 from codeassist.client.session import DocSession
 from codeassist.client.stats import SessionStats
-from codeassist.client.transport.base import CompletionParams, Transport, TransportError
+from codeassist.client.transport.base import Transport, TransportError
 from codeassist.client.upstream import Upstream
 from codeassist.context.templates import template_for
 from codeassist.context.window import PromptParts, simple_window
@@ -49,9 +49,6 @@ __all__ = ["UNCOUNTED", "CompletionEngine", "CompletionResult"]
 
 log = logging.getLogger(__name__)
 
-FILTER_PREFIX_CHARS = 4000
-FILTER_SUFFIX_CHARS = 2000
-SINGLE_LINE_MAX_TOKENS = 32
 JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this long
 SHOWN_REMEMBERED = 512
 TRUST_TYPED = 2  # a speculation goes on its own (at a pause) once the user has typed this many characters of
@@ -99,6 +96,14 @@ class CompletionEngine:
         )
         # The fixed baseline keeps an exact-position/prompt LRU (as Continue does) but no walk-back.
         self.cache = CompletionCache(config.cache_entries, config.cache_bytes, max_walk=128 if self.adaptive else 0)
+        self.pipeline = Pipeline(
+            lambda uri: self.route(uri),  # the daemon sets route after construction
+            self.models,
+            lambda doc, offset, family, budget: self.build_prompt(doc, offset, family, budget),
+            self.cache,
+            lambda: self.stats,
+            self.latency,
+        )
         self.prefetcher = Prefetcher(self._speculative_generate, self.debouncer, lambda: self.stats, self.clock)
         self._stats = SessionStats()
         self._uncounted_stats = SessionStats()  # where an UNCOUNTED request's counts go (and are dropped)
@@ -340,7 +345,7 @@ class CompletionEngine:
     ) -> CompletionResult:
         doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
         try:
-            completion, multiline, source = await self._generate(doc, offset, priority, timings, streamed)
+            completion, multiline, source = await self.pipeline.generate(doc, offset, priority, timings, streamed)
         except TransportError as exc:
             log.warning("completion failed: %s", exc)
             return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}", timings=timings)
@@ -355,77 +360,6 @@ class CompletionEngine:
             replace_suffix_chars=replace_range.for_document(completion, doc.text, offset),
         )
 
-    async def _generate(
-        self,
-        doc: Document,
-        offset: int,
-        priority: str,
-        timings: dict[str, float],
-        streamed: list[str] | None = None,
-        spec: Speculation | None = None,
-    ) -> tuple[str, bool, str]:
-        """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations."""
-        t0 = time.perf_counter()
-        text = doc.text
-        route = self.route(doc.uri)
-        cfg = route.config
-        model, family = await self.models.resolve(route)
-        mode = linemode.decide(text, offset, doc.language)
-        parts = self.build_prompt(doc, offset, family, cfg.budget)
-        template = template_for(family)
-        key = prompt_key(model, f"{'m' if mode.multiline else 's'}{cfg.max_tokens}", parts.prompt)
-        cached = self.cache.get(key)
-        timings["context_ms"] = _ms(t0)
-        if cached is not None:
-            self.cache.put_position(text, offset, cached)
-            return cached, mode.multiline, "cache"
-        params = CompletionParams(
-            prompt=parts.prompt,
-            model=model,
-            max_tokens=cfg.max_tokens if mode.multiline else min(cfg.max_tokens, SINGLE_LINE_MAX_TOKENS),
-            temperature=cfg.temperature,
-            stop=linemode.stops_for(mode, template.stop),
-            priority=priority,
-        )
-        raw = await self._fetch(params, timings, streamed, route.transport, spec)
-        ctx = postprocess.FilterContext(
-            prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
-            suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
-            multiline=mode.multiline,
-            language=doc.language,
-            scaffold=parts.header,
-        )
-        completion = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
-        if completion:
-            source = "prefetch" if priority == "prefetch" else "model"
-            self.cache.put(key, completion, source)
-            self.cache.put_position(text, offset, completion, source)
-        return completion, mode.multiline, "model"
-
-    async def _fetch(
-        self,
-        params: CompletionParams,
-        timings: dict[str, float],
-        streamed: list[str] | None,
-        transport: Transport,
-        spec: Speculation | None,
-    ) -> str:
-        t_send = time.perf_counter()
-        if spec is not None:
-            spec.sent = True  # its request really goes out (the prompt cache did not answer it)
-        self.stats.bump("upstream_requests")
-        if params.priority == "prefetch":
-            self.stats.bump("prefetch_requests")
-        pieces: list[str] = [] if streamed is None else streamed  # what has arrived so far, for on_change
-        async for chunk in transport.stream(params):
-            if "ttft_ms" not in timings:
-                timings["ttft_ms"] = _ms(t_send)
-            pieces.append(chunk.text)
-        timings["model_ms"] = _ms(t_send)
-        self.latency.add(timings["model_ms"])
-        self.stats.latency["model"].add(timings["model_ms"])
-        return "".join(pieces)
-
     def _speculate(self, doc: Document, offset: int, guess: str, eager: bool) -> Speculation | None:
         """The speculation on ``guess`` being accepted here; None when the cache already holds the answer."""
         new_text = doc.text[:offset] + guess + doc.text[offset:]
@@ -434,7 +368,7 @@ class CompletionEngine:
         return self.prefetcher.speculate(doc, offset, guess, eager)
 
     async def _speculative_generate(self, hypo: Document, offset: int, spec: Speculation) -> None:
-        await self._generate(hypo, offset, "prefetch", {}, None, spec)
+        await self.pipeline.generate(hypo, offset, "prefetch", {}, None, spec)
 
     async def aclose(self) -> None:
         for uri in list(self._sessions):

@@ -1,0 +1,121 @@
+"""One request's way through, shared by requests and speculations: the document's route and model, its
+prompt (answered by the prompt cache when it can be), the transport, the filters, and the cache.
+
+What comes before (debounce, joining the request on the wire, the typing-through cache) is the engine's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from codeassist.client import linemode, postprocess
+from codeassist.client.cache import CompletionCache, prompt_key
+from codeassist.client.documents import Document
+from codeassist.client.latency import LatencyTracker
+from codeassist.client.models import ModelResolver
+from codeassist.client.prefetch import Speculation
+from codeassist.client.project import Route
+from codeassist.client.stats import SessionStats
+from codeassist.client.transport.base import CompletionParams, Transport
+from codeassist.context.templates import template_for
+from codeassist.context.window import PromptParts
+
+__all__ = ["FILTER_PREFIX_CHARS", "FILTER_SUFFIX_CHARS", "SINGLE_LINE_MAX_TOKENS", "Pipeline"]
+
+FILTER_PREFIX_CHARS = 4000
+FILTER_SUFFIX_CHARS = 2000
+SINGLE_LINE_MAX_TOKENS = 32
+
+
+class Pipeline:
+    def __init__(
+        self,
+        route: Callable[[str], Route],
+        models: ModelResolver,
+        build_prompt: Callable[[Document, int, str, int], PromptParts],
+        cache: CompletionCache,
+        stats: Callable[[], SessionStats],
+        latency: LatencyTracker,
+    ) -> None:
+        self._route = route
+        self._models = models
+        self._build_prompt = build_prompt
+        self._cache = cache
+        self._stats = stats
+        self._latency = latency
+
+    async def generate(
+        self,
+        doc: Document,
+        offset: int,
+        priority: str,
+        timings: dict[str, float],
+        streamed: list[str] | None = None,
+        spec: Speculation | None = None,
+    ) -> tuple[str, bool, str]:
+        """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations."""
+        t0 = time.perf_counter()
+        text = doc.text
+        route = self._route(doc.uri)
+        cfg = route.config
+        model, family = await self._models.resolve(route)
+        mode = linemode.decide(text, offset, doc.language)
+        parts = self._build_prompt(doc, offset, family, cfg.budget)
+        template = template_for(family)
+        key = prompt_key(model, f"{'m' if mode.multiline else 's'}{cfg.max_tokens}", parts.prompt)
+        cached = self._cache.get(key)
+        timings["context_ms"] = _ms(t0)
+        if cached is not None:
+            self._cache.put_position(text, offset, cached)
+            return cached, mode.multiline, "cache"
+        params = CompletionParams(
+            prompt=parts.prompt,
+            model=model,
+            max_tokens=cfg.max_tokens if mode.multiline else min(cfg.max_tokens, SINGLE_LINE_MAX_TOKENS),
+            temperature=cfg.temperature,
+            stop=linemode.stops_for(mode, template.stop),
+            priority=priority,
+        )
+        raw = await self._fetch(params, timings, streamed, route.transport, spec)
+        ctx = postprocess.FilterContext(
+            prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
+            suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
+            multiline=mode.multiline,
+            language=doc.language,
+            scaffold=parts.header,
+        )
+        completion = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
+        if completion:
+            source = "prefetch" if priority == "prefetch" else "model"
+            self._cache.put(key, completion, source)
+            self._cache.put_position(text, offset, completion, source)
+        return completion, mode.multiline, "model"
+
+    async def _fetch(
+        self,
+        params: CompletionParams,
+        timings: dict[str, float],
+        streamed: list[str] | None,
+        transport: Transport,
+        spec: Speculation | None,
+    ) -> str:
+        t_send = time.perf_counter()
+        if spec is not None:
+            spec.sent = True  # its request really goes out (the prompt cache did not answer it)
+        self._stats().bump("upstream_requests")
+        if params.priority == "prefetch":
+            self._stats().bump("prefetch_requests")
+        pieces: list[str] = [] if streamed is None else streamed  # what has arrived so far, for on_change
+        async for chunk in transport.stream(params):
+            if "ttft_ms" not in timings:
+                timings["ttft_ms"] = _ms(t_send)
+            pieces.append(chunk.text)
+        timings["model_ms"] = _ms(t_send)
+        self._latency.add(timings["model_ms"])
+        self._stats().latency["model"].add(timings["model_ms"])
+        return "".join(pieces)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000

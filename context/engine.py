@@ -29,6 +29,7 @@ from codeassist.context.index import RepoIndex
 from codeassist.context.langs import language_for_path, path_header
 from codeassist.context.occur import occurrences
 from codeassist.context.parse import ParsedDoc
+from codeassist.context.recent import recent_snippets
 from codeassist.context.retrieve import (
     Snippet,
     dedup,
@@ -404,31 +405,5 @@ class ContextEngine:
                 query = "\n".join(lines[max(0, cursor_line - 25) : cursor_line + 6])
                 out += similar_snippets(index, query, rel, k=4)
         if "recent" in self.sources and index is not None:
-            out += self._recent(uri, index)
+            out += recent_snippets(self.recent, self.docs, self._scope, uri, index)
         return dedup(out)
-
-    def _recent(self, current: str | None, index: RepoIndex) -> list[Snippet]:
-        """Recent edits of other open documents under ``index``'s root (the current document's): a document of
-        another repository, of none, or a private one never gives a snippet."""
-        out: list[Snippet] = []
-        seen: set[tuple[str, int]] = set()
-        for uri, line, when in reversed(self.recent):
-            doc = self.docs.get(uri)
-            if doc is None or uri == current or (uri, line // 10) in seen:
-                continue
-            seen.add((uri, line // 10))
-            p = uri_to_path(uri)
-            where, rel, private = self._scope(p)
-            if where is not index or rel is None or private:
-                continue
-            lines = doc.text.split("\n")
-            lo, hi = max(0, line - 5), min(len(lines), line + 6)
-            age = time.monotonic() - when
-            out.append(
-                Snippet(
-                    rel, "\n".join(lines[lo:hi]), f"recently edited ({age:.0f}s ago)", 1.0 / (1 + age), lo, hi, "recent"
-                )
-            )
-            if len(out) >= 4:
-                break
-        return out

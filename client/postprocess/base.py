@@ -6,7 +6,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BRACKETS", "OPENERS", "Filter", "FilterContext", "indent_of", "line_after", "line_before", "scan_brackets"]
+__all__ = [
+    "BRACKETS",
+    "OPENERS",
+    "Filter",
+    "FilterContext",
+    "indent_of",
+    "line_after",
+    "line_before",
+    "scan_brackets",
+    "scan_brackets_state",
+]
 
 BRACKETS = {")": "(", "]": "[", "}": "{"}
 OPENERS = {v: k for k, v in BRACKETS.items()}
@@ -44,6 +54,12 @@ def indent_of(line: str) -> str:
 
 def scan_brackets(text: str) -> tuple[list[str], list[int]]:
     """Unclosed openers (in order) and the positions of closers with no opener, skipping string bodies."""
+    stack, orphans, _ = scan_brackets_state(text)
+    return stack, orphans
+
+
+def scan_brackets_state(text: str) -> tuple[list[str], list[int], bool]:
+    """:func:`scan_brackets`, and whether a string is left open on the last line."""
     stack: list[str] = []
     orphans: list[int] = []
     quote: str | None = None
@@ -65,4 +81,4 @@ def scan_brackets(text: str) -> tuple[list[str], list[int]]:
             else:
                 orphans.append(i)
         i += 1
-    return stack, orphans
+    return stack, orphans, quote is not None

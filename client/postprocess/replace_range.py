@@ -14,7 +14,7 @@ literal or cut a token.
 
 from __future__ import annotations
 
-from codeassist.client.postprocess.base import BRACKETS, OPENERS, FilterContext, line_after, line_before
+from codeassist.client.postprocess.base import FilterContext, line_after, line_before, scan_brackets_state
 
 __all__ = ["for_document", "suffix_chars"]
 
@@ -23,28 +23,8 @@ _CLOSERS = frozenset(")]}\"'`;, \t")
 
 def _state(text: str) -> tuple[tuple[str, ...], int, bool]:
     """(unclosed openers, closers with no opener, a string left open on the last line)."""
-    stack: list[str] = []
-    orphans = 0
-    quote: str | None = None
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote or ch == "\n":
-                quote = None
-        elif ch in "\"'`":
-            quote = ch
-        elif ch in OPENERS:
-            stack.append(ch)
-        elif ch in BRACKETS:
-            if stack and stack[-1] == BRACKETS[ch]:
-                stack.pop()
-            else:
-                orphans += 1
-        i += 1
-    return tuple(stack), orphans, quote is not None
+    stack, orphans, open_string = scan_brackets_state(text)
+    return tuple(stack), len(orphans), open_string
 
 
 def suffix_chars(text: str, ctx: FilterContext) -> int:

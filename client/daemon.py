@@ -102,6 +102,11 @@ class Daemon(RpcServer):
             "model": self.engine.models.last[0] if self.engine.models.last else None,
             "family": self.engine.models.last[1] if self.engine.models.last else None,
             "idle_timeout_s": self.config.idle_timeout,
+            "telemetry": (
+                f"on: aggregate counts only, never code ({self.telemetry.reports} reports sent)"
+                if self.config.telemetry
+                else "off (telemetry = false)"
+            ),
             "socket": str(paths.socket_path()),
             "log": str(paths.log_dir() / "daemon.log"),
             "counters": self._counters(),

@@ -40,6 +40,7 @@ def test_status_is_a_readable_block_and_json_stays_json(daemon_env_factory: Any,
     assert re.fullmatch(r"\d+(\.\d)? s", fields["uptime"]), text
     assert fields["requests"].startswith("2 ") and "1 completion" in fields["requests"], text
     assert fields["connectivity"].startswith("down"), text
+    assert fields["telemetry"].startswith("on: aggregate counts only"), text  # issue 18: shown in status too
     assert re.search(r"down since\s*: [\d.]+ (s|min) ago", text), text
     assert server.base_url in text and "connect" in text  # the endpoint and why it is down
 

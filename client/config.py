@@ -30,6 +30,7 @@ __all__ = [
     "ProjectFile",
     "find_project_file",
     "load_config",
+    "project_file_between",
     "read_project_file",
     "set_user_value",
     "unsafe_file_reason",
@@ -178,13 +179,25 @@ def find_project_file(start: Path, boundary: Path | None = None) -> Path | None:
         home = Path.home().resolve()
         stops = (d for d in (start, *start.parents) if d == home or (d / ".git").exists())
         boundary = next(stops, start)  # the nearer of the repo root and $HOME
-    for d in (start, *start.parents):
-        candidate = d / PROJECT_FILE
-        if candidate.exists() or candidate.is_symlink():
+    found = project_file_between(str(start), str(boundary))
+    return Path(found) if found is not None else None
+
+
+def project_file_between(directory: str, boundary: str) -> str | None:
+    """The nearest project file from ``directory`` up to ``boundary`` (inclusive), on plain strings with one
+    lstat per level: the daemon runs this on every completion request."""
+    d = directory
+    while True:
+        candidate = os.path.join(d, PROJECT_FILE)
+        try:
+            os.lstat(candidate)  # a symlink counts as found (and is then refused, with a warning)
             return candidate
-        if d == boundary:
-            break
-    return None
+        except OSError:
+            pass
+        parent = os.path.dirname(d)
+        if d == boundary or parent == d or not d.startswith(boundary):
+            return None
+        d = parent
 
 
 def parse_toml(data: bytes, path: Path) -> dict[str, Any]:
@@ -290,19 +303,13 @@ def load_config(
             apply(_read_toml(ufile), str(ufile))
         else:
             cfg.warnings.append(f"codeassist: ignoring {ufile}: {why}")
-    if project_dir is not None:
-        pfile = find_project_file(project_dir.resolve(), boundary)
-        if pfile is not None:
-            project = read_project_file(pfile)
-            apply(project.values, str(pfile))
-            cfg.warnings.extend(project.warnings)
-            cfg.ignored.update({k: f"{pfile}: {why}" for k, why in project.ignored.items()})
     apply(
         {k: env[f"CODEASSIST_{k.upper()}"] for k in known if f"CODEASSIST_{k.upper()}" in env},
         "environment",
     )
     validate(cfg)
-    return cfg
+    pfile = find_project_file(project_dir.resolve(), boundary) if project_dir is not None else None
+    return cfg if pfile is None else with_project(cfg, read_project_file(pfile))
 
 
 def with_project(base: Config, project: ProjectFile) -> Config:

@@ -15,29 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codeassist.client.config import PROJECT_FILE, Config, ConfigError, read_project_file, with_project
+from codeassist.client.config import Config, ConfigError, project_file_between, read_project_file, with_project
 from codeassist.client.documents import uri_to_path
 from codeassist.client.transport.base import Transport
 
 __all__ = ["ProjectResolver", "Route", "routing_key"]
 
 log = logging.getLogger(__name__)
-
-
-def _find(directory: str, boundary: str) -> str | None:
-    """``config.find_project_file`` on plain strings: it runs on every completion request."""
-    d = directory
-    while True:
-        candidate = os.path.join(d, PROJECT_FILE)
-        try:
-            os.lstat(candidate)
-            return candidate
-        except OSError:
-            pass
-        parent = os.path.dirname(d)
-        if d == boundary or parent == d or not d.startswith(boundary):
-            return None
-        d = parent
 
 
 def _stamp(pfile: str | None) -> tuple[Any, ...] | None:
@@ -113,7 +97,7 @@ class ProjectResolver:
             if len(self._where) > 4096:
                 self._where.clear()
         _, directory, root = where
-        pfile = _find(directory, root or directory)
+        pfile = project_file_between(directory, root or directory)
         stamp = _stamp(pfile)
         key = (directory, root)
         hit = self._by_dir.get(key)

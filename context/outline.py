@@ -10,7 +10,7 @@ from codeassist.context.index import RepoIndex, posting_ids
 from codeassist.context.resolve import Resolver
 from codeassist.context.symbols import Definition
 
-__all__ = ["class_outline", "members_of", "module_outline", "signature"]
+__all__ = ["class_outline", "module_outline", "signature"]
 
 MAX_OUTLINE_MEMBERS = 80
 _CTOR = frozenset({"__init__", "__new__", "__call__", "constructor", "new"})
@@ -44,20 +44,6 @@ def popularity(index: RepoIndex, name: str) -> int:
     return 0 if p is None else len(posting_ids(p))
 
 
-def members_of(r: Resolver, rel: str) -> dict[str, list[Definition]]:
-    """Owner name -> its members in source order, for file ``rel``."""
-    key = ("mo", rel)
-    hit = r.cache.get(key)
-    if hit is None:
-        hit = {}
-        entry = r.index.files.get(rel)
-        for d in entry.defs if entry is not None else ():
-            if d.owner:
-                hit.setdefault(d.owner, []).append(d)
-        r.cache[key] = hit
-    return hit
-
-
 def _public(name: str) -> bool:
     return not name.startswith("_") or name in _CTOR
 
@@ -78,7 +64,7 @@ def class_outline(r: Resolver, d: Definition, first: tuple[str, ...] = ()) -> st
     seen: set[str] = set()
     members = []
     wanted = {name: i for i, name in enumerate(first)}
-    for i, m in enumerate(members_of(r, d.path).get(d.name, ())):
+    for i, m in enumerate(r.members(d.path).get(d.name, ())):
         if (not _public(m.name) and m.name not in wanted) or (m.name in seen and m.tag != "property"):
             continue
         seen.add(m.name)

@@ -115,18 +115,22 @@ class Resolver:
             self.cache[key] = hit
         return hit
 
-    def member(self, rel: str, owner: str, name: str) -> list[Definition]:
-        """Definitions of ``name`` inside class/impl/namespace ``owner`` of file ``rel``."""
-        key = ("m", rel)
+    def members(self, rel: str) -> dict[str, list[Definition]]:
+        """Owner (class/impl/namespace) -> its members in source order, for file ``rel``."""
+        key = ("mo", rel)
         hit = self.cache.get(key)
         if hit is None:
             hit = {}
             entry = self.index.files.get(rel)
             for d in entry.defs if entry is not None else ():
                 if d.owner:
-                    hit.setdefault((d.owner, d.name), []).append(d)
+                    hit.setdefault(d.owner, []).append(d)
             self.cache[key] = hit
-        return hit.get((owner, name), [])
+        return hit
+
+    def member(self, rel: str, owner: str, name: str) -> list[Definition]:
+        """Definitions of ``name`` inside class/impl/namespace ``owner`` of file ``rel``."""
+        return [d for d in self.members(rel).get(owner, ()) if d.name == name]
 
     def lookup(self, targets: list[str], name: str, depth: int = 0) -> list[Definition]:
         """Top-level definitions of ``name`` in ``targets``, following re-exports and star imports."""

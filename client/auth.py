@@ -17,9 +17,13 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from codeassist.client import paths
+
+if TYPE_CHECKING:
+    from codeassist.client.config import Config
 from codeassist.client.transport.base import TransportError
 
 __all__ = [
@@ -89,14 +93,20 @@ def may_send_key(url: str, allow_insecure_http: bool = False) -> bool:
     return _is_loopback(parts.hostname or "") or allow_insecure_http
 
 
-def configured_server() -> str:
-    """The server the environment key belongs to: the user's own server_url (never a project's)."""
+def _own_config() -> Config | None:
+    """The user's own config and environment (never a project's); None when it does not load."""
     from codeassist.client.config import ConfigError, load_config
 
     try:
-        return load_config().server_url
+        return load_config()
     except ConfigError:
-        return os.environ.get("CODEASSIST_SERVER_URL", "")
+        return None
+
+
+def configured_server() -> str:
+    """The server the environment key belongs to: the user's own server_url (never a project's)."""
+    own = _own_config()
+    return own.server_url if own is not None else os.environ.get("CODEASSIST_SERVER_URL", "")
 
 
 def redact(token: str) -> str:
@@ -271,12 +281,8 @@ async def probe_models(url: str, ca_bundle: str = "", timeout: float = 5.0) -> M
 
 
 def _insecure_ok() -> bool:
-    from codeassist.client.config import ConfigError, load_config
-
-    try:
-        return load_config().allow_insecure_http
-    except ConfigError:
-        return False
+    own = _own_config()
+    return own is not None and own.allow_insecure_http
 
 
 async def login(url: str, token: str, ca_bundle: str = "") -> LoginResult:

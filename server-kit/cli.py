@@ -7,7 +7,7 @@ import sys
 
 from codeassist.serverkit.cli_gateway import add_gateway_parser, add_keys_parser
 from codeassist.serverkit.cli_launch import add_bench_parser, add_launch_args, add_plan_parser, cmd_launch_vllm
-from codeassist.serverkit.clihelp import DefaultsHelpFormatter
+from codeassist.serverkit.clihelp import add_command
 from codeassist.serverkit.localmodel import LOCAL_MODEL_ALIAS, LocalModelError, llama_server_command
 from codeassist.serverkit.supervise import GATEWAY_READY_S, Supervisor, gateway_command, supervised
 
@@ -42,13 +42,13 @@ def cmd_launch(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="server-kit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    launch = sub.add_parser(
+    launch = add_command(
+        sub,
         "launch",
-        help="start the model server",
+        "start the model server",
         description="Starts the servers as child processes; SIGTERM or Ctrl-C stops them all "
         '(within a few seconds, their ports freed) and prints "stopped". Without a GPU here: '
         "--model-server local (CPU test model), or --dry-run --gpus NAME:MiB to plan for a GPU box.",
-        formatter_class=DefaultsHelpFormatter,
     )
     launch.add_argument(
         "--model-server",

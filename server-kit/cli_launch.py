@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from codeassist.serverkit.clihelp import DefaultsHelpFormatter
+from codeassist.serverkit.clihelp import add_command
 from codeassist.serverkit.deploy import GATEWAY_IMAGE, caddyfile, write_compose, write_systemd
 from codeassist.serverkit.deploy_helm import write_helm
 from codeassist.serverkit.deploy_k8s import write_k8s
@@ -29,6 +30,50 @@ NO_GPU_HINT = (
     "server-kit launch --dry-run --gpus 'NVIDIA H100 80GB HBM3:81559' (NAME:MiB, as nvidia-smi shows them; "
     "also for --write-*)\n"
     "  to try the kit on this machine: server-kit launch --model-server local (CPU test model)"
+)
+
+
+def _write_caddy(lp: LaunchPlan, path: Path, args: argparse.Namespace) -> list[Path]:
+    path.write_text(caddyfile(args.domain, args.gateway_port))
+    return [path]
+
+
+Writer = Callable[[LaunchPlan, Path, argparse.Namespace], list[Path]]
+# The --write-NAME outputs, in the order they are written: NAME, metavar, help, and what writes it (the files).
+WRITERS: tuple[tuple[str, str, str, Writer], ...] = (
+    (
+        "systemd",
+        "DIR",
+        "write systemd units (and a Caddyfile) here",
+        lambda lp, path, a: write_systemd(lp, path, a.domain),
+    ),
+    (
+        "compose",
+        "FILE",
+        "write a docker compose file (+ Caddyfile)",
+        lambda lp, path, a: [write_compose(lp, path, a.domain, a.image)],
+    ),
+    (
+        "k8s",
+        "DIR",
+        "write Kubernetes manifests here",
+        lambda lp, path, a: write_k8s(lp, path, a.replicas, image=a.image),
+    ),
+    (
+        "helm",
+        "FILE",
+        "past one box: values for vLLM's production-stack Helm chart (router + vLLM replicas on Kubernetes), "
+        "and the gateway's manifests beside it (upstream: the chart's router)",
+        lambda lp, path, a: write_helm(lp, path, a.helm_release, a.image, a.replicas),
+    ),
+    ("caddy", "FILE", "write a Caddyfile (TLS in front of the gateway)", _write_caddy),
+    (
+        "grafana",
+        "FILE",
+        "write a Grafana dashboard (JSON, import it) over the gateway's Prometheus metrics: the panels of "
+        "its /dashboard page",
+        lambda lp, path, a: [write_grafana(path, [g.name for g in lp.gpus])],
+    ),
 )
 
 
@@ -54,38 +99,23 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
         "--fp8", choices=["auto", "on", "off"], default="auto", help="FP8 weights (auto: on for Hopper/Blackwell cards)"
     )
     p.add_argument("--gateway-port", type=int, default=8080, help="the gateway's port (the one clients use)")
-    p.add_argument("--write-systemd", type=Path, metavar="DIR", help="write systemd units (and a Caddyfile) here")
-    p.add_argument("--write-compose", type=Path, metavar="FILE", help="write a docker compose file (+ Caddyfile)")
-    p.add_argument("--write-k8s", type=Path, metavar="DIR", help="write Kubernetes manifests here")
-    p.add_argument(
-        "--write-helm",
-        type=Path,
-        metavar="FILE",
-        help="past one box: values for vLLM's production-stack Helm chart (router + vLLM replicas on Kubernetes), "
-        "and the gateway's manifests beside it (upstream: the chart's router)",
-    )
-    p.add_argument("--helm-release", default="codeassist", help="the Helm release name (names the router Service)")
+    for name, metavar, help_text, _ in WRITERS:
+        p.add_argument(f"--write-{name}", type=Path, metavar=metavar, help=help_text)
+    # what the --write-* outputs take
     p.add_argument(
         "--replicas",
         type=int,
         help="vLLM replicas for --write-helm/--write-k8s, each on cards like these; the model is chosen for the "
         "load each then carries (default: one per GPU group here)",
     )
-    p.add_argument("--write-caddy", type=Path, metavar="FILE", help="write a Caddyfile (TLS in front of the gateway)")
-    p.add_argument(
-        "--write-grafana",
-        type=Path,
-        metavar="FILE",
-        help="write a Grafana dashboard (JSON, import it) over the gateway's Prometheus metrics: the panels of "
-        "its /dashboard page",
-    )
-    p.add_argument("--domain", default="codeassist.example.com", help="public name for Caddy's certificate")
     p.add_argument(
         "--image",
         default=GATEWAY_IMAGE,
         help="the gateway's container image for --write-compose/--write-k8s (built from the repository's "
         "Dockerfile; for Kubernetes, push it to your registry under this name)",
     )
+    p.add_argument("--helm-release", default="codeassist", help="the Helm release name (names the router Service)")
+    p.add_argument("--domain", default="codeassist.example.com", help="public name for Caddy's certificate")
 
 
 def _gpus(args: argparse.Namespace):
@@ -114,20 +144,10 @@ def cmd_launch_vllm(args: argparse.Namespace) -> int:
         model=args.model,
         fp8={"auto": None, "on": True, "off": False}[args.fp8],
     )
-    wrote = []
-    if args.write_systemd:
-        wrote += write_systemd(lp, args.write_systemd, args.domain)
-    if args.write_compose:
-        wrote.append(write_compose(lp, args.write_compose, args.domain, args.image))
-    if args.write_k8s:
-        wrote += write_k8s(lp, args.write_k8s, args.replicas, image=args.image)
-    if args.write_helm:
-        wrote += write_helm(lp, args.write_helm, args.helm_release, args.image, args.replicas)
-    if args.write_caddy:
-        args.write_caddy.write_text(caddyfile(args.domain, args.gateway_port))
-        wrote.append(args.write_caddy)
-    if args.write_grafana:
-        wrote.append(write_grafana(args.write_grafana, [g.name for g in lp.gpus]))
+    wrote: list[Path] = []
+    for name, _, _, write in WRITERS:
+        if (path := getattr(args, f"write_{name}")) is not None:
+            wrote += write(lp, path, args)
     if wrote:
         print("wrote " + ", ".join(map(str, wrote)))
     if args.dry_run or wrote:
@@ -198,11 +218,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "plan",
-        help="size the server for a team: peak req/s, GPUs, cost, SaaS break-even",
-        formatter_class=DefaultsHelpFormatter,
-    )
+    p = add_command(sub, "plan", "size the server for a team: peak req/s, GPUs, cost, SaaS break-even")
     p.add_argument("--developers", type=int, required=True, help="team size")
     p.add_argument("--active-fraction", type=float, default=0.5, help="share of the team typing in the busiest hour")
     p.add_argument("--keystrokes-per-min", type=float, default=180.0, help="while typing")
@@ -277,11 +293,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="open-loop Poisson load test (TTFT / ITL / E2E, goodput)",
-        formatter_class=DefaultsHelpFormatter,
-    )
+    p = add_command(sub, "bench", "open-loop Poisson load test (TTFT / ITL / E2E, goodput)")
     p.add_argument("--url", default="http://127.0.0.1:8080/v1", help="the gateway's (or model server's) …/v1 URL")
     p.add_argument(
         "--profile",
@@ -295,12 +307,6 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-requests", type=int, default=10_000, help="stop sending after this many")
     p.add_argument("--prompt-tokens", type=int, help="prompt size, about 4 characters a token (default: the profile's)")
     p.add_argument("--max-tokens", type=int, help="tokens each request decodes, ignore_eos (default: the profile's)")
-    p.add_argument(
-        "--keep-going",
-        action="store_true",
-        help="send the whole schedule even when the server is clearly saturated (by default sending stops, "
-        "and the report says why)",
-    )
     p.add_argument("--model", default="default", help="the model name sent (the gateway maps it)")
     p.add_argument("--priority", default="interactive", help="x-priority class of the requests")
     p.add_argument("--slo-ttft-ms", type=float, default=100.0, help="time-to-first-token target for goodput")
@@ -309,6 +315,12 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, help="write the summary and every request here")
     p.add_argument(
         "--png", type=Path, help="latency over time + percentile chart (needs matplotlib: codeassist[bench])"
+    )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="send the whole schedule even when the server is clearly saturated (by default sending stops, "
+        "and the report says why)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_bench)

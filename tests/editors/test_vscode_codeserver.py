@@ -21,24 +21,20 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import chromium_missing, start_chromium
 from tests.conftest import free_port
+from tests.editors.conftest import FIB, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 VSCODE_EXT = REPO / "editors" / "vscode"
 TEE = Path(__file__).with_name("lsp_tee.py")
 INSTALL = "tests/editors/install_code_server.sh"
-
-FIB = '''def fibonacci(n):
-    """Return the n-th Fibonacci number."""
-    if n < 2:
-        return n
-'''
 
 
 def _code_server() -> str | None:
@@ -58,30 +54,12 @@ def _missing() -> list[str]:
         missing.append("Node.js + npm (to build the .vsix)")
     if _code_server() is None:
         missing.append("code-server (/opt/code-server/bin/code-server, $CODEASSIST_CODE_SERVER or on PATH)")
-    if not shutil.which("chromium"):
-        missing.append("chromium (apt-get install chromium)")
-    if not shutil.which("chromedriver"):
-        missing.append("chromedriver (apt-get install chromium-driver)")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install selenium)")
+    missing += chromium_missing()
     return missing
 
 
 MISSING = _missing()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}: run `bash {INSTALL}` (as root)")
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, message: Callable[[], str] | str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message() if callable(message) else message)
-        time.sleep(0.2)
 
 
 # -- the extension, packaged -----------------------------------------------------------------------------------
@@ -210,30 +188,6 @@ class CodeServer:
 # -- the browser ---------------------------------------------------------------------------------------------------
 
 
-def start_chromium(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--window-size=1400,900",
-    ):
-        options.add_argument(arg)
-    service = Service(executable_path=shutil.which("chromedriver"), log_output=str(profile.parent / "chromedriver.log"))
-    return webdriver.Chrome(options=options, service=service)
-
-
 GHOST_JS = """
 const editor = document.querySelector('.editor-instance .monaco-editor');
 if (!editor) return {lines: [], parts: [], below: ''};
@@ -265,14 +219,6 @@ def ghost(driver) -> dict[str, Any]:
 
 
 # -- the test ----------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    (root / ".git").mkdir(parents=True)
-    (root / "fib.py").write_text(FIB)
-    return root
 
 
 @pytest.fixture
@@ -332,7 +278,7 @@ def responses(tap: Path, method: str) -> list[tuple[dict[str, Any], dict[str, An
 
 
 def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
-    code_server: CodeServer, workspace: Path, tmp_path: Path, daemon_env
+    code_server: CodeServer, project: Path, tmp_path: Path, daemon_env
 ) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -358,7 +304,7 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
                 f"{code_server.extension_host_logs()}"
             )
 
-        driver.get(f"{code_server.url}/?folder={workspace}")
+        driver.get(f"{code_server.url}/?folder={project}")
         WebDriverWait(driver, 90).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".monaco-workbench")))
         # The extension activates on startup and starts `codeassist lsp`: the tap sees `initialize` answered.
         wait_until(
@@ -468,11 +414,9 @@ def test_ghost_text_from_the_real_model_in_code_server_and_tab_accepts(
         ActionChains(driver).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
         expected = FIB + typed + completion
         wait_until(
-            lambda: (workspace / "fib.py").read_text() == expected,
+            lambda: (project / "fib.py").read_text() == expected,
             20,
-            lambda: (
-                f"after Tab + save, fib.py is {(workspace / 'fib.py').read_text()!r}, expected {expected!r}" + diag()
-            ),
+            lambda: f"after Tab + save, fib.py is {(project / 'fib.py').read_text()!r}, expected {expected!r}" + diag(),
         )
         shot("accepted")
 

@@ -14,15 +14,9 @@ import pytest
 from codeassist.serverkit.gateway.usage_store import DAY_S
 from gwhelpers import auth
 
+from tests.browser import chromium_missing, start_chromium
 
-def _browser_missing() -> str | None:
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        return "chromium + chromium-driver (apt-get install chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium (pip install selenium)"
-    return None
+BROWSER_MISSING = chromium_missing()
 
 
 def scripted_week(store, now: float) -> None:
@@ -100,32 +94,12 @@ def test_who_may_see_the_dashboard(keys, week_gateway):
     assert "alice" in httpx.get(gw.url + "/dashboard?names=1", headers=auth(root)).text
 
 
-@pytest.mark.skipif(_browser_missing() is not None, reason=f"needs {_browser_missing()}")
+@pytest.mark.skipif(bool(BROWSER_MISSING), reason=f"needs {', '.join(BROWSER_MISSING)}")
 def test_dashboard_in_headless_chromium(week_gateway, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     gw = week_gateway
-    profile = tmp_path / "chromium-profile"
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "chromium"
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--window-size=1300,2700",
-    ):
-        options.add_argument(arg)
-    service = Service(executable_path=shutil.which("chromedriver"), log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
+    driver = start_chromium(tmp_path / "chromium-profile", window="1300,2700")
     try:
         driver.get(gw.url + "/dashboard")  # loopback: no key needed
         assert driver.title == "codeassist team dashboard"

@@ -21,8 +21,9 @@ def split(marked: str) -> tuple[str, str, str]:
     return prefix, middle, suffix
 
 
-@pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
-def test_golden(path: Path) -> None:
+def load(path: Path) -> tuple[dict, str, FilterContext, str]:
+    """A golden case: its TOML, the completion between the marks, the filters' context around it, and the
+    completion every filter should leave (the text itself when unchanged, "" when discarded)."""
     case = tomllib.loads(path.read_text(encoding="utf-8"))
     prefix, completion, suffix = split(case["case"]["text"])
     ctx = FilterContext(
@@ -34,22 +35,30 @@ def test_golden(path: Path) -> None:
         tab_size=case.get("tab_size"),
         insert_spaces=case.get("insert_spaces"),
     )
+    expected = case["expected"]
+    if expected.get("unchanged"):
+        want = completion
+    elif expected.get("discard"):
+        want = ""
+    else:
+        e_prefix, want, e_suffix = split(expected["text"])
+        assert (e_prefix, e_suffix) == (prefix, suffix), "expected text must keep the document around the marks"
+    return case, completion, ctx, want
+
+
+@pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
+def test_golden(path: Path) -> None:
+    case, completion, ctx, want = load(path)
     name = path.parent.name
     if name == "pipeline":
         out = postprocess.run(completion, ctx)
     else:
         out = importlib.import_module(f"codeassist.client.postprocess.{name}").apply(completion, ctx)
-    expected = case["expected"]
-    if expected.get("unchanged"):
-        assert out == completion, case["description"]
-    elif expected.get("discard"):
-        assert out == "", case["description"]
-    else:
-        e_prefix, e_middle, e_suffix = split(expected["text"])
-        assert (e_prefix, e_suffix) == (prefix, suffix), "expected text must keep the document around the marks"
-        assert out == e_middle, case["description"]
-    if "replace" in expected:
-        assert replace_range.suffix_chars(out, ctx) == expected["replace"], "characters after the cursor replaced"
+    assert out == want, case["description"]
+    if "replace" in case["expected"]:
+        assert replace_range.suffix_chars(out, ctx) == case["expected"]["replace"], (
+            "characters after the cursor replaced"
+        )
 
 
 # issue 16's classes: besides their own filter, each must come out the same through the whole chain
@@ -64,28 +73,11 @@ CHAIN = [
 
 @pytest.mark.parametrize("path", CHAIN, ids=[f"{p.parent.name}/{p.stem}" for p in CHAIN])
 def test_golden_through_the_chain(path: Path) -> None:
-    case = tomllib.loads(path.read_text(encoding="utf-8"))
-    prefix, completion, suffix = split(case["case"]["text"])
-    ctx = FilterContext(
-        prefix=prefix,
-        suffix=suffix,
-        multiline=case.get("multiline", False),
-        language=case.get("language", ""),
-        scaffold=case.get("scaffold"),
-        tab_size=case.get("tab_size"),
-        insert_spaces=case.get("insert_spaces"),
-    )
+    case, completion, ctx, want = load(path)
     out = postprocess.run(completion, ctx)
-    expected = case["expected"]
-    if expected.get("unchanged"):
-        want = completion
-    elif expected.get("discard"):
-        want = ""
-    else:
-        want = split(expected["text"])[1]
     assert out == want, case["description"]
-    if "replace" in expected:
-        assert replace_range.suffix_chars(out, ctx) == expected["replace"]
+    if "replace" in case["expected"]:
+        assert replace_range.suffix_chars(out, ctx) == case["expected"]["replace"]
 
 
 def test_every_filter_has_golden_cases() -> None:

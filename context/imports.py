@@ -1,4 +1,4 @@
-"""Import statements per language, and their resolution to files of the repo (best effort for Rust and C/C++).
+"""Import statements per language, and their resolution to files of the repo (best effort for C/C++).
 
 ``extract_imports`` reads a syntax tree; ``resolve`` maps one import to repo-relative paths using the index's
 file tables (``basenames``: file name -> paths, and the set of all paths).
@@ -9,7 +9,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from codeassist.context import golang, rust
 from tree_sitter import Node
 
 __all__ = ["ImportRef", "extract_imports", "resolve"]
@@ -38,7 +40,7 @@ _NESTED = frozenset(
 class ImportRef:
     module: str  # "a.b", "./foo", "fmt", "crate::a::b", "foo.h", "java.util.List"
     names: tuple[str, ...] = ()  # names brought in; empty = the module itself (used as alias.name)
-    alias: str | None = None  # local name of the module
+    alias: str | None = None  # local name of the module (Go: None = the package clause's name)
     level: int = 0  # Python relative-import dots
     bound: tuple[str, ...] = ()  # local names of ``names`` where they differ (``from m import a as b``)
 
@@ -93,19 +95,15 @@ def _js(node: Node, out: list[ImportRef]) -> None:
 def _other(lang: str, node: Node, out: list[ImportRef]) -> None:
     t = node.type
     if lang == "go" and t == "import_spec":
+        # The local name: the explicit one (``g``, ``.``, ``_``), else (None) the package clause of the target,
+        # which the resolver reads.
         path = _t(node.child_by_field_name("path")).strip('"`')
-        alias = _t(node.child_by_field_name("name")) or path.rsplit("/", 1)[-1]
-        out.append(ImportRef(path, alias=alias))
+        out.append(ImportRef(path, alias=_t(node.child_by_field_name("name")) or None))
     elif lang == "rust" and t == "use_declaration":
-        arg = _t(node.child_by_field_name("argument")).replace(" ", "").replace("\n", "")
-        head, _, tail = arg.partition("{")
-        names = tuple(n.split("::")[-1].split("as")[0] for n in tail.rstrip("}").split(",") if n) if tail else ()
-        if not tail:
-            head, _, last = arg.rpartition("::")
-            names = (last,)
-        out.append(ImportRef(head.rstrip(":"), names))
+        out += rust.use_refs(node, ImportRef)
     elif lang == "rust" and t == "mod_item" and node.child_by_field_name("body") is None:
-        out.append(ImportRef("self::" + _t(node.child_by_field_name("name"))))
+        name = _t(node.child_by_field_name("name"))  # `mod foo;`: the module `foo` (a file beside this one)
+        out.append(ImportRef("self::" + name, alias=name))
     elif lang == "java" and t == "import_declaration":
         text = _t(node).removeprefix("import").removesuffix(";").replace("static ", "").strip()
         out.append(ImportRef(text))
@@ -137,8 +135,15 @@ def _by_suffix(suffix: str, basenames: Mapping[str, list[str]]) -> list[str]:
 
 
 def resolve(
-    ref: ImportRef, from_rel: str, lang: str, files: Collection[str], basenames: Mapping[str, list[str]]
+    ref: ImportRef,
+    from_rel: str,
+    lang: str,
+    files: Collection[str],
+    basenames: Mapping[str, list[str]],
+    root: Path | None = None,
 ) -> list[str]:
+    """Repo-relative files ``ref`` names, seen from ``from_rel``. Go: the package's files (``root`` locates the
+    ``go.mod``); Rust: the module's file (for ``use a::b::C``, the file of ``a::b``)."""
     here = posixpath.dirname(from_rel)
     if lang == "python":
         base = here
@@ -170,25 +175,9 @@ def resolve(
         cands = [base] + [base + e for e in _JS_EXTS] + [f"{base}/index{e}" for e in _JS_EXTS]
         return [c for c in cands if c in files][:1]
     if lang == "go":
-        parts = ref.module.split("/")
-        for k in range(len(parts)):
-            suffix = "/".join(parts[k:])
-            hits = [
-                f
-                for f in files
-                if f.endswith(".go") and posixpath.dirname(f).endswith(suffix) and not f.endswith("_test.go")
-            ]
-            if hits:
-                return sorted(hits)[:20]
-        return []
+        return golang.resolve_import(ref.module, from_rel, files, root)
     if lang == "rust":
-        segs = [s for s in ref.module.split("::") if s not in ("crate", "self", "super", "")]
-        for k in range(len(segs), 0, -1):
-            mod = "/".join(segs[:k])
-            hits = _by_suffix(mod + ".rs", basenames) or _by_suffix(mod + "/mod.rs", basenames)
-            if hits:
-                return sorted(hits, key=len)[:2]
-        return []
+        return rust.resolve_module(ref.module, from_rel, files)
     if lang == "java":
         path = ref.module.replace(".", "/")
         if path.endswith("/*"):

@@ -2,10 +2,12 @@
 public members' signatures (constructors, classmethods/staticmethods and properties first, then the most used
 names of the repo); a module's public functions and classes, re-exports (``from .x import y`` in
 ``__init__.py``) followed to their definitions. Built lazily from the index's definitions and memoised in the
-resolver's cache (cleared when the index changes)."""
+resolver's cache (cleared when the index changes). Go and Rust have their own (``golang``, ``rust``): a type with
+its exported (``pub``) methods, a package's / module's exported items."""
 
 from __future__ import annotations
 
+from codeassist.context import golang, rust
 from codeassist.context.index import RepoIndex, posting_ids
 from codeassist.context.resolve import Resolver
 from codeassist.context.symbols import Definition
@@ -16,7 +18,16 @@ MAX_OUTLINE_MEMBERS = 80
 _CTOR = frozenset({"__init__", "__new__", "__call__", "constructor", "new"})
 _TAG_RANK = {"classmethod": 1, "staticmethod": 1, "property": 2}
 _TYPE_KINDS = frozenset(
-    {"class_definition", "class_declaration", "abstract_class_declaration", "interface_declaration", "struct_item"}
+    {
+        "class_definition",
+        "class_declaration",
+        "abstract_class_declaration",
+        "interface_declaration",
+        "struct_item",
+        "enum_item",
+        "trait_item",
+        "type_spec",  # Go: a type and the methods declared on it
+    }
 )
 
 
@@ -52,6 +63,10 @@ def class_outline(r: Resolver, d: Definition, first: tuple[str, ...] = ()) -> st
     """``class X(...):`` + docstring line + member signatures, most useful first (one line each): ``first`` (the
     members the current file uses), constructors, classmethods/staticmethods, properties, then the public
     methods the repo uses most."""
+    if r.lang == "go":
+        return golang.type_outline(r, d, first)
+    if r.lang == "rust":
+        return rust.type_outline(r, d, first)
     key = ("co", d.path, d.line, first)
     hit = r.cache.get(key)
     if hit is not None:
@@ -88,6 +103,11 @@ def module_outline(r: Resolver, targets: list[str]) -> str:
     key = ("mod", tuple(targets))
     hit = r.cache.get(key)
     if hit is not None:
+        return hit
+    if r.lang in ("go", "rust"):
+        hit = r.cache[key] = (golang.package_outline if r.lang == "go" else rust.module_outline)(
+            r, targets, MAX_OUTLINE_MEMBERS
+        )
         return hit
     found: dict[str, Definition] = {}
     for target in targets:

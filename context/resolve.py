@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeassist.context import golang
 from codeassist.context.imports import ImportRef, resolve
 from codeassist.context.index import RepoIndex
 from codeassist.context.symbols import Definition
@@ -50,7 +51,9 @@ class Resolver:
         key = ("t", from_rel, ref.level, ref.module, ref.names)
         hit = self.cache.get(key)
         if hit is None:
-            hit = self.cache[key] = resolve(ref, from_rel, self.lang or "", self.index.files, self.index.basenames)
+            hit = self.cache[key] = resolve(
+                ref, from_rel, self.lang or "", self.index.files, self.index.basenames, root=self.index.root
+            )
         return hit
 
     def bindings(self, rel: str, imports: list[ImportRef] | None = None) -> Bindings:
@@ -66,6 +69,12 @@ class Resolver:
         for ref in imports:
             if self.lang == "python":
                 self._python_binding(ref, rel, b)
+                continue
+            if self.lang == "go":
+                self._go_binding(ref, rel, b)
+                continue
+            if self.lang == "rust":
+                self._rust_binding(ref, rel, b)
                 continue
             targets = self._targets(ref, rel)
             if not targets:
@@ -99,6 +108,39 @@ class Resolver:
             mod = self._targets(ImportRef(sub, level=ref.level), rel)
             if mod:  # `from pkg import submodule`: a module alias
                 b.modules.setdefault(local, []).extend(mod)
+            if base:
+                b.names.setdefault(local, []).append((base, name))
+
+    def _go_binding(self, ref: ImportRef, rel: str, b: Bindings) -> None:
+        """``import g "m/geom"`` binds ``g``; ``import "m/geom"`` binds the package clause's name; ``.`` makes the
+        package's names visible unqualified; ``_`` binds nothing."""
+        if ref.alias == "_":
+            return
+        targets = self._targets(ref, rel)
+        if not targets:
+            return
+        if ref.alias == ".":
+            b.star.extend(targets)
+        else:
+            local = ref.alias or golang.package_name(self, targets, ref.module)
+            b.modules.setdefault(local, []).extend(targets)
+
+    def _rust_binding(self, ref: ImportRef, rel: str, b: Bindings) -> None:
+        """``use a::b::c [as d]``: ``c`` is a module (its file exists) or an item of module ``a::b``;
+        ``use a::b::{self}`` / ``mod b;`` bind the module; ``use a::b::*`` makes its items visible."""
+        if not ref.names:
+            targets = self._targets(ImportRef(ref.module), rel)
+            if targets and ref.alias:
+                b.modules.setdefault(ref.alias, []).extend(targets)
+            elif targets:
+                b.star.extend(targets)
+            return
+        for name, local in zip(ref.names, ref.local_names(), strict=False):
+            sub = self._targets(ImportRef(f"{ref.module}::{name}" if ref.module else name), rel)
+            if sub:
+                b.modules.setdefault(local, []).extend(sub)
+                continue
+            base = self._targets(ImportRef(ref.module), rel) if ref.module else []
             if base:
                 b.names.setdefault(local, []).append((base, name))
 

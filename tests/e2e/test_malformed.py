@@ -341,28 +341,35 @@ def test_daemon_refuses_an_oversized_line_and_stays_up(daemon_env_factory, stand
         again.close()
 
 
-def test_daemon_answers_a_refused_message_with_its_id(daemon_env_factory, standin, workdir: Path) -> None:
-    env = daemon_env_factory(standin.base_url)
-    _start_daemon(env, workdir)
-    conn = DaemonSocket(env.socket)
-    try:
-        # The daemon answers in order: once "after" is back, the refusal has been sent.
-        conn.write(b'{"id": 7, "method": "cancel", "params": {"id": 1}}\n{"id": "after", "method": "hello"}\n')
-        assert conn.replies.wait_for(Counter({id_key("after"): 1}), 10)
-        assert conn.replies.counts[id_key(7)] == 1, conn.replies.messages
-    finally:
-        conn.close()
-
-
-def test_daemon_answers_a_request_cancelled_before_it_starts(daemon_env_factory, standin, workdir: Path) -> None:
-    env = daemon_env_factory(standin.base_url)
-    _start_daemon(env, workdir)
-    conn = DaemonSocket(env.socket)
-    try:
+@pytest.mark.parametrize(
+    ("writes", "request_id"),
+    [
+        # A refused message (a cancel with an id): the daemon answers in order, so once "after" is back, the
+        # refusal has been sent.
+        pytest.param(
+            [b'{"id": 7, "method": "cancel", "params": {"id": 1}}\n{"id": "after", "method": "hello"}\n'],
+            7,
+            id="a_refused_message_with_its_id",
+        ),
         # One write: the daemon reads both lines before the request's task has run a single step.
-        conn.write(b'{"id": 8, "method": "hello"}\n{"method": "cancel", "params": {"id": 8}}\n')
-        conn.write(b'{"id": "after", "method": "hello"}\n')
+        pytest.param(
+            [
+                b'{"id": 8, "method": "hello"}\n{"method": "cancel", "params": {"id": 8}}\n',
+                b'{"id": "after", "method": "hello"}\n',
+            ],
+            8,
+            id="a_request_cancelled_before_it_starts",
+        ),
+    ],
+)
+def test_daemon_answers_once(daemon_env_factory, standin, workdir: Path, writes: list[bytes], request_id: int) -> None:
+    env = daemon_env_factory(standin.base_url)
+    _start_daemon(env, workdir)
+    conn = DaemonSocket(env.socket)
+    try:
+        for data in writes:
+            conn.write(data)
         assert conn.replies.wait_for(Counter({id_key("after"): 1}), 10)
-        assert conn.replies.counts[id_key(8)] == 1, conn.replies.messages
+        assert conn.replies.counts[id_key(request_id)] == 1, conn.replies.messages
     finally:
         conn.close()

@@ -199,21 +199,32 @@ def wait_for_suggestion(nv: Nvim, position: dict[str, int], timeout: float = 180
     raise AssertionError(f"no ghost text appeared; wire: {nv.wire()[-6:]}")
 
 
-@pytest.fixture
-def start_nvim(tmp_path: Path, daemon_env) -> Iterator[Callable[..., Nvim]]:
-    started: list[Nvim] = []
+class Nvims:
+    """The Neovims one test starts, each in its own work dir under ``root``, each ready (its LSP client
+    initialized) when :meth:`start` returns; :meth:`close` ends them all."""
 
-    def start(file: Path, **setup: Any) -> Nvim:
-        workdir = tmp_path / f"nvim{len(started)}"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[Nvim] = []
+
+    def start(self, file: Path, env: dict[str, str], setup: dict[str, Any]) -> Nvim:
+        workdir = self.root / f"nvim{len(self.started)}"
         workdir.mkdir()
-        nv = Nvim(workdir, daemon_env.env, setup, file)
-        started.append(nv)
+        nv = Nvim(workdir, env, setup, file)
+        self.started.append(nv)
         nv.wait_for_client()
         return nv
 
-    yield start
-    for nv in started:
-        nv.close()
+    def close(self) -> None:
+        for nv in self.started:
+            nv.close()
+
+
+@pytest.fixture
+def start_nvim(tmp_path: Path, daemon_env) -> Iterator[Callable[..., Nvim]]:
+    nvims = Nvims(tmp_path)
+    yield lambda file, **setup: nvims.start(file, daemon_env.env, setup)
+    nvims.close()
 
 
 def daemon_counters(daemon_env) -> dict[str, int]:

@@ -78,10 +78,10 @@ async def run(path: Path, n: int, gaps: str = "typist") -> dict[str, object]:
     build_cpu: list[float] = []
     real_build = engine.build_prompt
 
-    def timed_build(doc, offset, family, budget=None):  # type: ignore[no-untyped-def]
+    def timed_build(doc, offset, family, budget=None, region_lines=1):  # type: ignore[no-untyped-def]
         t, c = time.perf_counter(), time.thread_time()
         try:
-            return real_build(doc, offset, family, budget)
+            return real_build(doc, offset, family, budget, region_lines)
         finally:
             build_ms.append((time.perf_counter() - t) * 1000)
             build_cpu.append((time.thread_time() - c) * 1000)

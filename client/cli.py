@@ -109,6 +109,10 @@ def status_rows(status: dict[str, Any], now: float) -> list[tuple[str, str]]:
     rows += [("socket", _plain(st.pop("socket", None))), ("log", _plain(st.pop("log", None)))]
     if isinstance(counters := st.pop("counters", None), dict):
         rows.append(("requests", _counter_text(counters)))
+    if isinstance(server_speed := st.pop("server", None), dict):
+        from codeassist.client.cli_stats import server_line
+
+        rows.append(("server speed", server_line(server_speed).removeprefix("server: ")))
     connectivity = st.pop("connectivity", None)
     rows += [(key.replace("_", " "), _plain(value)) for key, value in st.items()]
     if isinstance(connectivity, dict):

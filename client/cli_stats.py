@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-__all__ = ["format_stats", "register"]
+__all__ = ["format_stats", "register", "server_line"]
 
 
 def format_stats(stats: dict[str, Any]) -> str:
@@ -32,11 +32,24 @@ def format_stats(stats: dict[str, Any]) -> str:
     ):
         lines.append(f"  {name:>20}: {c.get(name, 0)}")
     lines.append(f"  {'acceptance rate':>20}: {'-' if rate is None else f'{rate:.1%}'}")
+    if server := stats.get("server"):
+        lines.append(server_line(server))
     lines.append("latency (ms)            count      p50      p90      p99")
     for name, t in stats.get("latency_ms", {}).items():
         cells = ["-" if t.get(k) is None else f"{t[k]:.1f}" for k in ("p50_ms", "p90_ms", "p99_ms")]
         lines.append(f"  {name:<20} {t.get('count', 0):>7} {cells[0]:>8} {cells[1]:>8} {cells[2]:>8}")
     return "\n".join(lines)
+
+
+def server_line(server: dict[str, Any]) -> str:
+    """The effective budget and why, and how much of the prompts the server's cache served."""
+    share = server.get("server_cache_hit_share")
+    rate = server.get("prefill_tokens_per_s")
+    return (
+        f"server: prompt budget {server.get('effective_budget')} tokens ({server.get('budget_why')}); "
+        f"prefill {'-' if rate is None else f'{rate} tokens/s'}; "
+        f"prompt tokens from the server's cache {'-' if share is None else f'{share:.0%}'}"
+    )
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

@@ -110,6 +110,7 @@ class Daemon(RpcServer):
             "socket": str(paths.socket_path()),
             "log": str(paths.log_dir() / "daemon.log"),
             "counters": self._counters(),
+            "server": self._server_speed(),
             "connectivity": self.transport.status(),
         }
 
@@ -181,7 +182,13 @@ class Daemon(RpcServer):
             "mode": self.config.engine_mode,
             **self.engine.stats.snapshot(),
             "cache": {"entries": len(self.engine.cache), "bytes": self.engine.cache.bytes},
+            "server": self._server_speed(),
         }
+
+    def _server_speed(self) -> dict[str, Any]:
+        """The server's measured cost and what the engine makes of it (the effective prompt budget, and why)."""
+        speed = self.engine.speeds.last or self.engine.speeds.of(self.transport)
+        return speed.summary(self.config.budget)
 
     async def _roots(self, conn: Connection, params: dict[str, Any]) -> None:
         roots = params.get("roots", [])
@@ -258,6 +265,7 @@ class Daemon(RpcServer):
         self.config = self.transport.config = self.engine.config = new
         if routed:
             self.engine.models.forget()
+            self.engine.speeds.forget()
         if routed or force:
             await self.transport.reload()
 

@@ -38,6 +38,7 @@ from codeassist.client.postprocess import replace_range
 from codeassist.client.prefetch import BetOdds, Prefetcher, Speculation
 from codeassist.client.project import Route
 from codeassist.client.result import CompletionResult
+from codeassist.client.server_speed import SpeedBook
 from codeassist.client.session import DocSession
 from codeassist.client.stats import SessionStats
 from codeassist.client.transport.base import Transport, TransportError
@@ -49,7 +50,8 @@ __all__ = ["UNCOUNTED", "CompletionEngine", "CompletionResult"]
 
 log = logging.getLogger(__name__)
 
-JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this long
+JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this long...
+JOIN_GRACE_SLOW_S = 5.0  # ...on a slow server (a CPU) its prefill is the costly part: its answer lands in the cache
 SHOWN_REMEMBERED = 512
 TRUST_TYPED = 2  # a speculation goes on its own (at a pause) once the user has typed this many characters of
 # the shown completion; else it waits for the accept itself: a few % of shown completions are taken whole (the
@@ -64,7 +66,9 @@ UNCOUNTED: contextvars.ContextVar[bool] = contextvars.ContextVar("uncounted", de
 class ContextSource(Protocol):
     """What the engine needs of the context engine (``codeassist.context.engine.ContextEngine``)."""
 
-    def build(self, text: str, offset: int, template: Any, *, uri: str, language: str, budget: int) -> PromptParts: ...
+    def build(
+        self, text: str, offset: int, template: Any, *, uri: str, language: str, budget: int, region_lines: int = 1
+    ) -> PromptParts: ...
 
     def refresh(self, uri: str) -> bool: ...
 
@@ -96,13 +100,15 @@ class CompletionEngine:
         )
         # The fixed baseline keeps an exact-position/prompt LRU (as Continue does) but no walk-back.
         self.cache = CompletionCache(config.cache_entries, config.cache_bytes, max_walk=128 if self.adaptive else 0)
+        self.speeds = SpeedBook()  # what each server costs: the prompt budget and what is worth cancelling
         self.pipeline = Pipeline(
             lambda uri: self.route(uri),  # the daemon sets route after construction
             self.models,
-            lambda doc, offset, family, budget: self.build_prompt(doc, offset, family, budget),
+            lambda doc, offset, family, budget, region: self.build_prompt(doc, offset, family, budget, region),
             self.cache,
             lambda: self.stats,
             self.latency,
+            self.speeds,
         )
         self.prefetcher = Prefetcher(self._speculative_generate, self.debouncer, lambda: self.stats, self.clock)
         self._stats = SessionStats()
@@ -128,7 +134,9 @@ class CompletionEngine:
             ds = self._sessions[uri] = DocSession(uri)
         return ds
 
-    def build_prompt(self, doc: Document, offset: int, family: str, budget: int | None = None) -> PromptParts:
+    def build_prompt(
+        self, doc: Document, offset: int, family: str, budget: int | None = None, region_lines: int = 1
+    ) -> PromptParts:
         if self.context is not None:
             try:
                 return self.context.build(
@@ -138,6 +146,7 @@ class CompletionEngine:
                     uri=doc.uri,
                     language=doc.language,
                     budget=budget or self.config.budget,
+                    region_lines=region_lines,
                 )
             except Exception:
                 log.exception("context engine failed; using the plain window")
@@ -267,8 +276,10 @@ class CompletionEngine:
             self.stats.bump("joined")
             ahead = up.base != text[:offset]
             result = await self._wait_upstream(ds, up, delay / 1000 if ahead and not up.has_output else None)
-            if result is None and up.has_output and up.consistent(text):
-                result = await self._wait_upstream(ds, up, None)  # it started agreeing: worth the wait
+            if result is None and up.consistent(text) and (up.has_output or self._slow(doc.uri)):
+                # It started agreeing, or a slow server is still prefilling what this position needs too (its
+                # prompt is a prefix of the document): worth the wait, and a new request would start over.
+                result = await self._wait_upstream(ds, up, None)
             if result is not None:
                 if not ahead:
                     return result
@@ -317,9 +328,14 @@ class CompletionEngine:
                     ds.upstream = None
                 elif up.waiters == 0:
                     if self.adaptive:  # a consistent keystroke's request may still join it
-                        up.grace = self.clock.call_later(JOIN_GRACE_S, self._expire, ds, up)
+                        grace = JOIN_GRACE_SLOW_S if self._slow(ds.uri) else JOIN_GRACE_S
+                        up.grace = self.clock.call_later(grace, self._expire, ds, up)
                     else:
                         ds.drop_upstream()
+
+    def _slow(self, uri: str) -> bool:
+        """The document's server is slow (prefill measured below ``FAST_TPS``): work on the wire is precious."""
+        return self.speeds.of(self.route(uri).transport).slow
 
     @staticmethod
     def _expire(ds: DocSession, up: Upstream) -> None:

@@ -16,8 +16,9 @@ from codeassist.client.latency import LatencyTracker
 from codeassist.client.models import ModelResolver
 from codeassist.client.prefetch import Speculation
 from codeassist.client.project import Route
+from codeassist.client.server_speed import ServerSpeed, SpeedBook
 from codeassist.client.stats import SessionStats
-from codeassist.client.transport.base import CompletionParams, Transport
+from codeassist.client.transport.base import CompletionParams, Transport, TransportError
 from codeassist.context.templates import template_for
 from codeassist.context.window import PromptParts
 
@@ -33,10 +34,11 @@ class Pipeline:
         self,
         route: Callable[[str], Route],
         models: ModelResolver,
-        build_prompt: Callable[[Document, int, str, int], PromptParts],
+        build_prompt: Callable[[Document, int, str, int, int], PromptParts],
         cache: CompletionCache,
         stats: Callable[[], SessionStats],
         latency: LatencyTracker,
+        speeds: SpeedBook,
     ) -> None:
         self._route = route
         self._models = models
@@ -44,6 +46,7 @@ class Pipeline:
         self._cache = cache
         self._stats = stats
         self._latency = latency
+        self._speeds = speeds
 
     async def generate(
         self,
@@ -60,10 +63,15 @@ class Pipeline:
         route = self._route(doc.uri)
         cfg = route.config
         model, family = await self._models.resolve(route)
+        speed = self._speeds.of(route.transport)
         mode = linemode.decide(text, offset, doc.language)
-        parts = self._build_prompt(doc, offset, family, cfg.budget)
+        budget, _ = speed.budget(cfg.budget)
+        parts = self._build_prompt(doc, offset, family, budget, speed.region_lines())
         template = template_for(family)
-        key = prompt_key(model, f"{'m' if mode.multiline else 's'}{cfg.max_tokens}", parts.prompt)
+        max_tokens = (
+            cfg.max_tokens if mode.multiline else speed.single_line_tokens(min(cfg.max_tokens, SINGLE_LINE_MAX_TOKENS))
+        )
+        key = prompt_key(model, f"{'m' if mode.multiline else 's'}{max_tokens}", parts.prompt)
         cached = self._cache.get(key)
         timings["context_ms"] = _ms(t0)
         if cached is not None:
@@ -72,12 +80,12 @@ class Pipeline:
         params = CompletionParams(
             prompt=parts.prompt,
             model=model,
-            max_tokens=cfg.max_tokens if mode.multiline else min(cfg.max_tokens, SINGLE_LINE_MAX_TOKENS),
+            max_tokens=max_tokens,
             temperature=cfg.temperature,
             stop=linemode.stops_for(mode, template.stop),
             priority=priority,
         )
-        raw = await self._fetch(params, timings, streamed, route.transport, spec)
+        raw = await self._fetch(params, timings, streamed, route.transport, spec, speed, parts.tokens)
         ctx = postprocess.FilterContext(
             prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
             suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
@@ -99,6 +107,8 @@ class Pipeline:
         streamed: list[str] | None,
         transport: Transport,
         spec: Speculation | None,
+        speed: ServerSpeed,
+        prompt_tokens: int,
     ) -> str:
         t_send = time.perf_counter()
         if spec is not None:
@@ -107,11 +117,19 @@ class Pipeline:
         if params.priority == "prefetch":
             self._stats().bump("prefetch_requests")
         pieces: list[str] = [] if streamed is None else streamed  # what has arrived so far, for on_change
-        async for chunk in transport.stream(params):
-            if "ttft_ms" not in timings:
-                timings["ttft_ms"] = _ms(t_send)
-            pieces.append(chunk.text)
+        wire: dict[str, float] = {}  # the transport's own timings, and what the server says of its work
+        try:
+            async for chunk in transport.stream(params, wire):
+                if "ttft_ms" not in timings:
+                    timings["ttft_ms"] = _ms(t_send)
+                pieces.append(chunk.text)
+        except TransportError as exc:
+            if exc.kind == "first_token_timeout":
+                speed.timed_out(prompt_tokens, _ms(t_send) / 1000)
+            raise
         timings["model_ms"] = _ms(t_send)
+        timings.update({k: v for k, v in wire.items() if k.startswith("server_")})
+        speed.observe(timings, prompt_tokens)
         self._latency.add(timings["model_ms"])
         self._stats().latency["model"].add(timings["model_ms"])
         return "".join(pieces)

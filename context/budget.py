@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from codeassist.context.retrieve import Snippet
 from codeassist.context.tokens import MEMO_MAX_CHARS, TokenCounter
 
-__all__ = ["DEFAULT_BUDGET", "MAX_BUDGET", "MIN_BUDGET", "Split", "check_budget", "pack"]
+__all__ = ["DEFAULT_BUDGET", "ENGINE_MIN_BUDGET", "MAX_BUDGET", "MIN_BUDGET", "Split", "check_budget", "pack"]
 
 DEFAULT_BUDGET = 2048
-MIN_BUDGET, MAX_BUDGET = 1024, 4096
+MIN_BUDGET, MAX_BUDGET = 1024, 4096  # what a user may set
+ENGINE_MIN_BUDGET = 256  # what the engine may use for a slow server (client/server_speed.py)
 _TIER = {"recent": 0, "definition": 1, "open": 2, "similar": 3}
 
 
@@ -27,9 +28,9 @@ class Split:
             raise ValueError(f"budget split must be non-negative and sum to 1, got {self}")
 
 
-def check_budget(budget: int) -> int:
-    if not MIN_BUDGET <= budget <= MAX_BUDGET:
-        raise ValueError(f"budget must be within {MIN_BUDGET}..{MAX_BUDGET} tokens, got {budget}")
+def check_budget(budget: int, floor: int = MIN_BUDGET) -> int:
+    if not floor <= budget <= MAX_BUDGET:
+        raise ValueError(f"budget must be within {floor}..{MAX_BUDGET} tokens, got {budget}")
     return budget
 
 

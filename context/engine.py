@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from codeassist.context.budget import DEFAULT_BUDGET, Split, check_budget, pack
+from codeassist.context.budget import DEFAULT_BUDGET, ENGINE_MIN_BUDGET, Split, check_budget, pack
 from codeassist.context.errors import ContextError, PositionError
 from codeassist.context.imports import extract_imports
 from codeassist.context.index import RepoIndex
@@ -51,6 +51,7 @@ __all__ = ["ContextEngine"]
 log = logging.getLogger(__name__)
 
 CROSS_ENTRIES = 64  # cached cross-file packs (a few per open document)
+SLOW_SUFFIX_TOKENS = 64
 
 
 class ContextEngine:
@@ -225,9 +226,12 @@ class ContextEngine:
         uri: str | None = None,
         language: str = "",
         budget: int | None = None,
+        region_lines: int = 1,
     ) -> PromptParts:
+        """``region_lines`` > 1 (a slow server): the prefix starts on a grid of that many lines and the cross-file
+        part is chosen once per region, so consecutive prompts share their start (the server's prompt cache)."""
         t0 = time.perf_counter()
-        budget = check_budget(budget or self.budget)
+        budget = check_budget(budget or self.budget, ENGINE_MIN_BUDGET)
         if not 0 <= offset <= len(text):
             raise PositionError(f"offset {offset} is outside the document (length {len(text)})")
         if 0 < offset < len(text) and "\udc00" <= text[offset] <= "\udfff" and "\ud800" <= text[offset - 1] <= "\udbff":
@@ -244,6 +248,8 @@ class ContextEngine:
         room = budget - overhead
         snip_budget = int(room * self.split.snippets)
         suffix_budget = int(room * self.split.suffix) if template.fim else 0
+        if region_lines > 1:  # the suffix follows the prefix (PSM): a slow server prefills it again per keystroke
+            suffix_budget = min(suffix_budget, SLOW_SUFFIX_TOKENS)
         cursor_line = text.count("\n", 0, offset)
         if not private and index is not None:
             snip_budget += self._spare(doc, offset, room - suffix_budget - snip_budget, suffix_budget)
@@ -256,11 +262,13 @@ class ContextEngine:
         chosen, costs = (
             ([], [])
             if private
-            else self._cross_file(doc, index, rel, lang, cursor_line, uri, render, snip_budget, template.file_sep)
+            else self._cross_file(
+                doc, index, rel, lang, cursor_line, uri, render, snip_budget, template.file_sep, region_lines
+            )
         )
         prefix_budget = room - suffix_budget - sum(costs)
         for _ in range(100):
-            window = syntax_window(doc, offset, c, max(0, prefix_budget), suffix_budget)
+            window = syntax_window(doc, offset, c, max(0, prefix_budget), suffix_budget, region_lines)
             prefix = "".join(window.headers) + window.prefix
             # Snippets overlapping the window of the current file would repeat it.
             keep = [
@@ -334,10 +342,12 @@ class ContextEngine:
         render: Callable[[Snippet], str],
         snip_budget: int,
         file_sep: str,
+        region_lines: int = 1,
     ) -> tuple[list[Snippet], list[int]]:
-        """The packed cross-file snippets, reused while the cursor stays on one line and nothing they depend on
-        changed: the index (generation), other documents (edits, opens, closes). Typing on the line itself does
-        not invalidate them: what the line adds is a few characters of one identifier."""
+        """The packed cross-file snippets, reused while the cursor stays on one line (or one region of
+        ``region_lines``) and nothing they depend on changed: the index (generation), other documents (edits,
+        opens, closes). Typing on the line itself does not invalidate them: what the line adds is a few
+        characters of one identifier."""
         other_edits = self._edit_total - self._edits.get(uri or "", 0)
         # An open document is one evolving text (reuse across its keystrokes is the point); any other text
         # (CLI, benchmarks: a path and a text) is keyed by its content.
@@ -346,7 +356,7 @@ class ContextEngine:
             ident,
             rel,
             lang,
-            cursor_line,
+            cursor_line // max(1, region_lines),
             index.root if index is not None else None,
             index.generation if index is not None else -1,
             self._docs_gen,

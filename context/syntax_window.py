@@ -169,7 +169,29 @@ def _trim_line_prefix(data: bytes, cur: int, budget: int, counter: TokenCounter)
     return lo
 
 
-def syntax_window(doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_budget: int, suffix_budget: int) -> Window:
+def _anchored(data: bytes, floor: int, cur: int, grid: int) -> int:
+    """The first line at or after ``floor`` whose number is a multiple of ``grid`` (at most the cursor's line):
+    the prefix then starts at the same place while the cursor moves down ``grid`` lines, and the server's prompt
+    cache serves everything before the new text."""
+    line = data.count(b"\n", 0, floor)
+    pos, limit = floor, _line_start(data, cur)
+    lines = data.count(b"\n", floor, limit)
+    # At most half the window is given up: a power of two (so the grid itself rarely changes) up to ``grid``.
+    while grid > 1 and grid * 2 > lines:
+        grid //= 2
+    for _ in range(-line % grid):
+        nl = data.find(b"\n", pos, limit)
+        if nl < 0:
+            return limit
+        pos = nl + 1
+    return pos
+
+
+def syntax_window(
+    doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_budget: int, suffix_budget: int, anchor_lines: int = 1
+) -> Window:
+    """``anchor_lines`` > 1: the prefix starts on a line grid instead of the nearest statement (for a slow server,
+    whose prompt cache needs prompts that share their start)."""
     data = doc.data
     cur = byte_offset(doc.text, offset)
     root = doc.window_root()  # while typing: the last tree, shifted by the edits since (no parse per keystroke)
@@ -188,6 +210,8 @@ def syntax_window(doc: ParsedDoc, offset: int, counter: TokenCounter, prefix_bud
     floor = _earliest_within(data, cur, body_budget, counter)
     if floor >= cur:
         cut = _trim_line_prefix(data, cur, body_budget, counter)
+    elif anchor_lines > 1:
+        cut = _anchored(data, floor, cur, anchor_lines)
     else:
         i = bisect_left(starts, floor)
         cut = starts[i] if i < len(starts) and starts[i] <= cur else floor

@@ -136,7 +136,7 @@ class HttpTransport:
                         continue
                     if done:
                         continue
-                    chunk = _parse_event(data)
+                    chunk = _parse_event(data, timing)
                     if chunk is None:
                         continue
                     if first:
@@ -163,17 +163,49 @@ class HttpTransport:
         await self._client.aclose()
 
 
-def _parse_event(data: str) -> StreamChunk | None:
+# llama-server's per-answer ``timings`` -> the caller's timings, for client/server_speed.py
+_SERVER_TIMINGS = {
+    "prompt_n": "server_prompt_n",
+    "cache_n": "server_cache_n",
+    "prompt_ms": "server_prompt_ms",
+    "predicted_n": "server_predicted_n",
+    "predicted_ms": "server_predicted_ms",
+}
+
+
+def _parse_event(data: str, timing: dict[str, float]) -> StreamChunk | None:
     try:
         event = json.loads(data)
     except ValueError:
         raise TransportError("protocol", f"bad SSE event: {data[:80]!r}") from None
+    if not isinstance(event, dict):
+        raise TransportError("protocol", f"bad SSE event: {data[:80]!r}")
     if "error" in event:
         err = event["error"]
         msg = err.get("message", err) if isinstance(err, dict) else err
         raise TransportError("http", f"server error in stream: {msg}")
+    _server_timings(event, timing)
     choices = event.get("choices") or []
     if not choices:
         return None
     choice = choices[0]
     return StreamChunk(text=choice.get("text") or "", finish_reason=choice.get("finish_reason"))
+
+
+def _server_timings(event: dict[str, object], timing: dict[str, float]) -> None:
+    """What the server says about its own work: llama-server's ``timings``, else OpenAI ``usage`` (cached
+    tokens where the server reports them, as vLLM does with ``--enable-prompt-tokens-details``)."""
+    reported = event.get("timings")
+    if isinstance(reported, dict):
+        for key, name in _SERVER_TIMINGS.items():
+            value = reported.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                timing[name] = float(value)
+        return
+    usage = event.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        if isinstance(cached, int):
+            timing["server_cache_n"] = float(cached)
+            timing["server_prompt_n"] = float(usage["prompt_tokens"] - cached)

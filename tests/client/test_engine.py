@@ -360,7 +360,7 @@ async def test_speculation_waits_for_a_pause_before_building(timed, standin) -> 
         assert first.text == "cdefghijklmnop"
         built: list[int] = []
         real = engine.build_prompt
-        engine.build_prompt = lambda d, o, f, b=None: (built.append(o), real(d, o, f, b))[1]  # type: ignore[method-assign]
+        engine.build_prompt = lambda d, o, f, b=None, r=1: (built.append(o), real(d, o, f, b, r))[1]  # type: ignore[method-assign]
         for ch in "cdefgh":  # typing through the suggestion: consistent, so the speculation lives on...
             await clock.advance(0.04)
             off = type_text(engine, doc, off, ch)

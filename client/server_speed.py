@@ -1,0 +1,137 @@
+"""What the model server costs, learnt from its own answers, and the prompt that fits it.
+
+llama-server says in each answer how many prompt tokens its cache served and how long the rest took
+(``timings``: ``cache_n``, ``prompt_n``, ``prompt_ms``, ``predicted_n``, ``predicted_ms``); the transport copies
+them into the request's timings as ``server_*``. A server that does not say (vLLM, the gateway) is timed from
+outside: the first token's wait stands for the prefill. From these: the prefill rate, the time per generated
+token, the share of prompt tokens the server's cache served, and from them
+
+- the prompt budget: a prompt the server has not cached must be prefilled within ``COLD_TARGET_S`` (a typing
+  pause), so a CPU server that prefills 400 tokens/s gets ~384 tokens, a GPU server the configured 2k-4k;
+- the single-line answer length that generation finishes within ``DECODE_TARGET_S``;
+- whether the server is *slow*: then its work is precious (a request whose prompt is still a prefix of the
+  document is never cancelled) and the cross-file part of the prompt is kept per region of lines, not per line,
+  so consecutive prompts share their start and the server's prompt cache serves them.
+
+Budgets move in coarse steps and only when the rate leaves the step's band: each change invalidates the server's
+cache, so it must be rare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BUDGET_STEPS", "COLD_TARGET_S", "ServerSpeed", "SpeedBook"]
+
+COLD_TARGET_S = 1.0
+DECODE_TARGET_S = 0.4
+FAST_TPS = 8000.0  # prefill tokens/s above which a server is fast (a GPU); below: a CPU, or a loaded server
+BUDGET_STEPS = (256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+MIN_SINGLE_TOKENS = 8
+REGION_LINES = 16  # on a slow server the cross-file part is chosen once per this many lines
+ALPHA = 0.3  # weight of a new sample in the moving averages
+MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's overhead than the rate
+
+
+@dataclass
+class ServerSpeed:
+    prefill_tps: float | None = None
+    decode_ms: float | None = None  # per generated token
+    prompt_tokens: int = 0  # all prompt tokens the server reported...
+    cached_tokens: int = 0  # ...and those its prompt cache served
+    samples: int = 0
+    _budget: int | None = field(default=None, repr=False)
+
+    def observe(self, timings: Mapping[str, float], est_prompt_tokens: int) -> None:
+        """One answer's timings (``server_*`` from the server, else ``ttft_ms`` from outside)."""
+        self.samples += 1
+        if "server_prompt_n" in timings:
+            uncached = int(timings["server_prompt_n"])
+            cached = int(timings.get("server_cache_n", 0))
+            self.prompt_tokens += uncached + cached
+            self.cached_tokens += cached
+            if uncached >= MIN_PREFILL_SAMPLE and timings.get("server_prompt_ms", 0) > 0:
+                self._prefill(uncached / (timings["server_prompt_ms"] / 1000))
+            n, ms = timings.get("server_predicted_n", 0), timings.get("server_predicted_ms", 0)
+            if n >= 4 and ms > 0:
+                self.decode_ms = _avg(self.decode_ms, ms / n)
+        elif (ttft := timings.get("ttft_ms")) and est_prompt_tokens >= MIN_PREFILL_SAMPLE:
+            self._prefill(est_prompt_tokens / (ttft / 1000))
+
+    def timed_out(self, est_prompt_tokens: int, waited_s: float) -> None:
+        """No first token within ``waited_s``: the rate is at most this, whatever the average says."""
+        bound = est_prompt_tokens / max(waited_s, 1e-3)
+        if self.prefill_tps is None or self.prefill_tps > bound:
+            self.prefill_tps = bound
+
+    def _prefill(self, tps: float) -> None:
+        self.prefill_tps = _avg(self.prefill_tps, tps)
+
+    @property
+    def slow(self) -> bool:
+        return self.prefill_tps is not None and self.prefill_tps < FAST_TPS
+
+    def budget(self, configured: int) -> tuple[int, str]:
+        """The prompt budget for this server, and why."""
+        if self.prefill_tps is None:
+            return configured, "configured (the server's speed is not known yet)"
+        fits = self.prefill_tps * COLD_TARGET_S
+        if self._budget is None or not self._budget * 0.75 <= fits <= self._budget * 1.5:
+            self._budget = max([s for s in BUDGET_STEPS if s <= fits] or [BUDGET_STEPS[0]])
+        if self._budget >= configured:
+            return configured, f"configured (the server prefills {self.prefill_tps:.0f} tokens/s)"
+        return self._budget, (
+            f"the server prefills {self.prefill_tps:.0f} tokens/s: an uncached prompt fits {COLD_TARGET_S:.1f} s"
+        )
+
+    def single_line_tokens(self, configured: int) -> int:
+        if self.decode_ms is None:
+            return configured
+        fits = int(DECODE_TARGET_S * 1000 / self.decode_ms) // 4 * 4
+        return max(MIN_SINGLE_TOKENS, min(configured, fits))
+
+    def region_lines(self) -> int:
+        return REGION_LINES if self.slow else 1
+
+    @property
+    def cache_hit_share(self) -> float | None:
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
+
+    def summary(self, configured_budget: int) -> dict[str, Any]:
+        budget, why = self.budget(configured_budget)
+        share = self.cache_hit_share
+        return {
+            "prefill_tokens_per_s": None if self.prefill_tps is None else round(self.prefill_tps),
+            "decode_ms_per_token": None if self.decode_ms is None else round(self.decode_ms, 1),
+            "effective_budget": budget,
+            "budget_why": why,
+            "server_cache_hit_share": None if share is None else round(share, 3),
+            "server_prompt_tokens": self.prompt_tokens,
+            "slow": self.slow,
+        }
+
+
+class SpeedBook:
+    """One ``ServerSpeed`` per transport (the user's server, a trusted project's own)."""
+
+    def __init__(self) -> None:
+        self._by: dict[int, ServerSpeed] = {}
+        self.last: ServerSpeed | None = None  # the latest one used, for status and doctor
+
+    def of(self, transport: object) -> ServerSpeed:
+        speed = self._by.get(id(transport))
+        if speed is None:
+            speed = self._by[id(transport)] = ServerSpeed()
+        self.last = speed
+        return speed
+
+    def forget(self) -> None:
+        """The server changed: learn again."""
+        self._by.clear()
+        self.last = None
+
+
+def _avg(old: float | None, new: float) -> float:
+    return new if old is None else (1 - ALPHA) * old + ALPHA * new

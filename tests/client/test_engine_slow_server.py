@@ -1,0 +1,85 @@
+"""On a slow server (a CPU: the engine has measured its prefill rate) work on the wire is precious: a request
+whose prompt is still a prefix of the document is not replaced at a pause nor dropped soon after the editor
+cancels; one that diverged still is. Real HTTP to the scripted stand-in (exact timings)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from codeassist.client.clock import FakeClock
+from codeassist.client.config import Config
+from codeassist.client.documents import Document
+from codeassist.client.engine import CompletionEngine
+from codeassist.client.transport.http import HttpTransport
+
+from tests.client.test_engine import type_text, until
+
+CPU = {"server_prompt_n": 2000.0, "server_prompt_ms": 5000.0, "server_cache_n": 0.0}  # 400 tokens/s
+
+
+def engine_for(standin, debounce_ms: float, clock: FakeClock | None = None) -> CompletionEngine:
+    cfg = Config(server_url=standin.base_url, debounce_min_ms=debounce_ms, debounce_max_ms=debounce_ms, family="plain")
+    return CompletionEngine(cfg, HttpTransport(standin.base_url), clock=clock)
+
+
+def measured_slow(engine: CompletionEngine) -> None:
+    engine.speeds.of(engine.transport).observe(CPU, 2000)  # as the pipeline does with an answer's timings
+    assert engine.speeds.of(engine.transport).slow
+
+
+@pytest.fixture
+async def slow(standin) -> AsyncIterator[CompletionEngine]:
+    engine = engine_for(standin, 200)
+    measured_slow(engine)
+    yield engine
+    await engine.aclose()
+    await engine.transport.aclose()
+
+
+async def test_at_a_pause_a_silent_request_still_prefilling_is_kept(slow, standin) -> None:
+    """The counterpart of test_at_a_pause_a_silent_joined_request_is_replaced (a fast server)."""
+    standin.behaviour.ttft_s = 0.6  # prefilling: says nothing for longer than the pause's debounce
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    first = asyncio.create_task(slow.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 1)
+    off = type_text(slow, doc, off, "h")
+    await first
+    result = await slow.complete(doc, off)  # joins; the pause comes after 200 ms; it waits on
+    assert (result.text, result.source) == ("ello world", "cache")  # its answer, walked back past the "h"
+    assert len(standin.stats.requests) == 1 and standin.stats.disconnected == 0
+    assert slow.stats.counts["replaced"] == 0
+
+
+async def test_a_diverging_keystroke_still_cancels_on_a_slow_server(slow, standin) -> None:
+    standin.behaviour.ttft_s = 5
+    doc = Document(uri="file:///a.py", text="x = \n")
+    task = asyncio.create_task(slow.complete(doc, 4))
+    await until(lambda: len(standin.stats.requests) == 1)
+    doc.apply(3, 4, "")  # a backspace: its prompt is no longer the document's prefix
+    slow.on_change(doc)
+    assert (await task).source == "cancelled"
+    await until(lambda: standin.stats.disconnected == 1, timeout=0.5)
+
+
+async def test_editor_cancel_keeps_a_slow_servers_request_for_the_next_keystroke(standin) -> None:
+    clock = FakeClock()
+    engine = engine_for(standin, 0, clock)
+    measured_slow(engine)
+    try:
+        standin.behaviour.ttft_s = 30
+        doc = Document(uri="file:///a.py", text="x = ")
+        task = asyncio.create_task(engine.complete(doc, 4))
+        await until(lambda: len(standin.stats.requests) == 1)
+        type_text(engine, doc, 4, "1")  # consistent; the editor cancels its request and asks nothing more
+        await task
+        await clock.advance(2.0)  # a fast server's request would be gone after 0.5 s
+        await asyncio.sleep(0.05)
+        assert standin.stats.disconnected == 0
+        await clock.advance(4.0)  # nobody came back for it
+        await until(lambda: standin.stats.disconnected == 1)
+    finally:
+        await engine.aclose()
+        await engine.transport.aclose()

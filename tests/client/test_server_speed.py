@@ -1,0 +1,90 @@
+"""The server's measured cost -> the prompt budget, the answer length, and whether its work is precious."""
+
+from __future__ import annotations
+
+from codeassist.client.server_speed import BUDGET_STEPS, ServerSpeed, SpeedBook
+
+
+def llama(prompt_n: int, prompt_ms: float, cache_n: int = 0, predicted_n: int = 0, predicted_ms: float = 0) -> dict:
+    """What the transport copies out of llama-server's ``timings``."""
+    return {
+        "server_prompt_n": prompt_n,
+        "server_prompt_ms": prompt_ms,
+        "server_cache_n": cache_n,
+        "server_predicted_n": predicted_n,
+        "server_predicted_ms": predicted_ms,
+    }
+
+
+def test_unknown_server_gets_the_configured_budget() -> None:
+    speed = ServerSpeed()
+    assert speed.budget(2048)[0] == 2048 and not speed.slow and speed.region_lines() == 1
+
+
+def test_cpu_server_gets_a_budget_its_prefill_rate_fits_in_a_pause() -> None:
+    speed = ServerSpeed()
+    speed.observe(llama(2000, 5000.0), 2000)  # 400 tokens/s
+    budget, why = speed.budget(2048)
+    assert budget == 384 and "400 tokens/s" in why
+    assert speed.slow and speed.region_lines() > 1
+
+
+def test_gpu_server_keeps_the_configured_budget() -> None:
+    speed = ServerSpeed()
+    speed.observe({"ttft_ms": 40.0}, 2000)  # timed from outside: 50k tokens/s
+    assert speed.budget(2048)[0] == 2048 and speed.budget(4096)[0] == 4096 and not speed.slow
+
+
+def test_budget_moves_only_when_the_rate_leaves_its_band() -> None:
+    speed = ServerSpeed()
+    speed.observe(llama(1000, 1000.0), 1000)  # 1000 tokens/s -> 768
+    first = speed.budget(2048)[0]
+    assert first == 768
+    for ms in (1150.0, 900.0, 1200.0, 950.0):  # noise around the same rate
+        speed.observe(llama(1000, ms), 1000)
+        assert speed.budget(2048)[0] == first
+    for _ in range(10):
+        speed.observe(llama(1000, 250.0), 1000)  # the server got 4x faster
+    assert speed.budget(2048)[0] > first and speed.budget(2048)[0] in BUDGET_STEPS
+
+
+def test_small_prefills_do_not_teach_the_rate() -> None:
+    speed = ServerSpeed()
+    speed.observe(llama(3, 45.0, cache_n=1990), 1993)  # 3 new tokens: the request's overhead, not the rate
+    assert speed.prefill_tps is None
+    assert speed.cache_hit_share == 1990 / 1993
+
+
+def test_a_first_token_timeout_bounds_the_rate() -> None:
+    speed = ServerSpeed()
+    speed.observe({"ttft_ms": 50.0}, 2000)  # looked fast...
+    speed.timed_out(2000, 5.0)  # ...then 2000 tokens got no first token in 5 s
+    assert speed.prefill_tps == 400 and speed.budget(2048)[0] == 384
+
+
+def test_single_line_answers_fit_the_decode_rate() -> None:
+    speed = ServerSpeed()
+    assert speed.single_line_tokens(32) == 32
+    speed.observe(llama(100, 200.0, predicted_n=20, predicted_ms=500.0), 100)  # 25 ms per token
+    assert speed.single_line_tokens(32) == 16
+    for _ in range(8):
+        speed.observe(llama(100, 200.0, predicted_n=20, predicted_ms=100.0), 100)
+    assert speed.single_line_tokens(32) == 32  # fast enough again (the average moves back)
+    assert speed.single_line_tokens(12) <= 12
+
+
+def test_summary_says_why() -> None:
+    speed = ServerSpeed()
+    speed.observe(llama(2000, 5000.0, cache_n=6000), 8000)
+    s = speed.summary(2048)
+    assert s["effective_budget"] == 384 and "tokens/s" in s["budget_why"]
+    assert s["server_cache_hit_share"] == 0.75 and s["slow"] is True
+
+
+def test_speed_book_keeps_one_per_server_and_forgets_on_change() -> None:
+    book = SpeedBook()
+    a, b = object(), object()
+    book.of(a).observe(llama(2000, 5000.0), 2000)
+    assert book.of(a).slow and not book.of(b).slow and book.last is book.of(b)
+    book.forget()
+    assert book.last is None and not book.of(a).slow

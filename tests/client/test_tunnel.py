@@ -61,16 +61,12 @@ async def test_tunnel_carries_completions_reconnects_and_stops_with_the_daemon(
             "CODEASSIST_TUNNEL_LOCAL_PORT": str(local_port),
         }
     )
-    r = env.run(
-        "tunnel",
-        sshd.target,
-        "--remote-port",
-        str(model_port),
-        "--local-port",
-        str(local_port),
-        *sshd.tunnel_args(),
-        "--json",
-    )
+
+    def open_tunnel(*flags: str) -> Any:
+        ports = ("--remote-port", str(model_port), "--local-port", str(local_port))
+        return env.run("tunnel", sshd.target, *ports, *sshd.tunnel_args(), *flags, "--json")
+
+    r = open_tunnel()
     assert r.returncode == 0, r.stdout + r.stderr + (sshd.dir / "sshd.log").read_text()
     st = json.loads(r.stdout)
     assert st["state"] == "up" and st["pid"]
@@ -102,17 +98,7 @@ async def test_tunnel_carries_completions_reconnects_and_stops_with_the_daemon(
     assert json.loads(r.stdout)["state"] == "stopped"
     time.sleep(0.2)
     assert not _alive(st["pid"])
-    r = env.run(
-        "tunnel",
-        sshd.target,
-        "--remote-port",
-        str(model_port),
-        "--local-port",
-        str(local_port),
-        *sshd.tunnel_args(),
-        "--save",
-        "--json",
-    )
+    r = open_tunnel("--save")
     pid = json.loads(r.stdout)["pid"]
     assert _alive(pid)
     daemon_pid = env.daemon_pid()

@@ -9,17 +9,32 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.realparts import SSHD, AuthProxy, Sshd, free_port
 
-__all__ = ["free_port"]  # re-exported: tests import it from here
+__all__ = ["free_port", "made_and_closed"]  # tests import these from here
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def made_and_closed(make: Callable[..., T], close: Callable[[T], object]) -> Iterator[Callable[..., T]]:
+    """A factory fixture's body (``yield from`` it): hands the test a maker that remembers what it made, then
+    ``close``s each of them after the test."""
+    made: list[T] = []
+
+    def maker(*args: Any, **kw: Any) -> T:
+        made.append(item := make(*args, **kw))
+        return item
+
+    yield maker
+    for item in made:
+        close(item)
 
 
 @pytest.fixture(scope="session")
@@ -93,17 +108,9 @@ class DaemonEnv:
 
 
 @pytest.fixture
-def daemon_env_factory() -> Iterator:
-    made: list[DaemonEnv] = []
-
-    def make(server_url: str) -> DaemonEnv:
-        env = DaemonEnv(server_url)
-        made.append(env)
-        return env
-
-    yield make
-    for env in made:
-        env.stop()
+def daemon_env_factory() -> Iterator[Callable[[str], DaemonEnv]]:
+    """``make(server_url)``: an isolated daemon environment; each stopped after the test."""
+    yield from made_and_closed(DaemonEnv, DaemonEnv.stop)
 
 
 @pytest.fixture
@@ -123,17 +130,9 @@ def standin():
 
 
 @pytest.fixture
-def proxy_factory() -> Iterator[Any]:
-    made: list[AuthProxy] = []
-
-    def make(upstream: str, **kw: Any) -> AuthProxy:
-        p = AuthProxy(upstream, **kw).start()
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
+def proxy_factory() -> Iterator[Callable[..., AuthProxy]]:
+    """``make(upstream, **kw)``: a started :class:`AuthProxy`; each stopped after the test."""
+    yield from made_and_closed(lambda upstream, **kw: AuthProxy(upstream, **kw).start(), AuthProxy.stop)
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from codeassist.serverkit.gateway.config import GatewayConfig
 from codeassist.serverkit.gateway.server import GatewayServer
 from gwhelpers import Keys
+
+from tests.conftest import made_and_closed
 
 
 @pytest.fixture
@@ -18,13 +19,5 @@ def keys(tmp_path: Path) -> Keys:
 
 @pytest.fixture
 def gateway_factory() -> Iterator[Callable[..., GatewayServer]]:
-    made: list[GatewayServer] = []
-
-    def make(cfg: GatewayConfig, **kw) -> GatewayServer:
-        g = GatewayServer(cfg, **kw).start()
-        made.append(g)
-        return g
-
-    yield make
-    for g in made:
-        g.stop()
+    """``make(cfg, **kw)``: a started gateway on a loopback port; each stopped after the test."""
+    yield from made_and_closed(lambda cfg, **kw: GatewayServer(cfg, **kw).start(), GatewayServer.stop)

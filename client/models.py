@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from codeassist.client.config import Config
 from codeassist.client.project import Route
 from codeassist.client.transport.base import Transport, TransportError
 from codeassist.context.templates import detect_family
 
-__all__ = ["ModelResolver"]
+__all__ = ["ModelResolver", "family_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +46,18 @@ class ModelResolver:
         """The server changed: ask again."""
         self._served.clear()
         self.last = None
+
+
+def family_reason(config: Config, model: str) -> str:
+    """Why ``ModelResolver.resolve`` gives its family for a route with ``config`` and ``model`` (the same rule, in
+    words, for ``codeassist context``): a ``family`` the config sets, else the model's name."""
+    if config.family != "auto":
+        return f"family = {config.family!r} in {config.sources.get('family', 'the config')}"
+    if config.model:
+        where = f"model = {model!r} in {config.sources.get('model', 'the config')}"
+    else:
+        where = f"the server serves {model!r} (its /v1/models)"
+    family = detect_family(model)
+    if family == "plain":
+        return f"{where}: no known FIM family in its name, so plain prefix completion"
+    return f"{where}: its name says {family}"

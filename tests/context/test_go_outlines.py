@@ -168,7 +168,16 @@ def test_codeassist_context_shows_the_package_outline(tmp_path: Path) -> None:
     (root / "billing/invoice.go").write_text(INVOICE.replace("@@", ""))
     line = INVOICE[: INVOICE.index("@@")].count("\n") + 1
     r = subprocess.run(
-        [sys.executable, "-m", "codeassist.client.cli", "context", f"billing/invoice.go:{line}:3", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "codeassist.client.cli",
+            "context",
+            f"billing/invoice.go:{line}:3",
+            "--json",
+            "--family",
+            "qwen",
+        ],
         cwd=root,
         capture_output=True,
         text=True,

@@ -31,6 +31,13 @@ async def _read_request(reader: asyncio.StreamReader) -> None:
     await reader.readexactly(length)
 
 
+async def _start_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request, then answer a chunked 200 whose first chunk is "hello" (the rest is the caller's)."""
+    await _read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    await writer.drain()
+
+
 async def test_streams_chunks_and_reuses_the_connection():
     with StandinServer(behaviour=StandinBehaviour(gap_s=0.1, tokens=["a", "b", "c"])) as up:
         client = UpstreamClient()
@@ -82,9 +89,7 @@ async def test_idle_connection_closed_by_the_server_is_retried_once_on_a_new_one
 
 async def test_silence_is_a_timeout_and_refused_connect_an_error():
     async def head_then_silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        await writer.drain()
+        await _start_hello(reader, writer)
         await asyncio.sleep(5)
 
     server, url, _ = await _serve(head_then_silence)
@@ -105,9 +110,7 @@ async def test_silence_is_a_timeout_and_refused_connect_an_error():
 
 async def test_upstream_dying_mid_body_raises():
     async def die(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        await writer.drain()
+        await _start_hello(reader, writer)
         writer.transport.abort()
 
     server, url, _ = await _serve(die)

@@ -20,6 +20,7 @@ every keystroke, as a plain fixed-debounce client does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 JOIN_GRACE_S = 0.5  # an upstream request with no waiter is cancelled after this long...
 JOIN_GRACE_SLOW_S = 5.0  # ...on a slow server (a CPU) its prefill is the costly part: its answer lands in the cache
 SHOWN_REMEMBERED = 512
+FIRST_LINE_SETTLE_S = 0.015  # a first line is shown alone only when the rest does not follow within this
 TRUST_TYPED = 2  # a speculation goes on its own (at a pause) once the user has typed this many characters of
 # the shown completion; else it waits for the accept itself: a few % of shown completions are taken whole (the
 # hypothesis it bets on), so a blind speculation was nearly always a wasted request
@@ -245,7 +247,8 @@ class CompletionEngine:
             if result.source == "model":
                 ds.partly_taken = False  # a new suggestion
             spec = None
-            if self.adaptive and not UNCOUNTED.get():  # a probe's answer is not shown to anyone: no speculation
+            # No speculation for a probe's answer (not shown to anyone) nor a first line (the rest is on its way)
+            if self.adaptive and not UNCOUNTED.get() and not result.partial:
                 spec = self._speculate(doc, offset, result.text, eager=self._trusted(ds, result))
             self._shown[result.id] = (doc.uri, spec)
             while len(self._shown) > SHOWN_REMEMBERED:
@@ -300,24 +303,32 @@ class CompletionEngine:
             self.stats.latency["pause_delay"].add(min(pause, timings["debounce_ms"]))
         ds.drop_upstream()  # not joinable: at most one interactive request per document
         streamed: list[str] = []
+        first_line: asyncio.Future[CompletionResult] = asyncio.get_running_loop().create_future()
         up = Upstream(
-            asyncio.create_task(self._request(doc, offset, priority, timings, streamed)),
+            asyncio.create_task(self._request(doc, offset, priority, timings, streamed, first_line)),
             text[:offset],
             text[offset:],
             streamed,
+            first_line=first_line,
         )
         ds.upstream = up
-        result = await self._wait_upstream(ds, up, None)
+        result = await self._wait_upstream(ds, up, None, first_line=True)
         assert result is not None  # no timeout: a result
         return result
 
-    async def _wait_upstream(self, ds: DocSession, up: Upstream, timeout: float | None) -> CompletionResult | None:
-        """Its result, or None after ``timeout`` seconds (the request stays on the wire)."""
+    async def _wait_upstream(
+        self, ds: DocSession, up: Upstream, timeout: float | None, first_line: bool = False
+    ) -> CompletionResult | None:
+        """Its result, or None after ``timeout`` seconds (the request stays on the wire). ``first_line``: the
+        requester's own wait, answered by a multi-line answer's first line as soon as that is complete (the
+        rest lands in the cache; a later request joins the request for it)."""
         if up.grace is not None:
             up.grace.cancel()
             up.grace = None
         up.waiters += 1
         try:
+            if first_line and up.first_line is not None:
+                return await self.clock.wait_for(self._first_of(up.task, up.first_line), timeout)
             return await self.clock.wait_for(asyncio.shield(up.task), timeout)
         except TimeoutError:
             return None
@@ -332,6 +343,17 @@ class CompletionEngine:
                         up.grace = self.clock.call_later(grace, self._expire, ds, up)
                     else:
                         ds.drop_upstream()
+
+    async def _first_of(
+        self, task: asyncio.Task[CompletionResult], early: asyncio.Future[CompletionResult]
+    ) -> CompletionResult:
+        """The task's result, or the first line if that comes first and the rest does not follow at once (an
+        answer whose first line ends with its last token is shown whole); neither is cancelled by this wait."""
+        done, _ = await asyncio.wait({task, early}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            with contextlib.suppress(TimeoutError):
+                return await self.clock.wait_for(asyncio.shield(task), FIRST_LINE_SETTLE_S)
+        return task.result() if task.done() else early.result()
 
     def _slow(self, uri: str) -> bool:
         """The document's server is slow (prefill measured below ``FAST_TPS``): work on the wire is precious."""
@@ -357,11 +379,32 @@ class CompletionEngine:
         )
 
     async def _request(
-        self, doc: Document, offset: int, priority: str, timings: dict[str, float], streamed: list[str] | None = None
+        self,
+        doc: Document,
+        offset: int,
+        priority: str,
+        timings: dict[str, float],
+        streamed: list[str] | None = None,
+        first_line: asyncio.Future[CompletionResult] | None = None,
     ) -> CompletionResult:
         doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
+
+        def early(line: str) -> None:
+            if first_line is not None and not first_line.done():
+                first_line.set_result(
+                    CompletionResult(
+                        text=line,
+                        multiline=True,
+                        partial=True,
+                        timings=dict(timings),
+                        replace_suffix_chars=replace_range.for_document(line, doc.text, offset),
+                    )
+                )
+
         try:
-            completion, multiline, source = await self.pipeline.generate(doc, offset, priority, timings, streamed)
+            completion, multiline, source = await self.pipeline.generate(
+                doc, offset, priority, timings, streamed, first_line=early if first_line is not None else None
+            )
         except TransportError as exc:
             log.warning("completion failed: %s", exc)
             return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}", timings=timings)

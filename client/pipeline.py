@@ -56,8 +56,12 @@ class Pipeline:
         timings: dict[str, float],
         streamed: list[str] | None = None,
         spec: Speculation | None = None,
+        first_line: Callable[[str], None] | None = None,
     ) -> tuple[str, bool, str]:
-        """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations."""
+        """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations.
+
+        ``first_line``: called once with a multi-line answer's first line (filtered, and cached at this position)
+        as soon as it is complete, while the rest streams on: whoever waits can show it at once."""
         t0 = time.perf_counter()
         text = doc.text
         route = self._route(doc.uri)
@@ -85,7 +89,6 @@ class Pipeline:
             stop=linemode.stops_for(mode, template.stop),
             priority=priority,
         )
-        raw = await self._fetch(params, timings, streamed, route.transport, spec, speed, parts.tokens)
         ctx = postprocess.FilterContext(
             prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],
             suffix=text[offset : offset + FILTER_SUFFIX_CHARS],
@@ -93,9 +96,21 @@ class Pipeline:
             language=doc.language,
             scaffold=parts.header,
         )
+        source = "prefetch" if priority == "prefetch" else "model"
+        early: Callable[[str], None] | None = None
+        if first_line is not None and mode.multiline:
+            callback = first_line
+
+            def early(raw: str) -> None:
+                line = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
+                if line:
+                    timings["first_line_ms"] = _ms(t0)
+                    self._cache.put_position(text, offset, line, source)
+                    callback(line)
+
+        raw = await self._fetch(params, timings, streamed, route.transport, spec, speed, parts.tokens, early)
         completion = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
         if completion:
-            source = "prefetch" if priority == "prefetch" else "model"
             self._cache.put(key, completion, source)
             self._cache.put_position(text, offset, completion, source)
         return completion, mode.multiline, "model"
@@ -109,6 +124,7 @@ class Pipeline:
         spec: Speculation | None,
         speed: ServerSpeed,
         prompt_tokens: int,
+        early: Callable[[str], None] | None = None,
     ) -> str:
         t_send = time.perf_counter()
         if spec is not None:
@@ -123,6 +139,9 @@ class Pipeline:
                 if "ttft_ms" not in timings:
                     timings["ttft_ms"] = _ms(t_send)
                 pieces.append(chunk.text)
+                if early is not None and "\n" in chunk.text and (line := _first_line("".join(pieces))) is not None:
+                    early(line)
+                    early = None
         except TransportError as exc:
             if exc.kind == "first_token_timeout":
                 speed.timed_out(prompt_tokens, _ms(t_send) / 1000)
@@ -133,6 +152,13 @@ class Pipeline:
         self._latency.add(timings["model_ms"])
         self._stats().latency["model"].add(timings["model_ms"])
         return "".join(pieces)
+
+
+def _first_line(raw: str) -> str | None:
+    """The answer's first line once it is complete (code, then a newline after it), else None."""
+    start = len(raw) - len(raw.lstrip())
+    end = raw.find("\n", start)
+    return raw[:end] if start < len(raw) and end >= 0 else None
 
 
 def _ms(t0: float) -> float:

@@ -19,6 +19,7 @@ class CompletionResult:
     error: str | None = None
     typed: int = 0  # characters of a cached completion the user typed through before this answer
     replace_suffix_chars: int = 0  # characters right after the cursor the text replaces (the editor's closers)
+    partial: bool = False  # the first line of a multi-line answer whose rest is still streaming into the cache
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -28,6 +28,8 @@ class Upstream:
     streamed: list[str] = field(default_factory=list)  # the model's output so far
     waiters: int = 0
     grace: Timer | None = None  # drops it when nobody has joined it for a while
+    # A multi-line answer's first line, as soon as it is complete (the requester shows it; the rest streams on)
+    first_line: asyncio.Future[Any] | None = None
 
     def consistent(self, text: str) -> bool:
         """The document is the request's text with only characters typed at its cursor, and what the model

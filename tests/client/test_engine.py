@@ -474,3 +474,29 @@ async def test_typing_the_whole_guess_scores_the_bet_a_hit_without_an_accept(eng
     off = type_text(engine, doc, off, shown.text)  # typed to its end, no accept, no request at the target
     type_text(engine, doc, off, "\n")  # past it: the speculation ends and is scored
     assert (engine.bets.hits, engine.bets.bets) == (1, 1)
+
+
+# -- a multi-line answer shown as soon as its first line is complete; the rest streams into the cache --
+async def test_first_line_is_shown_before_the_rest_arrives(engine, standin) -> None:
+    standin.behaviour.tokens = ["    total = 0\n", "    return total\n"]
+    standin.behaviour.gap_s = 0.8  # the second line comes 0.8 s after the first
+    doc = Document(uri="file:///a.py", text="def f():\n", language="python")
+    off = len(doc.text)
+    t0 = time.perf_counter()
+    first = await engine.complete(doc, off)
+    assert time.perf_counter() - t0 < 0.7  # not after the whole answer
+    assert first.partial and first.multiline and first.text.strip() == "total = 0"
+    assert engine.stats.counts["shown"] == 1
+    # The user takes the line; the editor asks again at once: the rest comes from the same request.
+    off = type_text(engine, doc, off, first.text)
+    rest = await engine.complete(doc, off)
+    assert rest.text.strip() == "return total" and not rest.partial
+    assert len(standin.stats.requests) == 1 and standin.stats.disconnected == 0
+
+
+async def test_a_one_line_answer_is_not_split(engine, standin) -> None:
+    standin.behaviour.tokens = ["    return 1"]
+    doc = Document(uri="file:///a.py", text="def f():\n", language="python")
+    result = await engine.complete(doc, len(doc.text))
+    assert result.text.strip() == "return 1" and not result.partial
+    await until(lambda: len(standin.stats.requests) == 1)

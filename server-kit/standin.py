@@ -14,6 +14,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ class StandinBehaviour:
     model: str = "standin-model"
     slots: int = 0  # requests served at once (0: any number); the rest wait, as on a saturated server
     owned_by: str | None = None  # /v1/models "owned_by" ("llamacpp", "vllm"), as those servers say
+    # The tokens for one request, from its body (the oracle of benchmarks/replay.py: the hidden true text);
+    # None: ``tokens``
+    answer: Callable[[dict[str, Any]], list[str]] | None = None
 
 
 @dataclass
@@ -37,6 +41,7 @@ class StandinStats:
     headers: list[dict[str, str]] = field(default_factory=list)
     completed: int = 0
     disconnected: int = 0
+    connections: int = 0  # TCP connections accepted (a keep-alive client reuses one)
 
 
 async def _cancel_all() -> None:
@@ -62,6 +67,7 @@ class StandinServer:
         return f"http://{self.host}:{self.port}/v1"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
         try:
             while True:
                 request_line = await reader.readline()
@@ -163,8 +169,9 @@ class StandinServer:
             if b.fault == "hang":
                 await sleep(3600)
             await sleep(b.ttft_s)
-            n = len(b.tokens)
-            for i, tok in enumerate(b.tokens[: req.get("max_tokens", n)]):
+            tokens = b.answer(req) if b.answer is not None else b.tokens
+            n = len(tokens)
+            for i, tok in enumerate(tokens[: req.get("max_tokens", n)]):
                 if i:
                     await sleep(b.gap_s)
                 if b.fault == "drop" and i == n // 2:

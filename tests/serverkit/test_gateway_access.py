@@ -48,7 +48,7 @@ def test_admin_flag_is_read_from_the_store_and_revocable(keys, standin, gateway_
     gw = gateway_factory(keys.config(upstreams=(standin.base_url,)))
     assert "replicas" in httpx.get(gw.url + "/stats", headers=auth(root)).json()
     KeyStore(keys.path, PEPPER).revoke("root")  # as `server-kit keys revoke root` would
-    gw.state.keys._checked = 0.0  # skip the 1 s re-check interval
+    gw.state.keys.reload()  # now, not at the next re-check within a second
     assert httpx.get(gw.url + "/stats", headers=auth(root)).status_code == 401
 
 

@@ -49,8 +49,20 @@ async def test_revocation_by_another_process_takes_effect(keys, standin, gateway
     async with client(gw) as c:
         assert (await c.post("/v1/completions", json=body(), headers=auth(key))).status_code == 200
         KeyStore(keys.path, PEPPER).revoke("dave")  # as `server-kit keys revoke dave` would
-        gw.state.keys._checked = 0.0  # skip the 1 s re-check interval
+        gw.state.keys.reload()  # now, not at the next re-check (within a second: the test below)
         assert (await c.post("/v1/completions", json=body(), headers=auth(key))).status_code == 401
+
+
+def test_the_key_store_rereads_the_file_within_a_second(keys):
+    clock = [1000.0]
+    key = keys.add("fay")
+    store = KeyStore(keys.path, PEPPER, now=lambda: clock[0])  # the gateway's, with a clock of the test's
+    assert store.verify(f"Bearer {key}") is not None
+    KeyStore(keys.path, PEPPER).revoke("fay")  # another process
+    clock[0] += 0.5
+    assert store.verify(f"Bearer {key}") is not None  # not re-read on every request
+    clock[0] += 0.6
+    assert store.verify(f"Bearer {key}") is None
 
 
 async def test_rate_limit_answers_429_with_retry_after(keys, standin, gateway_factory):

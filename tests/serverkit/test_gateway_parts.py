@@ -9,6 +9,7 @@ from dataclasses import fields
 import httpx
 import pytest
 from codeassist.serverkit.gateway.audit import AuditLog
+from codeassist.serverkit.gateway.config import CLASS_FLOOR
 from codeassist.serverkit.gateway.metrics import Registry, parse_nvidia_smi
 from codeassist.serverkit.gateway.proxy import CompletionProxy
 from codeassist.serverkit.gateway.queue import Rejected, Scheduler
@@ -174,15 +175,30 @@ def test_peppered_hmac_equals_hmac_sha256(pepper):
     assert mac.hexdigest(b"a") != mac.hexdigest(b"b")  # the pads are copied, not consumed
 
 
-def test_priority_is_spliced_into_the_clients_json_or_reencoded():
-    import json
-
-    from codeassist.serverkit.gateway.proxy import _with_priority
-
-    spliced = _with_priority(b'{"prompt": "}{\\"priority\\"", "n": 1}  \n', 7)
-    assert json.loads(spliced) == {"prompt": '}{"priority"', "n": 1, "priority": 7}
-    assert _with_priority(b"\xef\xbb\xbf{}", 0) is None  # BOM: left to json.dumps
-    assert _with_priority(b"[1]", 0) is None
+async def test_the_upstream_gets_the_clients_json_with_vllms_priority(keys):
+    """The client's own JSON goes upstream with vLLM's ``priority`` (and max_tokens when left out) added: appended
+    to the body as it came, or re-encoded (a BOM, the client's own priority); a non-object is refused."""
+    floor = CLASS_FLOOR["interactive"]
+    sent = [
+        b'{"prompt": "}{\\"priority\\"", "n": 1}  \n',  # looks like the end of an object inside the prompt
+        b'\xef\xbb\xbf{"prompt": "p", "max_tokens": 2}',
+        b'{"prompt": "p", "max_tokens": 2, "priority": 3}',  # the client's own: nudged within its class, at most +4
+        b"[1]",
+    ]
+    with StandinServer() as up:
+        key = keys.add("pri")
+        st = GatewayState(keys.config(upstreams=(up.base_url,)))
+        proxy = CompletionProxy(st)
+        outs = [_Out() for _ in sent]
+        for payload, out in zip(sent, outs, strict=True):
+            await proxy.handle({b"authorization": f"Bearer {key}".encode()}, payload, out)
+        await st.aclose()
+    assert [o.status for o in outs] == [200, 200, 200, 400]
+    assert up.stats.requests == [
+        {"prompt": '}{"priority"', "n": 1, "priority": floor, "max_tokens": 16},
+        {"prompt": "p", "max_tokens": 2, "priority": floor},
+        {"prompt": "p", "max_tokens": 2, "priority": floor + min(max(3 - floor, 0), 4)},
+    ]
 
 
 def test_request_record_makes_the_audit_line_and_holds_no_prompt_or_key(tmp_path):
@@ -278,9 +294,6 @@ async def test_the_proxy_counts_events_and_accounts_each_request_once_from_its_r
         key = keys.add("zoe")
         st = GatewayState(keys.config(upstreams=(up.base_url,), audit_file=audit, request_burst=1))
         proxy = CompletionProxy(st)
-        seen: list[RequestRecord] = []
-        account = proxy._account
-        proxy._account = lambda rec: (seen.append(rec), account(rec))[-1]
         headers = {b"authorization": f"Bearer {key}".encode()}
         payload = json.dumps(body(prompt="def SECRET_PROMPT():")).encode()
         ok, limited, anonymous, bad = _Out(), _Out(), _Out(), _Out()
@@ -290,26 +303,25 @@ async def test_the_proxy_counts_events_and_accounts_each_request_once_from_its_r
         await proxy.handle({**headers, b"x-priority": b"urgent!"}, payload, bad)
         await st.aclose()
     assert ok.status == 200 and ok.ended and ok.body.endswith(b"data: [DONE]\n\n")
-    first = seen[0]
-    assert first.sse_events == ok.body.count(b"data: ") == 4 and first.bytes_out == len(ok.body)
-    assert first.completion_tokens == 3 and first.ttft_s is not None and first.replica == up.base_url.rstrip("/")
+    assert ok.body.count(b"data: ") == 4  # three tokens and [DONE]: the events counted make 3 completion tokens
     assert limited.status == 429 and limited.json["error"]["type"] == "rate_limit"
     assert int(dict(limited.headers)[b"retry-after"]) >= 1
     assert anonymous.status == 401 and bad.status == 400 and bad.json["error"]["type"] == "bad_request"
-    assert [r.reason for r in seen] == [None, Reason.RATE_LIMITED, Reason.AUTH, Reason.BAD_REQUEST]
+    # One audit line a request, written from its record when it is over (the record's fields, as the wire has them).
     text = audit.read_text()
     assert "SECRET_PROMPT" not in text and key not in text and key.split(".")[1] not in text
     entries = [json.loads(line) for line in text.splitlines()]
     assert [(e["status"], e.get("reason")) for e in entries] == [
         (200, None),
-        (429, "rate_limit"),
-        (401, "auth"),
-        (400, "bad_request"),
+        (429, Reason.RATE_LIMITED.value),
+        (401, Reason.AUTH.value),
+        (400, Reason.BAD_REQUEST.value),
     ]
-    assert entries[0]["completion_tokens"] == 3
+    first = entries[0]
+    assert first["completion_tokens"] == 3 and first["ttft_ms"] >= 0 and first["replica"] == up.base_url.rstrip("/")
     metrics = st.registry.render()
     assert 'codeassist_gateway_rejections_total{reason="rate_limit"} 1' in metrics
     assert 'codeassist_gateway_requests_total{class="interactive",status="200"} 1' in metrics
     assert "codeassist_gateway_completion_tokens_total 3" in metrics
-    user = st.users[first.user]
+    user = st.users[first["user"]]
     assert (user.requests, user.completed, user.rejected, user.completion_tokens) == (1, 1, 2, 3)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["exported", "package_name", "package_outline", "receiver", "resolve_import", "type_outline"]
 
 _MODULE = re.compile(rb"^\s*module\s+\"?([^\s\"]+)", re.M)
+_REPLACE = re.compile(rb"^\s*(?:replace\s+)?(\S+)(?:\s+v\S+)?\s*=>\s*(\.{1,2}(?:/\S*)?)\s*$", re.M)
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_]\w*)", re.M)
 _RECEIVER = re.compile(r"^\s*func\s*\(\s*(?:[A-Za-z_]\w*\s+)?\*?\s*([A-Za-z_]\w*)")
 MAX_METHODS = 24
@@ -41,20 +42,33 @@ def receiver(d: Definition) -> str:
     return m.group(1) if m else ""
 
 
-def _go_mod(root: Path, dir_rel: str) -> tuple[str, str] | None:
-    """(directory of the nearest ``go.mod`` at or above ``dir_rel``, its module path)."""
+def _read_go_mod(root: Path, d: str) -> tuple[str, bytes] | None:
+    """(module path, contents) of ``<d>/go.mod``, None when there is none (or it names no module)."""
+    try:
+        data, _ = read_beneath(root, posixpath.join(d, "go.mod") if d else "go.mod", 1 << 20)
+    except (SkipFile, OSError, ValueError):
+        return None
+    m = _MODULE.search(data)
+    return (m.group(1).decode("utf-8", "replace"), data) if m else None
+
+
+def _modules(root: Path, dir_rel: str) -> list[tuple[str, str]]:
+    """(directory, module path) of the modules an import seen from ``dir_rel`` may name inside the repo: the
+    nearest ``go.mod``'s own, the local directories its ``replace`` directives name, and the repo root's module
+    (examples and tools kept as modules of their own inside the repo they demonstrate)."""
     d = dir_rel
-    while True:
-        try:
-            data, _ = read_beneath(root, posixpath.join(d, "go.mod") if d else "go.mod", 1 << 20)
-        except (SkipFile, OSError, ValueError):
-            data = b""
-        m = _MODULE.search(data)
-        if m:
-            return d, m.group(1).decode("utf-8", "replace")
-        if not d:
-            return None
+    while (found := _read_go_mod(root, d)) is None and d:
         d = posixpath.dirname(d)
+    out: list[tuple[str, str]] = []
+    if found is not None:
+        out.append((d, found[0]))
+        for m in _REPLACE.finditer(found[1]):
+            target = posixpath.normpath(posixpath.join(d, m.group(2).decode("utf-8", "replace")))
+            if not target.startswith(".."):
+                out.append(("" if target == "." else target, m.group(1).decode("utf-8", "replace")))
+        if d and (top := _read_go_mod(root, "")) is not None:
+            out.append(("", top[0]))
+    return out
 
 
 def _package_files(directory: str, files: Collection[str]) -> list[str]:
@@ -65,12 +79,15 @@ def _package_files(directory: str, files: Collection[str]) -> list[str]:
 
 def resolve_import(path: str, from_rel: str, files: Collection[str], root: Path | None) -> list[str]:
     """The non-test ``.go`` files of the package that import path ``path`` names, seen from ``from_rel``."""
-    mod = _go_mod(root, posixpath.dirname(from_rel)) if root is not None else None
-    if mod is not None:
-        mod_dir, mod_path = mod
+    modules = _modules(root, posixpath.dirname(from_rel)) if root is not None else []
+    for mod_dir, mod_path in modules:
         if path == mod_path or path.startswith(mod_path + "/"):
             sub = path[len(mod_path) + 1 :]
-            return _package_files(posixpath.normpath(posixpath.join(mod_dir, sub)) if sub else mod_dir, files)
+            found = _package_files(posixpath.normpath(posixpath.join(mod_dir, sub)) if sub else mod_dir, files)
+            if found:
+                return found
+    if modules:
+        mod_dir = modules[0][0]
         return _package_files(posixpath.join(mod_dir, "vendor", path) if mod_dir else f"vendor/{path}", files)
     # No go.mod (GOPATH layout): the longest tail of the path that names a directory of the repo.
     parts = path.split("/")
@@ -151,18 +168,20 @@ def _ranked_methods(r: Resolver, d: Definition, first: tuple[str, ...] = ()) -> 
 
 def type_outline(r: Resolver, d: Definition, first: tuple[str, ...] = ()) -> str:
     """A type (its exported fields) and its methods' signatures, the ones the file uses first."""
-    from codeassist.context.outline import signature
+    from codeassist.context.outline import doc_above, signature
 
     key = ("go-type", d.path, d.line, first)
     hit = r.cache.get(key)
     if hit is None:
-        lines = [_type_line(d)] + ["\t" + _line(signature(m)) for m in _ranked_methods(r, d, first)]
+        doc = doc_above(r, d) if d.text.startswith("type ") else ""  # a grouped `type ( ... )` member: none
+        lines = [doc] if doc else []
+        lines += [_type_line(d)] + ["\t" + _line(signature(m)) for m in _ranked_methods(r, d, first)]
         hit = r.cache[key] = "\n".join(lines)
     return hit
 
 
 def package_outline(r: Resolver, targets: list[str], limit: int) -> str:
-    """The exported types (each followed by its methods) and functions of the package holding ``targets``."""
+    """The exported functions and types (each followed by its methods) of the package holding ``targets``."""
     from codeassist.context.outline import popularity, signature
 
     items: dict[str, Definition] = {}
@@ -171,7 +190,9 @@ def package_outline(r: Resolver, targets: list[str], limit: int) -> str:
         for d in entry.defs if entry is not None else ():
             if d.kind in ("type_spec", "function_declaration") and exported(d.name) and not d.owner:
                 items.setdefault(d.name, d)
-    ranked = sorted(items.values(), key=lambda d: (-popularity(r.index, d.name), d.name))[:limit]
+    # What `pkg.X(...)` can call first (functions, constructors among them), then the types with their methods,
+    # which take the most room: an outline trimmed to fit loses methods before functions.
+    ranked = sorted(items.values(), key=lambda d: (d.kind == "type_spec", -popularity(r.index, d.name), d.name))[:limit]
     lines: list[str] = []
     for d in ranked:
         if d.kind == "type_spec":

@@ -12,7 +12,7 @@ from codeassist.context.index import RepoIndex, posting_ids
 from codeassist.context.resolve import Resolver
 from codeassist.context.symbols import Definition
 
-__all__ = ["class_outline", "module_outline", "signature"]
+__all__ = ["class_outline", "doc_above", "module_outline", "signature"]
 
 MAX_OUTLINE_MEMBERS = 80
 _CTOR = frozenset({"__init__", "__new__", "__call__", "constructor", "new"})
@@ -47,6 +47,22 @@ def _doc_line(d: Definition) -> str:
         if nxt[:4].lstrip("rRbBuU")[:3] in ('"""', "'''") or nxt[:1] in ('"', "'"):
             return nxt
     return ""
+
+
+def doc_above(r: Resolver, d: Definition) -> str:
+    """The first line of the ``//`` / ``///`` comment block just above a definition, past Rust attributes
+    (``#[derive(...)]``): the summary of a Go type or a Rust struct / enum, which their text does not hold."""
+    above = r.index.read_lines(d.path, max(0, d.line - 12), d.line).split("\n")
+    block: list[str] = []
+    for ln in reversed([x.strip() for x in above if x.strip()]):
+        if ln.startswith("#[") or (ln.startswith("#") and not block):
+            if block:
+                break
+            continue
+        if not ln.startswith("//"):
+            break
+        block.insert(0, ln)
+    return block[0] if block else ""
 
 
 def popularity(index: RepoIndex, name: str) -> int:

@@ -18,10 +18,9 @@ if TYPE_CHECKING:
     from codeassist.context.resolve import Resolver
     from codeassist.context.symbols import Definition
 
-__all__ = ["module_outline", "normalise_owner", "public", "resolve_module", "type_outline", "use_refs"]
+__all__ = ["module_outline", "public", "resolve_module", "type_outline", "use_refs"]
 
 _ROOTS = ("lib.rs", "main.rs")
-_OWNER = re.compile(r"^(?:[\w:]*::)?(\w+)")
 _TYPES = frozenset({"struct_item", "enum_item", "trait_item", "union_item", "type_item"})
 MAX_METHODS = 24
 
@@ -136,12 +135,6 @@ def _by_path(segs: list[str], files: Collection[str]) -> list[str]:
     return sorted(hits, key=len)[:1]
 
 
-def normalise_owner(owner: str) -> str:
-    """``Stack<T>`` / ``fmt::Stack`` -> ``Stack``: what an impl block's members are filed under."""
-    m = _OWNER.match(owner.strip())
-    return m.group(1) if m else owner
-
-
 def public(m: Definition) -> bool:
     """A member others can call: ``pub`` (any visibility modifier), a trait's method, a trait impl's method."""
     from codeassist.context.outline import signature
@@ -163,11 +156,11 @@ def _doc(d: Definition) -> str:
     return ""
 
 
-def _head(d: Definition) -> list[str]:
+def _head(r: Resolver, d: Definition) -> list[str]:
     """A type's doc line and its declaration: a short struct / enum whole (its fields), a long one's first line."""
-    from codeassist.context.outline import signature
+    from codeassist.context.outline import doc_above, signature
 
-    doc = _doc(d)
+    doc = _doc(d) or doc_above(r, d)
     lines = d.text.split("\n")
     a, _ = d.sig
     body = [ln.rstrip() for ln in lines[a:]]
@@ -203,7 +196,7 @@ def type_outline(r: Resolver, d: Definition, first: tuple[str, ...] = ()) -> str
     key = ("rs-type", d.path, d.line, first)
     hit = r.cache.get(key)
     if hit is None:
-        lines = _head(d) + ["    " + _line(signature(m)) for m in _methods(r, d, first)]
+        lines = _head(r, d) + ["    " + _line(signature(m)) for m in _methods(r, d, first)]
         hit = r.cache[key] = "\n".join(lines)
     return hit
 

@@ -137,6 +137,10 @@ def test_an_imported_package_brings_its_exported_signatures(tmp_path: Path) -> N
     assert "clamp" not in prompt and "hidden" not in prompt and "label" not in prompt  # unexported
     assert "TestOnlyHelper" not in prompt  # _test.go files are not the package's API
     assert "Perimeter" not in prompt  # legacy/geom is another package: go.mod says which directory
+    rect = [s for s in out["snippets"] if "uses geom.Rect" in str(s["reason"])]
+    assert rect and str(rect[0]["text"]).startswith(
+        "// Rect is an axis-aligned rectangle.\ntype Rect struct { W, H float64 }\n\t" + SCALE_SIG
+    )
     reasons = [str(s["reason"]) for s in out["snippets"] if s["path"] == "geom/geom.go"]
     assert any("imports module geom" in r for r in reasons), [(s["path"], s["reason"]) for s in out["snippets"]]
 
@@ -187,3 +191,35 @@ def test_codeassist_context_shows_the_package_outline(tmp_path: Path) -> None:
     out = json.loads(r.stdout)
     outline = [s for s in out["snippets"] if "imports module geom" in s["reason"]]
     assert outline and AREA_SIG in outline[0]["text"] and AREA_SIG in out["prompt"]
+
+
+def test_a_nested_module_reaches_the_repo_module_and_its_local_replacements(tmp_path: Path) -> None:
+    """An example kept as a module of its own imports the repo's module (the root go.mod) and a library that a
+    ``replace`` directive points at a directory of the repo."""
+    root = _module(tmp_path)
+    files = {
+        "kit/go.mod": "module example.com/kit\n\ngo 1.21\n",
+        "kit/strs/strs.go": "package strs\n\n// Slug makes s URL-safe.\nfunc Slug(s string) string {\n\treturn s\n}\n",
+        "examples/demo/go.mod": (
+            "module demo\n\ngo 1.21\n\nrequire (\n\texample.com/shop v0.0.0\n\texample.com/kit v0.1.0\n)\n\n"
+            "replace example.com/kit v0.1.0 => ../../kit\n"
+        ),
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    main = (
+        'package main\n\nimport (\n\t"example.com/kit/strs"\n\t"example.com/shop/geom"\n)\n\nfunc main() {\n\t@@\n}\n'
+    )
+    rel = "examples/demo/main.go"
+    offset = main.index("@@")
+    text = main.replace("@@", "")
+    (root / rel).write_text(text)
+    engine = ContextEngine(budget=2048, sources=("imports",))
+    try:
+        engine.add_root(root, background=False, watch=False)
+        parts = engine.build(text, offset, template_for("qwen"), path=root / rel)
+    finally:
+        engine.close()
+    assert AREA_SIG in parts.prompt and "func Slug(s string) string" in parts.prompt
+    assert {s["path"] for s in parts.snippets} >= {"kit/strs/strs.go"}

@@ -24,6 +24,8 @@ pub trait Shape {
 }
 
 /// A circle.
+/// Centred on the origin.
+#[derive(Debug, Clone)]
 pub struct Circle {
     pub radius: f64,
 }
@@ -143,6 +145,7 @@ def test_a_used_struct_comes_with_its_public_methods(tmp_path: Path) -> None:
     circle = [s for s in out["snippets"] if s["path"] == "src/shapes/circle.rs" and "pub struct Circle" in s["text"]]
     assert circle, _reasons(out)
     text = str(circle[0]["text"])
+    assert text.startswith("/// A circle.\npub struct Circle {")  # its doc line, above #[derive] and all
     assert NEW_SIG in text and "pub fn scaled(&self, k: f64) -> Circle" in text
     assert "fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result" in text  # a trait impl's method, after
     assert text.index(NEW_SIG) < text.index("fn fmt(")

@@ -12,6 +12,8 @@ The delay follows the user's rhythm and the server's latency (Tabby's idea, simp
 * a slow server stretches the mid-word wait (a wasted request costs more): ``latency_factor`` of its
   p50, capped at ``latency_cap_ms``;
 * time already passed since the last keystroke counts towards the wait;
+* a fast, uncongested server caps the wait at its own time to answer (the engine passes ``cap_ms``): there a
+  request that the next key makes useless costs less than making the user wait at every pause;
 * where this user rarely pauses (learned per character class: after a space, mid-word...), a gap of 1.4-1.5
   rhythms is much more often just a slow keystroke than a pause, and a request fired then is cancelled by the
   next key: there the wait grows to ``patient_factor`` gaps. The odds come from the session's own keystrokes
@@ -134,8 +136,9 @@ class Debouncer:
             return None
         return max(0.0, since - gap)
 
-    def delay_ms(self, uri: str, char_before: str = "") -> float:
-        """How long to wait now, in ms, within ``[min_ms, max_ms]`` (or exactly ``fixed_ms``)."""
+    def delay_ms(self, uri: str, char_before: str = "", cap_ms: float | None = None) -> float:
+        """How long to wait now, in ms, within ``[min_ms, max_ms]`` (or exactly ``fixed_ms``); at most ``cap_ms``
+        (a fast server's time to answer: there a wait costs more than a superseded request)."""
         if self.fixed_ms is not None:
             return self.fixed_ms
         r = self._docs.get(uri)
@@ -155,4 +158,6 @@ class Debouncer:
         lat = self.latency.p50
         if lat is not None and base > 0 and not boundary:
             base += min(self.latency_cap_ms, self.latency_factor * lat)
+        if cap_ms is not None:
+            base = min(base, cap_ms)
         return min(self.max_ms, max(self.min_ms, base))

@@ -273,7 +273,8 @@ class CompletionEngine:
         otherwise a request for this position replaces it."""
         text = doc.text
         t0 = time.perf_counter()
-        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset])
+        speed = self.speeds.of(self.route(doc.uri).transport)
+        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset], speed.wait_cap_ms())
         up = ds.upstream
         if up is not None and self.adaptive and up.joinable(text, offset):
             self.stats.bump("joined")

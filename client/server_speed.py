@@ -39,6 +39,7 @@ MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's ov
 class ServerSpeed:
     prefill_tps: float | None = None
     decode_ms: float | None = None  # per generated token
+    ttft_ms: float | None = None  # request sent -> first token
     prompt_tokens: int = 0  # all prompt tokens the server reported...
     cached_tokens: int = 0  # ...and those its prompt cache served
     samples: int = 0
@@ -47,6 +48,8 @@ class ServerSpeed:
     def observe(self, timings: Mapping[str, float], est_prompt_tokens: int) -> None:
         """One answer's timings (``server_*`` from the server, else ``ttft_ms`` from outside)."""
         self.samples += 1
+        if (ttft := timings.get("ttft_ms")) is not None:
+            self.ttft_ms = _avg(self.ttft_ms, ttft)
         if "server_prompt_n" in timings:
             uncached = int(timings["server_prompt_n"])
             cached = int(timings.get("server_cache_n", 0))
@@ -91,6 +94,13 @@ class ServerSpeed:
             return configured
         fits = int(DECODE_TARGET_S * 1000 / self.decode_ms) // 4 * 4
         return max(MIN_SINGLE_TOKENS, min(configured, fits))
+
+    def wait_cap_ms(self) -> float | None:
+        """On a fast server, the debounce waits no longer than the server takes to answer: a request that a key
+        then makes useless costs it little, a wait costs the user every time. None: no cap (slow or unknown)."""
+        if self.prefill_tps is None or self.slow or self.ttft_ms is None:
+            return None
+        return self.ttft_ms
 
     def region_lines(self) -> int:
         return REGION_LINES if self.slow else 1

@@ -88,3 +88,21 @@ def test_speed_book_keeps_one_per_server_and_forgets_on_change() -> None:
     assert book.of(a).slow and not book.of(b).slow and book.last is book.of(b)
     book.forget()
     assert book.last is None and not book.of(a).slow
+
+
+def test_fast_server_caps_the_debounce_at_its_time_to_answer() -> None:
+    from codeassist.client.debounce import Debouncer
+
+    now = [0.0]
+    deb = Debouncer(0, 1000, clock=lambda: now[0])
+    for _ in range(6):  # a rhythm of 120 ms between keys
+        deb.keystroke("u")
+        now[0] += 0.12
+    now[0] -= 0.12
+    fast, slow = ServerSpeed(), ServerSpeed()
+    fast.observe({"ttft_ms": 40.0}, 2000)
+    slow.observe(llama(2000, 5000.0) | {"ttft_ms": 5200.0}, 2000)
+    assert fast.wait_cap_ms() == 40.0 and slow.wait_cap_ms() is None and ServerSpeed().wait_cap_ms() is None
+    uncapped = deb.delay_ms("u", "a", slow.wait_cap_ms())
+    assert uncapped > 100  # mid-word: ~1.5 gaps
+    assert deb.delay_ms("u", "a", fast.wait_cap_ms()) == 40.0

@@ -15,14 +15,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.realparts import free_port
+
+__all__ = [
+    "READY_WITHIN_S",
+    "STOP_WITHIN_S",
+    "Watched",
+    "alive",
+    "assert_stopped",
+    "descendants",
+    "free_port",
+    "port_free",
+    "proc_stat",
+]
+
 STOP_WITHIN_S = 10.0
 READY_WITHIN_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_free(port: int) -> bool:

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -38,6 +37,8 @@ from codeassist.serverkit.vllm_cpu import (
     vllm_version,
 )
 from gwhelpers import auth, wait_until
+
+from tests.realparts import free_port
 
 pytestmark = pytest.mark.vllm
 
@@ -103,12 +104,6 @@ def vllm(tmp_path_factory: pytest.TempPathFactory):
         out = os.environ.get("CODEASSIST_VLLM_RESULTS")
         if out:
             Path(out).write_text(json.dumps(REPORT, indent=2, sort_keys=True) + "\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def key_headers() -> dict[str, str]:

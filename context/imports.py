@@ -7,7 +7,7 @@ file tables (``basenames``: file name -> paths, and the set of all paths).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,9 +141,11 @@ def resolve(
     files: Collection[str],
     basenames: Mapping[str, list[str]],
     root: Path | None = None,
+    crates: Callable[[], Mapping[str, str]] | None = None,
 ) -> list[str]:
     """Repo-relative files ``ref`` names, seen from ``from_rel``. Go: the package's files (``root`` locates the
-    ``go.mod``); Rust: the module's file (for ``use a::b::C``, the file of ``a::b``)."""
+    ``go.mod``); Rust: the module's file (for ``use a::b::C``, the file of ``a::b``; ``crates``: the repo's
+    library crates by name, asked only for a path that starts with another crate's name)."""
     here = posixpath.dirname(from_rel)
     if lang == "python":
         base = here
@@ -177,7 +179,7 @@ def resolve(
     if lang == "go":
         return golang.resolve_import(ref.module, from_rel, files, root)
     if lang == "rust":
-        return rust.resolve_module(ref.module, from_rel, files)
+        return rust.resolve_module(ref.module, from_rel, files, crates)
     if lang == "java":
         path = ref.module.replace(".", "/")
         if path.endswith("/*"):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from codeassist.context import golang
+from codeassist.context import golang, rust
 from codeassist.context.imports import ImportRef, resolve
 from codeassist.context.index import RepoIndex
 from codeassist.context.symbols import Definition
@@ -52,8 +52,22 @@ class Resolver:
         hit = self.cache.get(key)
         if hit is None:
             hit = self.cache[key] = resolve(
-                ref, from_rel, self.lang or "", self.index.files, self.index.basenames, root=self.index.root
+                ref,
+                from_rel,
+                self.lang or "",
+                self.index.files,
+                self.index.basenames,
+                root=self.index.root,
+                crates=self._crates,
             )
+        return hit
+
+    def _crates(self) -> dict[str, str]:
+        """The repo's Rust library crates by name (read once per index generation)."""
+        key = ("rs-crates", self.index.root)
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self.cache[key] = rust.workspace_crates(self.index.root, self.index.files)
         return hit
 
     def bindings(self, rel: str, imports: list[ImportRef] | None = None) -> Bindings:

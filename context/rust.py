@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Collection
+import tomllib
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codeassist.context.safe_read import SkipFile, read_beneath
 from tree_sitter import Node
 
 if TYPE_CHECKING:
@@ -18,9 +21,11 @@ if TYPE_CHECKING:
     from codeassist.context.resolve import Resolver
     from codeassist.context.symbols import Definition
 
-__all__ = ["module_outline", "public", "resolve_module", "type_outline", "use_refs"]
+__all__ = ["module_outline", "public", "resolve_module", "type_outline", "use_refs", "workspace_crates"]
 
 _ROOTS = ("lib.rs", "main.rs")
+_SPECIAL = frozenset({"crate", "self", "super"})
+_STD = frozenset({"std", "core", "alloc", "proc_macro", "test"})
 _TYPES = frozenset({"struct_item", "enum_item", "trait_item", "union_item", "type_item"})
 MAX_METHODS = 24
 
@@ -100,9 +105,15 @@ def _module_file(directory: str, src: str | None, files: Collection[str]) -> lis
     return [c for c in cands if c in files][:1]
 
 
-def resolve_module(module: str, from_rel: str, files: Collection[str]) -> list[str]:
+def resolve_module(
+    module: str,
+    from_rel: str,
+    files: Collection[str],
+    crates: Callable[[], Mapping[str, str]] | None = None,
+) -> list[str]:
     """The file of module path ``module`` (``crate::a::b``, ``super::x``, ``self::y``, ``a::b`` relative to this
-    module or to the crate root), seen from file ``from_rel``; [] for another crate's module."""
+    module or to the crate root, ``other_crate::a`` for a library crate of the same repo: ``crates`` gives them),
+    seen from file ``from_rel``; [] for a module of a crate outside the repo (``std``, dependencies)."""
     if not module or module.startswith("::"):
         return []
     segs = module.split("::")
@@ -123,7 +134,34 @@ def resolve_module(module: str, from_rel: str, files: Collection[str]) -> list[s
         found = _module_file(posixpath.join(base, *rest) if rest else base, src, files)
         if found:
             return found
+    if segs[0] not in _SPECIAL and segs[0] not in _STD and crates is not None:
+        other = crates().get(segs[0])
+        if other is not None:
+            return _module_file(posixpath.join(other, *segs[1:]) if segs[1:] else other, other, files)
     return []
+
+
+def workspace_crates(root: Path, files: Collection[str]) -> dict[str, str]:
+    """The repo's library crates: name as ``use`` spells it (``geo-core`` -> ``geo_core``, or ``[lib] name``) ->
+    the directory of its ``lib.rs``, for each ``Cargo.toml`` beside a ``src/lib.rs``."""
+    out: dict[str, str] = {}
+    for f in sorted(files, key=len):
+        if f != "src/lib.rs" and not f.endswith("/src/lib.rs"):
+            continue
+        crate_dir = posixpath.dirname(posixpath.dirname(f))
+        try:
+            manifest_rel = posixpath.join(crate_dir, "Cargo.toml") if crate_dir else "Cargo.toml"
+            data, _ = read_beneath(root, manifest_rel, 1 << 20)
+            manifest = tomllib.loads(data.decode("utf-8"))
+        except (SkipFile, OSError, ValueError, UnicodeDecodeError):
+            continue
+        lib, package = manifest.get("lib"), manifest.get("package")
+        name = (lib.get("name") if isinstance(lib, dict) else None) or (
+            package.get("name") if isinstance(package, dict) else None
+        )
+        if isinstance(name, str) and name:
+            out.setdefault(name.replace("-", "_"), posixpath.dirname(f))
+    return out
 
 
 def _by_path(segs: list[str], files: Collection[str]) -> list[str]:

@@ -181,3 +181,25 @@ def test_without_the_import_the_signatures_are_not_there(tmp_path: Path) -> None
     out = _build(_crate(tmp_path), "src/report.rs", NO_IMPORT)
     assert NEW_SIG not in out["prompt"] and "with_capacity" not in out["prompt"]
     assert not any(s["path"] in ("src/shapes/circle.rs", "src/store.rs") for s in out["snippets"])
+
+
+def test_a_workspace_crate_is_reached_by_its_name(tmp_path: Path) -> None:
+    """``use geo_core::Circle`` in one crate of a Cargo workspace names the library crate ``geo-core`` beside
+    it (its Cargo.toml's name, ``-`` spelled ``_``), and its ``pub use`` re-export is followed to the struct."""
+    root = tmp_path / "ws"
+    files = {
+        "Cargo.toml": '[workspace]\nmembers = ["crates/*"]\n',
+        "crates/geo-core/Cargo.toml": '[package]\nname = "geo-core"\nversion = "0.1.0"\n',
+        "crates/geo-core/src/lib.rs": "pub mod shapes;\n\npub use shapes::circle::Circle;\n",
+        "crates/geo-core/src/shapes/mod.rs": "pub mod circle;\n",
+        "crates/geo-core/src/shapes/circle.rs": CIRCLE,
+        "crates/app/Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\n',
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    main = "use geo_core::Circle;\nuse std::fmt;\n\nfn main() {\n    @@\n}\n"
+    out = _build(root, "crates/app/src/main.rs", main)
+    circle = [s for s in out["snippets"] if "pub struct Circle" in str(s["text"])]
+    assert circle and circle[0]["path"] == "crates/geo-core/src/shapes/circle.rs", _reasons(out)
+    assert NEW_SIG in str(circle[0]["text"]) and "imports Circle" in str(circle[0]["reason"])

@@ -42,7 +42,7 @@ from codeassist.client.result import CompletionResult
 from codeassist.client.server_speed import SpeedBook
 from codeassist.client.session import DocSession
 from codeassist.client.stats import SessionStats
-from codeassist.client.transport.base import Transport, TransportError
+from codeassist.client.transport.base import Transport
 from codeassist.client.upstream import Upstream
 from codeassist.context.templates import template_for
 from codeassist.context.window import PromptParts, simple_window
@@ -306,7 +306,7 @@ class CompletionEngine:
         streamed: list[str] = []
         first_line: asyncio.Future[CompletionResult] = asyncio.get_running_loop().create_future()
         up = Upstream(
-            asyncio.create_task(self._request(doc, offset, priority, timings, streamed, first_line)),
+            asyncio.create_task(self.pipeline.request(doc, offset, priority, timings, streamed, first_line)),
             text[:offset],
             text[offset:],
             streamed,
@@ -377,47 +377,6 @@ class CompletionEngine:
             multiline="\n" in hit.text,
             typed=hit.typed,
             replace_suffix_chars=replace_range.for_document(hit.text, text, offset),
-        )
-
-    async def _request(
-        self,
-        doc: Document,
-        offset: int,
-        priority: str,
-        timings: dict[str, float],
-        streamed: list[str] | None = None,
-        first_line: asyncio.Future[CompletionResult] | None = None,
-    ) -> CompletionResult:
-        doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
-
-        def early(line: str) -> None:
-            if first_line is not None and not first_line.done():
-                first_line.set_result(
-                    CompletionResult(
-                        text=line,
-                        multiline=True,
-                        partial=True,
-                        timings=dict(timings),
-                        replace_suffix_chars=replace_range.for_document(line, doc.text, offset),
-                    )
-                )
-
-        try:
-            completion, multiline, source = await self.pipeline.generate(
-                doc, offset, priority, timings, streamed, first_line=early if first_line is not None else None
-            )
-        except TransportError as exc:
-            log.warning("completion failed: %s", exc)
-            return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}", timings=timings)
-        except asyncio.CancelledError:
-            self.stats.bump("upstream_cancelled")
-            raise
-        return CompletionResult(
-            text=completion,
-            source=source if completion else "none",
-            multiline=multiline,
-            timings=timings,
-            replace_suffix_chars=replace_range.for_document(completion, doc.text, offset),
         )
 
     def _speculate(self, doc: Document, offset: int, guess: str, eager: bool) -> Speculation | None:

@@ -6,6 +6,8 @@ What comes before (debounce, joining the request on the wire, the typing-through
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -14,8 +16,10 @@ from codeassist.client.cache import CompletionCache, prompt_key
 from codeassist.client.documents import Document
 from codeassist.client.latency import LatencyTracker
 from codeassist.client.models import ModelResolver
+from codeassist.client.postprocess import replace_range
 from codeassist.client.prefetch import Speculation
 from codeassist.client.project import Route
+from codeassist.client.result import CompletionResult
 from codeassist.client.server_speed import ServerSpeed, SpeedBook
 from codeassist.client.stats import SessionStats
 from codeassist.client.transport.base import CompletionParams, Transport, TransportError
@@ -23,6 +27,8 @@ from codeassist.context.templates import template_for
 from codeassist.context.window import PromptParts
 
 __all__ = ["FILTER_PREFIX_CHARS", "FILTER_SUFFIX_CHARS", "SINGLE_LINE_MAX_TOKENS", "Pipeline"]
+
+log = logging.getLogger(__name__)
 
 FILTER_PREFIX_CHARS = 4000
 FILTER_SUFFIX_CHARS = 2000
@@ -47,6 +53,49 @@ class Pipeline:
         self._stats = stats
         self._latency = latency
         self._speeds = speeds
+
+    async def request(
+        self,
+        doc: Document,
+        offset: int,
+        priority: str,
+        timings: dict[str, float],
+        streamed: list[str] | None = None,
+        first_line: asyncio.Future[CompletionResult] | None = None,
+    ) -> CompletionResult:
+        """An interactive request's result (a failure is an empty result with its error); ``first_line`` gets a
+        multi-line answer's first line as soon as it is complete."""
+        doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
+
+        def early(line: str) -> None:
+            if first_line is not None and not first_line.done():
+                first_line.set_result(
+                    CompletionResult(
+                        text=line,
+                        multiline=True,
+                        partial=True,
+                        timings=dict(timings),
+                        replace_suffix_chars=replace_range.for_document(line, doc.text, offset),
+                    )
+                )
+
+        try:
+            completion, multiline, source = await self.generate(
+                doc, offset, priority, timings, streamed, first_line=early if first_line is not None else None
+            )
+        except TransportError as exc:
+            log.warning("completion failed: %s", exc)
+            return CompletionResult(text="", source="none", error=f"{exc.kind}: {exc}", timings=timings)
+        except asyncio.CancelledError:
+            self._stats().bump("upstream_cancelled")
+            raise
+        return CompletionResult(
+            text=completion,
+            source=source if completion else "none",
+            multiline=multiline,
+            timings=timings,
+            replace_suffix_chars=replace_range.for_document(completion, doc.text, offset),
+        )
 
     async def generate(
         self,

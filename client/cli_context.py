@@ -50,6 +50,7 @@ class PromptSettings:
     fallback: bool = False  # the family is a guess: the server did not answer
     warnings: list[str] = field(default_factory=list)
     project_exclude: list[str] = field(default_factory=list)  # the repo's own globs on top of the user's
+    region_lines: int = 1  # > 1 for a slow server: the cross-file part is chosen per region of lines
 
 
 async def _served(route: Route, timeout: float) -> tuple[str, str]:
@@ -131,7 +132,7 @@ def prompt_settings(root: Path, path: Path, family: str = "auto", budget: int | 
                             "takes the family from the served model's name. Set `family` in your config or pass "
                             "--family to choose"
                         )
-            speed = await _daemon_server_speed() if budget is None and own_server else None
+            speed = await _daemon_server_speed() if own_server else None
             return fam, why, model, fallback, speed
         finally:
             await _close(projects, default)
@@ -143,13 +144,13 @@ def prompt_settings(root: Path, path: Path, family: str = "auto", budget: int | 
         fam, why, model, fallback, measured = asyncio.run(ask())
     finally:
         quiet.setLevel(level)
+    speed = ServerSpeed()
+    rate = (measured or {}).get("prefill_tokens_per_s")
+    if isinstance(rate, int | float) and rate > 0:
+        speed.prefill_tps = float(rate)  # what the running daemon measured of this server
     if budget is not None:
-        chosen, budget_why = budget, f"--budget (the daemon would use {cfg.budget})"
+        chosen, budget_why = budget, f"--budget (the daemon would use {speed.budget(cfg.budget)[0]})"
     else:
-        speed = ServerSpeed()
-        rate = (measured or {}).get("prefill_tokens_per_s")
-        if isinstance(rate, int | float) and rate > 0:
-            speed.prefill_tps = float(rate)  # what the running daemon measured of this server
         chosen, speed_why = speed.budget(cfg.budget)  # the pipeline's own rule
         source = cfg.sources.get("budget", "default")
         budget_why = f"budget = {cfg.budget} from {'the default' if source == 'default' else source}; {speed_why}"
@@ -167,6 +168,7 @@ def prompt_settings(root: Path, path: Path, family: str = "auto", budget: int | 
         fallback=fallback,
         warnings=list(dict.fromkeys([*cfg.warnings, *warnings])),
         project_exclude=exclude,
+        region_lines=speed.region_lines(),
     )
 
 
@@ -205,7 +207,9 @@ def cmd_context(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         index = engine.add_root(root, background=False, watch=False, exclude=settings.project_exclude)
         index_s = time.perf_counter() - t0
-        parts = engine.build(text, offset, template_for(family), path=path.resolve(), budget=budget)
+        parts = engine.build(
+            text, offset, template_for(family), path=path.resolve(), budget=budget, region_lines=settings.region_lines
+        )
     except (ContextError, ValueError) as exc:
         return _fail(str(exc), args.json)
     finally:
@@ -228,6 +232,7 @@ def cmd_context(args: argparse.Namespace) -> int:
             "model": settings.model,
             "server": settings.server,
             "budget_why": settings.budget_why,
+            "region_lines": settings.region_lines,
             "warnings": settings.warnings,
             "index": index.stats(),
         }
@@ -238,6 +243,8 @@ def cmd_context(args: argparse.Namespace) -> int:
     print(f"# {path}:{line}:{col}  family={family}  counter={c.name}{exact}")
     print(f"# family {family}: {settings.family_why}")
     print(f"# budget {budget}: {settings.budget_why}")
+    if settings.region_lines > 1:
+        print(f"# a slow server: the cross-file part is chosen per {settings.region_lines} lines, as the daemon does")
     for warning in settings.warnings:
         print(f"# {warning}")
     print(f"# index: {len(index.files)} files, {len(index.skipped)} skipped, {index_s * 1000:.0f} ms")

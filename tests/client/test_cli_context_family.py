@@ -35,17 +35,17 @@ def serve() -> Iterator[Any]:
         server.stop()
 
 
-def _repo(tmp_path: Path, project: str = "") -> Path:
+def _repo(tmp_path: Path, project: str = "", text: str = TEXT) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
-    (root / "a.py").write_text(TEXT)
+    (root / "a.py").write_text(text)
     if project:
         (root / ".codeassist.toml").write_text(project)
     return root
 
 
-def _context(env: Any, root: Path, *extra: str) -> dict[str, Any]:
-    r = env.run("context", f"{root / 'a.py'}:3:5", "--root", str(root), "--json", *extra)
+def _context(env: Any, root: Path, *extra: str, line: int = 3) -> dict[str, Any]:
+    r = env.run("context", f"{root / 'a.py'}:{line}:5", "--root", str(root), "--json", *extra)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -107,10 +107,13 @@ def test_the_prompt_is_the_one_the_daemon_sends(
 ) -> None:
     server = serve(model)
     env = daemon_env_factory(server.base_url)
-    root = _repo(tmp_path, "budget = 1024\n")
-    done = env.run("complete", f"{root / 'a.py'}:3:5", "--json")
+    header = '"""Sums, for the tests of `codeassist context`: long enough for the daemon to time the server."""\n\n'
+    root = _repo(tmp_path, "budget = 1024\n", header + TEXT)
+    done = env.run("complete", f"{root / 'a.py'}:5:5", "--json")
     assert done.returncode == 0, done.stderr
     sent = server.stats.requests[-1]
-    out = _context(env, root)
+    out = _context(env, root, line=5)
     assert out["prompt"] == sent["prompt"]
     assert out["model"] == sent["model"] == model
+    # the daemon still runs and has timed the server: its measure is the one the budget rule used
+    assert out["budget"] == 1024 and "as the running daemon measured it" in out["budget_why"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,21 @@ from codeassist.context.errors import PositionError
 
 
 def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Not the user's config, daemon or server: nothing answers, so the family is the CLI's stated fallback (qwen).
+    private = root.parent / f"{root.name}-ca"
+    env = {
+        **os.environ,
+        "CODEASSIST_CONFIG_DIR": str(private / "config"),
+        "CODEASSIST_RUNTIME_DIR": str(private / "run"),
+        "CODEASSIST_SERVER_URL": "http://127.0.0.1:9/v1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "codeassist.client.cli", "context", *args],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 

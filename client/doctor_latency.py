@@ -148,6 +148,21 @@ def _latency_hints(lat: dict[str, Any]) -> list[str]:
     return hints
 
 
+async def _prompt_check(report: Report) -> None:
+    """What the daemon made of the server's speed (its probes just taught it): the prompt budget it uses, why,
+    and how much of the prompts the server's cache served."""
+    from codeassist.client.cli_stats import server_line
+    from codeassist.client.daemon_client import call
+
+    try:
+        server = (await call("stats")).get("server")
+    except Exception:  # an older daemon, or it went away: the latency check above says enough
+        return
+    if isinstance(server, dict):
+        report.latency["server"] = server
+        report.checks.append(Check("prompt", True, server_line(server).removeprefix("server: ")))
+
+
 async def measure_latency(report: Report, cfg: Config, url: str, model: str, n: int, use_daemon: bool) -> None:
     try:
         net = await _network_samples(cfg, url, n)
@@ -161,6 +176,8 @@ async def measure_latency(report: Report, cfg: Config, url: str, model: str, n: 
     lat["targets"] = {"ttft_p50_ms": TTFT_P50_TARGET_MS, "ttft_p99_ms": TTFT_P99_TARGET_MS}
     report.latency = lat
     report.hints = _latency_hints(lat)
+    if use_daemon:
+        await _prompt_check(report)
     if "ttft" not in lat:
         report.checks.append(
             Check(

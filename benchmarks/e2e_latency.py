@@ -6,9 +6,10 @@ by an inlineCompletion request (the previous unanswered one cancelled, as VS Cod
 Scenarios (``--scenario``):
 
 - ``typing`` (default): a developer writing code. In runs of ``RUN_LINES`` consecutive code lines of each file,
-  the start of each line arrives as one edit, the developer thinks (0.6-1.4 s, no request), then types the line's
-  last word (up to 8 characters) at real speed (log-normal gaps, median ~110 ms, as ``replay.py``); measured:
-  the last keystroke -> its ghost text. The first line of each run is a jump to a new place in the file.
+  the start of each line arrives as one edit (the editor asks for a completion there, as after any change), the
+  developer thinks (0.6-1.4 s), then types the line's last word (up to 8 characters) at real speed (log-normal
+  gaps, median ~110 ms, as ``replay.py``); measured: the last keystroke -> its ghost text. The first line of
+  each run is a jump to a new place in the file.
 - ``jump``: the file opened cut at a random line end and one character typed there (every request a new place:
   a cold prompt each time; the scenario of this script's earlier figures).
 
@@ -95,8 +96,24 @@ def position(text: str, offset: int) -> types.Position:
     return types.Position(line=line, character=len(text[offset - col : offset].encode("utf-16-le")) // 2)
 
 
-async def lsp_typing_round(env: dict[str, str], root: Path, n: int, rng: random.Random) -> list[float]:
-    """The ``typing`` scenario: last keystroke -> ghost text, one figure per line typed."""
+def ask(client, uri: str, text: str, cur: int, msg_id: str):  # type: ignore[no-untyped-def]
+    """An inline-completion request at ``cur`` (the document is ``text[:cur]``): (its id, its future)."""
+    fut = client.protocol.send_request(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION,
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position(text[:cur], cur),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        ),
+        msg_id=msg_id,
+    )
+    return msg_id, fut
+
+
+async def lsp_typing_round(
+    env: dict[str, str], root: Path, n: int, rng: random.Random, shown: list[bool]
+) -> list[float]:
+    """The ``typing`` scenario: last keystroke -> ghost text, one figure per line typed (``shown``: with text)."""
     client = await start_client(env, root)
     latencies: list[float] = []
     runs = max(1, -(-n // (len(SOURCE_FILES) * RUN_LINES)))
@@ -117,7 +134,8 @@ async def lsp_typing_round(env: dict[str, str], root: Path, n: int, rng: random.
                 for end in run:
                     word_at = end - last_word(text[text.rfind("\n", 0, end) + 1 : end])
                     doc = text[:cur]
-                    if word_at > cur:  # the line's start arrives at once (not measured)
+                    last = None
+                    if word_at > cur:  # the line's start arrives at once, and the editor asks (not measured)
                         version += 1
                         client.text_document_did_change(
                             types.DidChangeTextDocumentParams(
@@ -131,8 +149,8 @@ async def lsp_typing_round(env: dict[str, str], root: Path, n: int, rng: random.
                             )
                         )
                         cur = word_at
+                        last = ask(client, uri, text, cur, f"s{version}-{cur}")
                     await asyncio.sleep(rng.uniform(0.6, 1.4))  # thinking
-                    last = None
                     t_key = 0.0
                     while cur < end:
                         await asyncio.sleep(rng.lognormvariate(-2.2, 0.35))
@@ -153,23 +171,13 @@ async def lsp_typing_round(env: dict[str, str], root: Path, n: int, rng: random.
                         t_key = time.perf_counter()
                         if last is not None and not last[1].done():
                             client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=last[0]))
-                        msg_id = f"k{version}-{cur}"
-                        fut = client.protocol.send_request(
-                            types.TEXT_DOCUMENT_INLINE_COMPLETION,
-                            types.InlineCompletionParams(
-                                text_document=types.TextDocumentIdentifier(uri=uri),
-                                position=position(text[:cur], cur),
-                                context=types.InlineCompletionContext(
-                                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
-                                ),
-                            ),
-                            msg_id=msg_id,
-                        )
-                        last = (msg_id, fut)
+                        last = ask(client, uri, text, cur, f"k{version}-{cur}")
                     assert last is not None
+                    answer = None
                     with contextlib.suppress(Exception):  # an error answer is still an answer (counted below)
-                        await last[1]
+                        answer = await asyncio.wrap_future(last[1])
                     latencies.append((time.perf_counter() - t_key) * 1000)
+                    shown.append(bool(getattr(answer, "items", None)))
                 client.text_document_did_close(
                     types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
                 )
@@ -184,7 +192,7 @@ def cursor_positions(text: str, n: int, rng: random.Random) -> list[int]:
     return sorted(rng.sample(ends, min(n, len(ends))))
 
 
-async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random) -> list[float]:
+async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random, shown: list[bool]) -> list[float]:
     """The ``jump`` scenario."""
     client = await start_client(env, root)
     latencies: list[float] = []
@@ -220,7 +228,7 @@ async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random)
                         ],
                     )
                 )
-                await client.text_document_inline_completion_async(
+                answer = await client.text_document_inline_completion_async(
                     types.InlineCompletionParams(
                         text_document=types.TextDocumentIdentifier(uri=uri),
                         position=types.Position(line=line, character=col),
@@ -228,6 +236,7 @@ async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random)
                     )
                 )
                 latencies.append((time.perf_counter() - t0) * 1000)
+                shown.append(bool(getattr(answer, "items", None)))
                 client.text_document_did_close(
                     types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
                 )
@@ -274,7 +283,8 @@ def main() -> int:
 
         root = Path(tempfile.mkdtemp(prefix="ca-e2e-"))
         lsp_rounds = {"typing": lsp_typing_round, "jump": lsp_round}
-        lsp = asyncio.run(lsp_rounds[args.scenario](env, root, args.requests, random.Random(args.seed)))
+        shown: list[bool] = []
+        lsp = asyncio.run(lsp_rounds[args.scenario](env, root, args.requests, random.Random(args.seed), shown))
         lsp_stats = asyncio.run(call("stats"))
         sock = asyncio.run(socket_round(args.requests, random.Random(args.seed + 1)))
     # A request that timed out has no model time to split: it is counted as an error, not as daemon work.
@@ -292,6 +302,7 @@ def main() -> int:
         "p50_ms": round(percentile(lsp, 50), 1),
         "p99_ms": round(percentile(lsp, 99), 1),
         "timeouts": lsp_stats["counts"].get("errors", 0),
+        "with_ghost_text": round(sum(shown) / max(1, len(shown)), 3),
         "server": lsp_stats.get("server"),
         "debounce_p50_ms": round(percentile(debounce, 50), 1),
         "daemon_p50_ms": round(percentile(daemon, 50), 2),

@@ -247,8 +247,9 @@ class CompletionEngine:
             if result.source == "model":
                 ds.partly_taken = False  # a new suggestion
             spec = None
-            # No speculation for a probe's answer (not shown to anyone) nor a first line (the rest is on its way)
-            if self.adaptive and not UNCOUNTED.get() and not result.partial:
+            # No speculation for a probe's answer (not shown to anyone), a first line (the rest is on its way), or
+            # on a slow server: two requests at once on a CPU each take twice as long (and miss its prompt cache)
+            if self.adaptive and not UNCOUNTED.get() and not result.partial and not self._slow(doc.uri):
                 spec = self._speculate(doc, offset, result.text, eager=self._trusted(ds, result))
             self._shown[result.id] = (doc.uri, spec)
             while len(self._shown) > SHOWN_REMEMBERED:

@@ -83,3 +83,15 @@ async def test_editor_cancel_keeps_a_slow_servers_request_for_the_next_keystroke
     finally:
         await engine.aclose()
         await engine.transport.aclose()
+
+
+async def test_no_speculation_on_a_slow_server(slow, standin) -> None:
+    """Two requests at once on a CPU each take twice as long: the typed-through guess is not speculated on."""
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    first = await slow.complete(doc, off)
+    assert first.text == "hello world"
+    off = type_text(slow, doc, off, "hel")
+    through = await slow.complete(doc, off)
+    assert (through.text, through.source, through.typed) == ("lo world", "cache", 3)
+    assert slow.prefetcher.get(doc.uri) is None and len(standin.stats.requests) == 1

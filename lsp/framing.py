@@ -99,6 +99,11 @@ class FrameReader:
         self._buf = bytearray()
         self._eof = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the stream and held, not yet given out as a frame or skipped."""
+        return len(self._buf)
+
     def __aiter__(self) -> AsyncIterator[bytes | FramingError | Truncated]:
         return self._frames()
 

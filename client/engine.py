@@ -92,6 +92,7 @@ class CompletionEngine:
         # ProjectResolver.route); by default this engine's own config and transport.
         self.route: Callable[[str], Route] = lambda uri: Route(self.config, self.transport)
         self.adaptive = config.engine_mode != "fixed"
+        self.trust_typed = TRUST_TYPED  # characters typed through a completion before its speculation may go alone
         self.latency = LatencyTracker()
         self.debouncer = Debouncer(
             config.debounce_min_ms,
@@ -263,7 +264,7 @@ class CompletionEngine:
     def _trusted(self, ds: DocSession, result: CompletionResult) -> bool:
         """Evidence that the user is taking this completion: typing through it. Not an accept of part of it:
         whoever takes a word or a line rather than the whole has seen that the rest does not fit."""
-        return result.typed >= TRUST_TYPED and not ds.partly_taken
+        return result.typed >= self.trust_typed and not ds.partly_taken
 
     async def _obtain(self, doc: Document, ds: DocSession, offset: int, priority: str) -> CompletionResult:
         """Join the request on the wire when it can answer this position, else debounce and send one.

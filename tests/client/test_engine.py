@@ -211,7 +211,7 @@ async def test_keystroke_during_debounce_sends_nothing(standin) -> None:
 
 def trust(engine: CompletionEngine, uri: str) -> None:
     """As if the user were typing through every shown completion: speculations may go at a pause."""
-    engine._trusted = lambda uri, result: True  # type: ignore[method-assign]
+    engine.trust_typed = 0
 
 
 async def test_typing_through_served_from_cache_without_request(engine, standin) -> None:
@@ -299,10 +299,11 @@ async def test_closing_the_document_cancels_its_request(engine, standin) -> None
     daemon = Daemon(engine.config, engine=engine)
     conn = SimpleNamespace(id=1)
     standin.behaviour.ttft_s = 5
-    await daemon._doc_open(conn, {"uri": "file:///z.py", "text": "x = ", "language": "python"})  # type: ignore[arg-type]
-    task = asyncio.create_task(daemon._complete(conn, {"uri": "file:///z.py", "offset": 4}))  # type: ignore[arg-type]
+    handle = daemon.handlers  # what the socket dispatches to
+    await handle["doc/open"](conn, {"uri": "file:///z.py", "text": "x = ", "language": "python"})  # type: ignore[arg-type]
+    task = asyncio.create_task(handle["complete"](conn, {"uri": "file:///z.py", "offset": 4}))  # type: ignore[arg-type]
     await until(lambda: len(standin.stats.requests) == 1)
-    await daemon._doc_close(conn, {"uri": "file:///z.py"})  # type: ignore[arg-type]
+    await handle["doc/close"](conn, {"uri": "file:///z.py"})  # type: ignore[arg-type]
     assert (await task)["source"] == "cancelled"
     await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
     daemon.context.close()

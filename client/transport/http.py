@@ -159,6 +159,11 @@ class HttpTransport:
         finally:
             timing["total_ms"] = (time.perf_counter() - start) * 1000
 
+    def connections(self) -> int:
+        """How many connections the keep-alive pool holds now (busy or idle); 0 if httpx's pool can't be seen."""
+        pool = getattr(getattr(self._client, "_transport", None), "_pool", None)
+        return len(getattr(pool, "connections", ()))
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

@@ -88,8 +88,7 @@ async def test_connection_is_reused(standin) -> None:
     try:
         for _ in range(3):
             await _collect(t)
-        pool = t._client._transport._pool  # type: ignore[attr-defined]
-        assert len(pool.connections) == 1
+        assert t.connections() == 1
     finally:
         await t.aclose()
 

@@ -23,7 +23,7 @@ from codeassist.client.doctor_latency import measure_latency
 from codeassist.client.doctor_report import TTFT_P50_TARGET_MS, TTFT_P99_TARGET_MS, Check, Report, format_report
 from codeassist.client.netprobe import connect, explain_tls, handshake, is_ip, resolve
 
-__all__ = ["TTFT_P50_TARGET_MS", "TTFT_P99_TARGET_MS", "Check", "Report", "format_report", "run_doctor"]
+__all__ = ["TTFT_P50_TARGET_MS", "TTFT_P99_TARGET_MS", "Check", "Report", "check_clock", "format_report", "run_doctor"]
 
 SKEW_WARN_S = 30.0
 SKEW_FAIL_S = 300.0
@@ -292,7 +292,8 @@ async def _check_tunnel(report: Report, cfg: Config) -> None:
         )
 
 
-def _check_clock(report: Report, probe: auth.ModelsProbe) -> None:
+def check_clock(report: Report, probe: auth.ModelsProbe) -> None:
+    """The 'clock' check: the local clock against the server's Date header (from the /models probe)."""
     if not probe.date:
         report.checks.append(Check("clock", True, "not checked: the server sends no Date header", skipped=True))
         return
@@ -328,7 +329,7 @@ async def run_doctor(samples: int = 10, use_daemon: bool = True, url: str | None
     model = _check_model(report, cfg, probe) if probe else None
     await _check_tunnel(report, cfg)
     if probe:
-        _check_clock(report, probe)
+        check_clock(report, probe)
     if model and samples > 0:
         await measure_latency(report, cfg, url, model, samples, use_daemon and url == cfg.server_url)
     return report

@@ -84,7 +84,7 @@ def _file_fallback() -> None:
 def test_clock_skew_verdicts(offset_s: float, ok: bool, warn: bool) -> None:
     date = email.utils.formatdate(time.time() - offset_s, usegmt=True)
     report = doctor.Report()
-    doctor._check_clock(report, auth.ModelsProbe(200, ["m"], True, date, 1.0))
+    doctor.check_clock(report, auth.ModelsProbe(200, ["m"], True, date, 1.0))
     check = report.checks[0]
     assert (check.ok, check.warn) == (ok, warn)
     shown = int(check.detail.rsplit("by ", 1)[1].rstrip("s"))  # the Date header has 1 s resolution

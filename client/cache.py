@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["CacheHit", "CompletionCache", "position_key", "prompt_key"]
+__all__ = ["CacheHit", "CacheSizes", "CompletionCache", "position_key", "prompt_key"]
 
 PREFIX_CHARS = 512
 SUFFIX_CHARS = 256
@@ -44,6 +45,17 @@ class CacheHit:
     source: str  # where the entry came from: model | prefetch
 
 
+class CacheSizes(NamedTuple):
+    """What a :class:`CompletionCache` holds. The suffix index agrees with the entries when
+    ``positions == indexed == counted``."""
+
+    entries: int  # all entries, prompt and position
+    positions: int  # position entries (``x:`` keys) in the LRU
+    indexed: int  # position entries the suffix index knows
+    counted: int  # the per-suffix counts, summed
+    suffixes: int  # distinct suffixes counted
+
+
 class CompletionCache:
     def __init__(self, max_entries: int = 1000, max_bytes: int = 4 * 1024 * 1024, max_walk: int = 128) -> None:
         self.max_entries, self.max_bytes, self.max_walk = max_entries, max_bytes, max_walk
@@ -54,6 +66,16 @@ class CompletionCache:
 
     def __len__(self) -> int:
         return len(self._lru)
+
+    def sizes(self) -> CacheSizes:
+        """The LRU's and the suffix index's sizes (walks the keys: for tests and diagnostics, not per keystroke)."""
+        return CacheSizes(
+            entries=len(self._lru),
+            positions=sum(1 for k in self._lru if k.startswith("x:")),
+            indexed=len(self._sfx_of),
+            counted=sum(self._sfx_count.values()),
+            suffixes=len(self._sfx_count),
+        )
 
     @staticmethod
     def _size(key: str, text: str) -> int:

@@ -20,8 +20,8 @@ def test_cache_suffix_count_follows_puts_and_evictions() -> None:
     for off in offsets:
         cache.put_position(text, off, "pass")
         cache.put(prompt_key("m", "s", str(off)), "c")  # prompt entries hold no suffix
-    held = [k for k in cache._lru if k.startswith("x:")]
-    assert sum(cache._sfx_count.values()) == len(held) == len(cache._sfx_of)
+    sizes = cache.sizes()
+    assert sizes.entries == 4 and sizes.positions == sizes.indexed == sizes.counted == 2, sizes
     assert cache.typed_through(text, offsets[0]) is None  # evicted: the count says so without a walk
     last = offsets[-1]
     hit = cache.typed_through(text, last)
@@ -30,9 +30,10 @@ def test_cache_suffix_count_follows_puts_and_evictions() -> None:
     hit = cache.typed_through(typed, last + 2)
     assert hit is not None and (hit.text, hit.typed) == ("ss", 2)
     cache.put_position(text, last, "return")  # replacing an entry keeps one count for it
-    assert sum(cache._sfx_count.values()) == len(cache._sfx_of)
+    sizes = cache.sizes()
+    assert sizes.positions == sizes.indexed == sizes.counted == 2, sizes
     cache.clear()
-    assert not cache._sfx_count and cache.typed_through(text, last) is None
+    assert cache.sizes() == (0, 0, 0, 0, 0) and cache.typed_through(text, last) is None
 
 
 class Context:

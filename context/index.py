@@ -346,6 +346,11 @@ class RepoIndex:
             self._compact_locked()
         return True
 
+    def compact(self) -> None:
+        """Drop the postings of removed chunks now (removals do it themselves once enough are dead)."""
+        with self.lock:
+            self._compact_locked()
+
     def _compact_locked(self) -> None:
         for ident in list(self.postings):
             ids = self.postings[ident]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-__all__ = ["TokenCounter", "chars4_counter", "default_counter", "find_cl100k_file"]
+__all__ = ["TokenCounter", "chars4_counter", "cl100k_counter", "default_counter", "find_cl100k_file"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def _tokenizer_json(path: str) -> TokenCounter:
     return TokenCounter(f"tokenizer.json:{path}", True, lambda s: len(tok.encode(s, add_special_tokens=False).ids))
 
 
-def _tiktoken_cl100k(path: Path) -> TokenCounter:
+def cl100k_counter(path: Path) -> TokenCounter:
+    """The exact cl100k_base counter from a BPE file on disk (one ``find_cl100k_file`` finds), hash-checked."""
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 
@@ -116,7 +117,7 @@ def default_counter() -> TokenCounter:
     found = find_cl100k_file()
     if found is not None:
         try:
-            return _tiktoken_cl100k(found)
+            return cl100k_counter(found)
         except Exception as exc:
             log.warning("cannot load %s (%s)", found, exc)
     log.warning("no offline tokenizer found: token counts use the chars/4 FALLBACK (approximate)")

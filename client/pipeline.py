@@ -176,6 +176,8 @@ class Pipeline:
         early: Callable[[str], None] | None = None,
     ) -> str:
         t_send = time.perf_counter()
+        # Until then the server is still reading the prompt (work a later prompt sharing its start reuses)
+        timings["prefill_until"] = t_send + speed.expect_prefill_ms(params.prompt, prompt_tokens) / 1000
         if spec is not None:
             spec.sent = True  # its request really goes out (the prompt cache did not answer it)
         self._stats().bump("upstream_requests")
@@ -198,6 +200,15 @@ class Pipeline:
         timings["model_ms"] = _ms(t_send)
         timings.update({k: v for k, v in wire.items() if k.startswith("server_")})
         speed.observe(timings, prompt_tokens)
+        log.debug(
+            "%s request: ~%d prompt tokens (server: %s new, %s cached), first token %.0f ms, all %.0f ms",
+            params.priority,
+            prompt_tokens,
+            timings.get("server_prompt_n", "?"),
+            timings.get("server_cache_n", "?"),
+            timings.get("ttft_ms", -1.0),
+            timings["model_ms"],
+        )
         self._latency.add(timings["model_ms"])
         self._stats().latency["model"].add(timings["model_ms"])
         return "".join(pieces)

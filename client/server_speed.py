@@ -33,6 +33,8 @@ MIN_SINGLE_TOKENS = 8
 REGION_LINES = 16  # on a slow server the cross-file part is chosen once per this many lines
 ALPHA = 0.3  # weight of a new sample in the moving averages
 MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's overhead than the rate
+UNKNOWN_BUDGET = 512  # the first prompt, before the server's speed is known: ~1.5 s on a 2-core CPU, no timeout
+RECENT_PROMPTS = 4  # llama-server's default slot count
 
 
 @dataclass
@@ -44,6 +46,7 @@ class ServerSpeed:
     cached_tokens: int = 0  # ...and those its prompt cache served
     samples: int = 0
     _budget: int | None = field(default=None, repr=False)
+    _recent: list[str] = field(default_factory=list, repr=False)  # the last prompts sent (what its slots hold)
 
     def observe(self, timings: Mapping[str, float], est_prompt_tokens: int) -> None:
         """One answer's timings (``server_*`` from the server, else ``ttft_ms`` from outside)."""
@@ -63,6 +66,16 @@ class ServerSpeed:
         elif (ttft := timings.get("ttft_ms")) and est_prompt_tokens >= MIN_PREFILL_SAMPLE:
             self._prefill(est_prompt_tokens / (ttft / 1000))
 
+    def expect_prefill_ms(self, prompt: str, est_tokens: int) -> float:
+        """How long the server will take before its first token: the part of ``prompt`` that none of the last
+        prompts sent shares (its prompt cache holds those) at the measured rate; 0 while the rate is unknown.
+        Remembers ``prompt`` as sent."""
+        shared = max((_shared(prompt, old) for old in self._recent), default=0)
+        self._recent = [prompt, *self._recent[: RECENT_PROMPTS - 1]]
+        if self.prefill_tps is None or not prompt:
+            return 0.0
+        return est_tokens * (1 - shared / len(prompt)) / self.prefill_tps * 1000
+
     def timed_out(self, est_prompt_tokens: int, waited_s: float) -> None:
         """No first token within ``waited_s``: the rate is at most this, whatever the average says."""
         bound = est_prompt_tokens / max(waited_s, 1e-3)
@@ -79,7 +92,8 @@ class ServerSpeed:
     def budget(self, configured: int) -> tuple[int, str]:
         """The prompt budget for this server, and why."""
         if self.prefill_tps is None:
-            return configured, "configured (the server's speed is not known yet)"
+            first = min(configured, UNKNOWN_BUDGET)
+            return first, "the server's speed is not known yet (its first answer tells)"
         fits = self.prefill_tps * COLD_TARGET_S
         if self._budget is None or not self._budget * 0.75 <= fits <= self._budget * 1.5:
             self._budget = max([s for s in BUDGET_STEPS if s <= fits] or [BUDGET_STEPS[0]])
@@ -141,6 +155,18 @@ class SpeedBook:
         """The server changed: learn again."""
         self._by.clear()
         self.last = None
+
+
+def _shared(a: str, b: str) -> int:
+    """Length of the common prefix (bisection over slice comparisons: C speed on long prompts)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _avg(old: float | None, new: float) -> float:

@@ -8,6 +8,7 @@ the next request joins it instead of sending another (see the engine's ``_obtain
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,12 @@ class Upstream:
     grace: Timer | None = None  # drops it when nobody has joined it for a while
     # A multi-line answer's first line, as soon as it is complete (the requester shows it; the rest streams on)
     first_line: asyncio.Future[Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # the request's own (the pipeline fills them)
+
+    def prefilling(self) -> bool:
+        """The server is expected to be still reading its prompt (measured rate, uncached part): that work is
+        useful to whatever prompt shares its start, unlike the decoding of an answer nobody waits for."""
+        return time.perf_counter() < self.timings.get("prefill_until", 0.0)
 
     def consistent(self, text: str) -> bool:
         """The document is the request's text with only characters typed at its cursor, and what the model

@@ -38,10 +38,13 @@ async def slow(standin) -> AsyncIterator[CompletionEngine]:
     await engine.transport.aclose()
 
 
+CODE = "".join(f"value_{n} = compute(value_{n - 1}, step={n})\n" for n in range(1, 60))  # ~500 tokens
+
+
 async def test_at_a_pause_a_silent_request_still_prefilling_is_kept(slow, standin) -> None:
     """The counterpart of test_at_a_pause_a_silent_joined_request_is_replaced (a fast server)."""
-    standin.behaviour.ttft_s = 0.6  # prefilling: says nothing for longer than the pause's debounce
-    doc = Document(uri="file:///a.py", text="greeting = ")
+    standin.behaviour.ttft_s = 0.6  # prefilling ~500 new tokens at 400/s: says nothing during the pause
+    doc = Document(uri="file:///a.py", text=CODE + "greeting = ")
     off = len(doc.text)
     first = asyncio.create_task(slow.complete(doc, off))
     await until(lambda: len(standin.stats.requests) == 1)
@@ -51,6 +54,25 @@ async def test_at_a_pause_a_silent_request_still_prefilling_is_kept(slow, standi
     assert (result.text, result.source) == ("ello world", "cache")  # its answer, walked back past the "h"
     assert len(standin.stats.requests) == 1 and standin.stats.disconnected == 0
     assert slow.stats.counts["replaced"] == 0
+
+
+async def test_at_a_pause_a_request_past_its_prefill_is_replaced(slow, standin) -> None:
+    """Its prompt was in the server's cache: what it does now is decode an answer for a stale position."""
+    doc = Document(uri="file:///a.py", text=CODE + "greeting = ")
+    off = len(doc.text)
+    await slow.complete(doc, off)  # the server has read this prompt once
+    standin.behaviour.tokens = ["bye"]
+    off = type_text(slow, doc, off, "x")  # diverges from "hello world": a new request for this position...
+    standin.behaviour.ttft_s = 0.6
+    second = asyncio.create_task(slow.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 2)
+    off = type_text(slow, doc, off, "y")
+    await second
+    third = asyncio.create_task(slow.complete(doc, off))  # ...joined, then the pause: it is past its prefill
+    await until(lambda: len(standin.stats.requests) == 3)
+    await until(lambda: standin.stats.disconnected == 1)
+    assert slow.stats.counts["replaced"] == 1
+    third.cancel()
 
 
 async def test_a_diverging_keystroke_still_cancels_on_a_slow_server(slow, standin) -> None:

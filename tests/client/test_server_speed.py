@@ -16,9 +16,19 @@ def llama(prompt_n: int, prompt_ms: float, cache_n: int = 0, predicted_n: int = 
     }
 
 
-def test_unknown_server_gets_the_configured_budget() -> None:
+def test_unknown_server_gets_a_first_prompt_a_cpu_reads_within_the_first_token_timeout() -> None:
     speed = ServerSpeed()
-    assert speed.budget(2048)[0] == 2048 and not speed.slow and speed.region_lines() == 1
+    budget, why = speed.budget(2048)
+    assert budget == 512 and "not known" in why and not speed.slow and speed.region_lines() == 1
+
+
+def test_expected_prefill_counts_only_what_no_recent_prompt_shares() -> None:
+    speed = ServerSpeed()
+    assert speed.expect_prefill_ms("a" * 4000, 1000) == 0.0  # rate unknown
+    speed.observe(llama(2000, 5000.0), 2000)  # 400 tokens/s
+    cold = speed.expect_prefill_ms("b" * 4000, 1000)
+    warm = speed.expect_prefill_ms("b" * 4000 + "c" * 40, 1010)
+    assert cold == 2500.0 and warm < 40
 
 
 def test_cpu_server_gets_a_budget_its_prefill_rate_fits_in_a_pause() -> None:

@@ -303,6 +303,7 @@ def main() -> int:
         "p99_ms": round(percentile(lsp, 99), 1),
         "timeouts": lsp_stats["counts"].get("errors", 0),
         "with_ghost_text": round(sum(shown) / max(1, len(shown)), 3),
+        "each_ms": [round(v) for v in lsp],
         "server": lsp_stats.get("server"),
         "debounce_p50_ms": round(percentile(debounce, 50), 1),
         "daemon_p50_ms": round(percentile(daemon, 50), 2),

@@ -58,12 +58,13 @@ async def test_at_a_pause_a_silent_request_still_prefilling_is_kept(slow, standi
 
 async def test_at_a_pause_a_request_past_its_prefill_is_replaced(slow, standin) -> None:
     """Its prompt was in the server's cache: what it does now is decode an answer for a stale position."""
+    standin.behaviour.ttft_s = 0.6  # every answer: as slow as a CPU (the engine keeps measuring it so)
     doc = Document(uri="file:///a.py", text=CODE + "greeting = ")
     off = len(doc.text)
     await slow.complete(doc, off)  # the server has read this prompt once
+    assert slow.speeds.of(slow.transport).slow
     standin.behaviour.tokens = ["bye"]
     off = type_text(slow, doc, off, "x")  # diverges from "hello world": a new request for this position...
-    standin.behaviour.ttft_s = 0.6
     second = asyncio.create_task(slow.complete(doc, off))
     await until(lambda: len(standin.stats.requests) == 2)
     off = type_text(slow, doc, off, "y")

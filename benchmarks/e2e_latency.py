@@ -96,6 +96,23 @@ def position(text: str, offset: int) -> types.Position:
     return types.Position(line=line, character=len(text[offset - col : offset].encode("utf-16-le")) // 2)
 
 
+def insert(client, uri: str, version: int, doc: str, at: int, text: str) -> None:  # type: ignore[no-untyped-def]
+    """didChange: ``text`` typed at offset ``at`` of ``doc``."""
+    pos = position(doc, at)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=text)],
+        )
+    )
+
+
+def close(client, uri: str) -> None:  # type: ignore[no-untyped-def]
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+
+
 def ask(client, uri: str, text: str, cur: int, msg_id: str):  # type: ignore[no-untyped-def]
     """An inline-completion request at ``cur`` (the document is ``text[:cur]``): (its id, its future)."""
     fut = client.protocol.send_request(
@@ -137,17 +154,7 @@ async def lsp_typing_round(
                     last = None
                     if word_at > cur:  # the line's start arrives at once, and the editor asks (not measured)
                         version += 1
-                        client.text_document_did_change(
-                            types.DidChangeTextDocumentParams(
-                                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                                content_changes=[
-                                    types.TextDocumentContentChangePartial(
-                                        range=types.Range(start=position(doc, cur), end=position(doc, cur)),
-                                        text=text[cur:word_at],
-                                    )
-                                ],
-                            )
-                        )
+                        insert(client, uri, version, doc, cur, text[cur:word_at])
                         cur = word_at
                         last = ask(client, uri, text, cur, f"s{version}-{cur}")
                     await asyncio.sleep(rng.uniform(0.6, 1.4))  # thinking
@@ -156,17 +163,7 @@ async def lsp_typing_round(
                         await asyncio.sleep(rng.lognormvariate(-2.2, 0.35))
                         doc = text[:cur]
                         version += 1
-                        client.text_document_did_change(
-                            types.DidChangeTextDocumentParams(
-                                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                                content_changes=[
-                                    types.TextDocumentContentChangePartial(
-                                        range=types.Range(start=position(doc, cur), end=position(doc, cur)),
-                                        text=text[cur],
-                                    )
-                                ],
-                            )
-                        )
+                        insert(client, uri, version, doc, cur, text[cur])
                         cur += 1
                         t_key = time.perf_counter()
                         if last is not None and not last[1].done():
@@ -178,9 +175,7 @@ async def lsp_typing_round(
                         answer = await asyncio.wrap_future(last[1])
                     latencies.append((time.perf_counter() - t_key) * 1000)
                     shown.append(bool(getattr(answer, "items", None)))
-                client.text_document_did_close(
-                    types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
-                )
+                close(client, uri)
     finally:
         await client.shutdown_session()
     return latencies
@@ -214,20 +209,7 @@ async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random,
                 line = doc.count("\n")
                 col = len(doc) - (doc.rfind("\n") + 1)
                 t0 = time.perf_counter()
-                client.text_document_did_change(
-                    types.DidChangeTextDocumentParams(
-                        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version + 1),
-                        content_changes=[
-                            types.TextDocumentContentChangePartial(
-                                range=types.Range(
-                                    start=types.Position(line=line, character=col - 1),
-                                    end=types.Position(line=line, character=col - 1),
-                                ),
-                                text=doc[-1],
-                            )
-                        ],
-                    )
-                )
+                insert(client, uri, version + 1, doc[:-1], len(doc) - 1, doc[-1])
                 answer = await client.text_document_inline_completion_async(
                     types.InlineCompletionParams(
                         text_document=types.TextDocumentIdentifier(uri=uri),
@@ -237,9 +219,7 @@ async def lsp_round(env: dict[str, str], root: Path, n: int, rng: random.Random,
                 )
                 latencies.append((time.perf_counter() - t0) * 1000)
                 shown.append(bool(getattr(answer, "items", None)))
-                client.text_document_did_close(
-                    types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
-                )
+                close(client, uri)
     finally:
         await client.shutdown_session()
     return latencies

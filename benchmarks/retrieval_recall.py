@@ -189,7 +189,7 @@ def main() -> int:
     full = ContextEngine(budget=mid)
     index = full.add_root(root, background=False, watch=False)
     window_only = ContextEngine(budget=mid, sources=())
-    window_only.indexes = full.indexes
+    window_only.roots = full.roots
     cases = build_cases(index, args.cases, random.Random(args.seed))
     template = template_for("qwen")
     hits: dict[str, int] = defaultdict(int)

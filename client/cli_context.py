@@ -148,8 +148,19 @@ def prompt_settings(root: Path, path: Path, family: str = "auto", budget: int | 
     rate = (measured or {}).get("prefill_tokens_per_s")
     if isinstance(rate, int | float) and rate > 0:
         speed.prefill_tps = float(rate)  # what the running daemon measured of this server
+        ratio = (measured or {}).get("server_tokens_per_counted")
+        if isinstance(ratio, int | float) and ratio > 0:
+            speed.token_ratio = float(ratio)
     if budget is not None:
-        chosen, budget_why = budget, f"--budget (the daemon would use {speed.budget(cfg.budget)[0]})"
+        would = cfg.budget if speed.prefill_tps is None else speed.budget(cfg.budget)[0]
+        chosen, budget_why = budget, f"--budget (the daemon would use {would})"
+    elif speed.prefill_tps is None:  # nothing measured yet: the configured budget (the first request caps it)
+        chosen = cfg.budget
+        source = cfg.sources.get("budget", "default")
+        budget_why = (
+            f"budget = {cfg.budget} from {'the default' if source == 'default' else source}; the server's speed "
+            f"is not measured yet (a daemon's first request uses at most {speed.budget(cfg.budget)[0]})"
+        )
     else:
         chosen, speed_why = speed.budget(cfg.budget)  # the pipeline's own rule
         source = cfg.sources.get("budget", "default")

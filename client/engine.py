@@ -308,7 +308,7 @@ class CompletionEngine:
         streamed: list[str] = []
         first_line: asyncio.Future[CompletionResult] = asyncio.get_running_loop().create_future()
         up = Upstream(
-            asyncio.create_task(self.pipeline.request(doc, offset, priority, timings, streamed, first_line)),
+            asyncio.create_task(self.pipeline.request(doc, offset, first_line, timings, streamed, priority)),
             text[:offset],
             text[offset:],
             streamed,

@@ -58,17 +58,17 @@ class Pipeline:
         self,
         doc: Document,
         offset: int,
-        priority: str,
+        first_line: asyncio.Future[CompletionResult],
         timings: dict[str, float],
-        streamed: list[str] | None = None,
-        first_line: asyncio.Future[CompletionResult] | None = None,
+        streamed: list[str],
+        priority: str = "interactive",
     ) -> CompletionResult:
         """An interactive request's result (a failure is an empty result with its error); ``first_line`` gets a
         multi-line answer's first line as soon as it is complete."""
         doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
 
         def early(line: str) -> None:
-            if first_line is not None and not first_line.done():
+            if not first_line.done():
                 first_line.set_result(
                     CompletionResult(
                         text=line,
@@ -81,7 +81,7 @@ class Pipeline:
 
         try:
             completion, multiline, source = await self.generate(
-                doc, offset, priority, timings, streamed, first_line=early if first_line is not None else None
+                doc, offset, priority, timings, streamed, first_line=early
             )
         except TransportError as exc:
             log.warning("completion failed: %s", exc)

@@ -35,6 +35,8 @@ ALPHA = 0.3  # weight of a new sample in the moving averages
 MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's overhead than the rate
 UNKNOWN_BUDGET = 512  # the first prompt, before the server's speed is known: ~1.5 s on a 2-core CPU, no timeout
 RECENT_PROMPTS = 4  # llama-server's default slot count
+BAND = (0.6, 2.0)  # the budget stays while what fits is within these multiples of it (rates are noisy)
+WARM_SHARE = 0.9  # a prompt whose tokens the server's cache held at least this share of is "warm"
 
 
 @dataclass
@@ -42,6 +44,8 @@ class ServerSpeed:
     prefill_tps: float | None = None
     decode_ms: float | None = None  # per generated token
     ttft_ms: float | None = None  # request sent -> first token
+    warm_ttft_ms: float | None = None  # the same, for prompts the server's cache (nearly) all held
+    token_ratio: float = 1.0  # the server's prompt tokens per token of our counter (tokenizers differ)
     prompt_tokens: int = 0  # all prompt tokens the server reported...
     cached_tokens: int = 0  # ...and those its prompt cache served
     samples: int = 0
@@ -58,6 +62,10 @@ class ServerSpeed:
             cached = int(timings.get("server_cache_n", 0))
             self.prompt_tokens += uncached + cached
             self.cached_tokens += cached
+            if est_prompt_tokens >= MIN_PREFILL_SAMPLE:
+                self.token_ratio = _avg(self.token_ratio, (uncached + cached) / est_prompt_tokens)
+            if ttft is not None and cached >= WARM_SHARE * (uncached + cached) > 0:
+                self.warm_ttft_ms = _avg(self.warm_ttft_ms, ttft)
             if uncached >= MIN_PREFILL_SAMPLE and timings.get("server_prompt_ms", 0) > 0:
                 self._prefill(uncached / (timings["server_prompt_ms"] / 1000))
             n, ms = timings.get("server_predicted_n", 0), timings.get("server_predicted_ms", 0)
@@ -95,7 +103,8 @@ class ServerSpeed:
             first = min(configured, UNKNOWN_BUDGET)
             return first, "the server's speed is not known yet (its first answer tells)"
         fits = self.prefill_tps * COLD_TARGET_S
-        if self._budget is None or not self._budget * 0.75 <= fits <= self._budget * 1.5:
+        fits /= self.token_ratio  # our counter's tokens -> the server's
+        if self._budget is None or not self._budget * BAND[0] <= fits <= self._budget * BAND[1]:
             self._budget = max([s for s in BUDGET_STEPS if s <= fits] or [BUDGET_STEPS[0]])
         if self._budget >= configured:
             return configured, f"configured (the server prefills {self.prefill_tps:.0f} tokens/s)"
@@ -110,11 +119,12 @@ class ServerSpeed:
         return max(MIN_SINGLE_TOKENS, min(configured, fits))
 
     def wait_cap_ms(self) -> float | None:
-        """On a fast server, the debounce waits no longer than the server takes to answer: a request that a key
-        then makes useless costs it little, a wait costs the user every time. None: no cap (slow or unknown)."""
-        if self.prefill_tps is None or self.slow or self.ttft_ms is None:
+        """The debounce waits no longer than a request costs the server: on a fast server its time to first
+        token, on a slow one that of a prompt its cache holds (the usual case while typing: a request that a key
+        then makes useless costs little, a wait costs the user every time). None: no cap (not measured yet)."""
+        if self.prefill_tps is None:
             return None
-        return self.ttft_ms
+        return self.warm_ttft_ms if self.slow else self.ttft_ms
 
     def region_lines(self) -> int:
         return REGION_LINES if self.slow else 1
@@ -129,6 +139,7 @@ class ServerSpeed:
         return {
             "prefill_tokens_per_s": None if self.prefill_tps is None else round(self.prefill_tps),
             "decode_ms_per_token": None if self.decode_ms is None else round(self.decode_ms, 1),
+            "server_tokens_per_counted": round(self.token_ratio, 2),
             "effective_budget": budget,
             "budget_why": why,
             "server_cache_hit_share": None if share is None else round(share, 3),

@@ -38,12 +38,12 @@ from codeassist.context.retrieve import (
     receiver_types,
     similar_snippets,
 )
+from codeassist.context.roots import Roots
 from codeassist.context.secret_paths import is_secret_path
 from codeassist.context.syntax_window import syntax_window
 from codeassist.context.templates import Template
 from codeassist.context.tokens import TokenCounter, default_counter
 from codeassist.context.uris import uri_to_path
-from codeassist.context.watch import IndexWatcher
 from codeassist.context.window import PromptParts
 
 __all__ = ["ContextEngine"]
@@ -67,11 +67,8 @@ class ContextEngine:
         self.budget = check_budget(budget)
         self.split = split or Split()
         self.counter = counter or default_counter()
-        self.max_files = max_files
         self.sources = sources
-        self.exclude = tuple(exclude)  # gitignore-style globs for every root (add_root adds per-root ones)
-        self.indexes: dict[Path, RepoIndex] = {}
-        self.watchers: list[IndexWatcher] = []
+        self.roots = Roots(max_files, exclude)
         self.docs: dict[str, ParsedDoc] = {}
         self.recent: deque[tuple[str, int, float]] = deque(maxlen=32)  # (uri, line, when)
         self._resolve_cache: dict[object, object] = {}
@@ -85,46 +82,18 @@ class ContextEngine:
         self.cross_hits = self.cross_misses = 0  # for tests and stats
 
     # -- roots -------------------------------------------------------------------------------------
+    @property
+    def indexes(self) -> dict[Path, RepoIndex]:
+        return self.roots.indexes
+
     def add_root(
         self, root: str | Path, background: bool = True, watch: bool = True, exclude: Sequence[str] = ()
     ) -> RepoIndex:
-        """Index (and watch) a workspace root. ``exclude``: gitignore-style globs relative to the root, on top of
-        the engine's; calling again with other globs re-indexes the root with them."""
-        path = uri_to_path(str(root)) or Path(root)
-        path = path.resolve()
-        patterns = self.exclude + tuple(exclude)
-        index = self.indexes.get(path)
-        if index is not None and index.rules.exclude != patterns:
-            self._drop_root(path)
-            index = None
-        if index is None:
-            index = self.indexes[path] = RepoIndex(path, max_files=self.max_files, exclude=patterns)
-            self._docs_gen += 1  # which root a document belongs to may change: "recent" snippets depend on it
-            if background:
-                index.start()
-            else:
-                index.index_all()
-            if watch:
-                self.watchers.append(IndexWatcher(index).start())
-        return index
-
-    def _drop_root(self, path: Path) -> None:
-        index = self.indexes.pop(path)
-        for w in [w for w in self.watchers if w.index is index]:
-            w.stop()
-            self.watchers.remove(w)
-        index.stop()
-        self._docs_gen += 1
+        """Index (and watch) a workspace root (see ``Roots.add``)."""
+        return self.roots.add(root, background, watch, exclude)
 
     def index_for(self, path: Path | None) -> tuple[RepoIndex | None, str | None]:
-        if path is None:
-            return None, None
-        best: tuple[RepoIndex | None, str | None] = (None, None)
-        for index in self.indexes.values():
-            rel = index.rel_path(path)
-            if rel is not None and (best[0] is None or len(str(index.root)) > len(str(best[0].root))):
-                best = (index, rel)
-        return best
+        return self.roots.index_for(path)
 
     def _scope(self, path: Path | None) -> tuple[RepoIndex | None, str | None, bool]:
         """(index of the workspace root, path there, private?) of a document. Private: a secret-looking path
@@ -138,10 +107,7 @@ class ContextEngine:
         return index, rel, private
 
     def close(self) -> None:
-        for w in self.watchers:
-            w.stop()
-        for index in self.indexes.values():
-            index.stop()
+        self.roots.close()
 
     # -- documents -------------------------------------------------------------------------------
     def open_document(self, uri: str, text: str, language: str = "") -> None:
@@ -359,7 +325,7 @@ class ContextEngine:
             cursor_line // max(1, region_lines),
             index.root if index is not None else None,
             index.generation if index is not None else -1,
-            self._docs_gen,
+            self._docs_gen + self.roots.generation,  # "recent" snippets depend on the documents and the roots
             other_edits,
             snip_budget,
             file_sep,

@@ -113,6 +113,18 @@ def test_fast_server_caps_the_debounce_at_its_time_to_answer() -> None:
     fast.observe({"ttft_ms": 40.0}, 2000)
     slow.observe(llama(2000, 5000.0) | {"ttft_ms": 5200.0}, 2000)
     assert fast.wait_cap_ms() == 40.0 and slow.wait_cap_ms() is None and ServerSpeed().wait_cap_ms() is None
-    uncapped = deb.delay_ms("u", "a", slow.wait_cap_ms())
+    slow.observe(llama(6, 45.0, cache_n=250) | {"ttft_ms": 80.0}, 256)  # a prompt its cache held: cheap
+    assert slow.wait_cap_ms() == 80.0
+    uncapped = deb.delay_ms("u", "a", None)
     assert uncapped > 100  # mid-word: ~1.5 gaps
     assert deb.delay_ms("u", "a", fast.wait_cap_ms()) == 40.0
+
+
+def test_the_budget_counts_in_the_servers_tokens() -> None:
+    """Our counter says 400 where the server's tokenizer says 500: the budget is what the server reads in time."""
+    same, more = ServerSpeed(), ServerSpeed()
+    for _ in range(6):
+        same.observe(llama(600, 1000.0), 600)  # 600 tokens/s, counted alike
+        more.observe(llama(600, 1000.0), 400)  # 600 tokens/s, but 1.5 server tokens per counted one
+    assert more.token_ratio > 1.4
+    assert same.budget(2048)[0] == 512 and more.budget(2048)[0] == 384

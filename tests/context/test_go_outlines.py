@@ -12,6 +12,8 @@ from pathlib import Path
 from codeassist.context.engine import ContextEngine
 from codeassist.context.templates import template_for
 
+from tests.context.conftest import build_at_marker, write_tree
+
 GO_MOD = "module example.com/shop\n\ngo 1.21\n"
 
 # Package geom in directory geom/, spread over two files (methods beside the type, in another file).
@@ -104,28 +106,13 @@ def _module(tmp_path: Path) -> Path:
         "legacy/geom/geom.go": DECOY,
         "billing/invoice.go": INVOICE,
     }
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
+    return write_tree(root, files)
 
 
 def _build(root: Path, text: str, sources: tuple[str, ...] = ("imports", "symbols")) -> dict:
-    """Build for a cursor on the blanked line of the loop body (``@@``, where ``a := geom.Area(r)`` goes). By
-    default with the import-driven sources only: similar-code retrieval would find any file sharing words with
-    this one, which says nothing about the imports (one test below runs with all sources)."""
-    rel = "billing/invoice.go"
-    offset = text.index("@@")
-    text = text.replace("@@", "")
-    (root / rel).write_text(text)
-    engine = ContextEngine(budget=2048, sources=sources)
-    try:
-        engine.add_root(root, background=False, watch=False)
-        parts = engine.build(text, offset, template_for("qwen"), path=root / rel)
-    finally:
-        engine.close()
-    return {"prompt": parts.prompt, "snippets": parts.snippets}
+    """Build for a cursor on the blanked line of the loop body (``@@``, where ``a := geom.Area(r)`` goes); one
+    test below runs with all sources."""
+    return build_at_marker(root, "billing/invoice.go", text, sources)
 
 
 def test_an_imported_package_brings_its_exported_signatures(tmp_path: Path) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codeassist.context.engine import ContextEngine
-from codeassist.context.templates import template_for
+from tests.context.conftest import build_at_marker, write_tree
 
 CARGO = '[package]\nname = "geo"\nversion = "0.1.0"\nedition = "2021"\n'
 LIB = "pub mod shapes;\npub mod store;\npub mod report;\n"
@@ -112,28 +111,12 @@ def _crate(tmp_path: Path) -> Path:
         "src/legacy/circle.rs": DECOY,
         "src/report.rs": REPORT,
     }
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
+    return write_tree(root, files)
 
 
 def _build(root: Path, rel: str, text: str) -> dict:
-    """Build for a cursor on the blanked line (``@@`` marks the cursor, the line is otherwise blank), with the
-    import-driven sources only: similar-code retrieval would find any file sharing words with this one, which
-    says nothing about the imports."""
-    offset = text.index("@@")
-    text = text.replace("@@", "")
-    (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    (root / rel).write_text(text)
-    engine = ContextEngine(budget=2048, sources=("imports", "symbols"))
-    try:
-        engine.add_root(root, background=False, watch=False)
-        parts = engine.build(text, offset, template_for("qwen"), path=root / rel)
-    finally:
-        engine.close()
-    return {"prompt": parts.prompt, "snippets": parts.snippets}
+    """Build for a cursor on the blanked line (``@@`` marks the cursor, the line is otherwise blank)."""
+    return build_at_marker(root, rel, text)
 
 
 def _reasons(out: dict) -> list[tuple[str, str]]:

@@ -36,7 +36,6 @@ MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's ov
 UNKNOWN_BUDGET = 512  # the first prompt, before the server's speed is known: ~1.5 s on a 2-core CPU, no timeout
 RECENT_PROMPTS = 4  # llama-server's default slot count
 BAND = (0.6, 2.0)  # the budget stays while what fits is within these multiples of it (rates are noisy)
-WARM_SHARE = 0.9  # a prompt whose tokens the server's cache held at least this share of is "warm"
 
 
 @dataclass
@@ -44,7 +43,6 @@ class ServerSpeed:
     prefill_tps: float | None = None
     decode_ms: float | None = None  # per generated token
     ttft_ms: float | None = None  # request sent -> first token
-    warm_ttft_ms: float | None = None  # the same, for prompts the server's cache (nearly) all held
     token_ratio: float = 1.0  # the server's prompt tokens per token of our counter (tokenizers differ)
     prompt_tokens: int = 0  # all prompt tokens the server reported...
     cached_tokens: int = 0  # ...and those its prompt cache served
@@ -64,8 +62,6 @@ class ServerSpeed:
             self.cached_tokens += cached
             if est_prompt_tokens >= MIN_PREFILL_SAMPLE:
                 self.token_ratio = _avg(self.token_ratio, (uncached + cached) / est_prompt_tokens)
-            if ttft is not None and cached >= WARM_SHARE * (uncached + cached) > 0:
-                self.warm_ttft_ms = _avg(self.warm_ttft_ms, ttft)
             if uncached >= MIN_PREFILL_SAMPLE and timings.get("server_prompt_ms", 0) > 0:
                 self._prefill(uncached / (timings["server_prompt_ms"] / 1000))
             n, ms = timings.get("server_predicted_n", 0), timings.get("server_predicted_ms", 0)
@@ -119,12 +115,14 @@ class ServerSpeed:
         return max(MIN_SINGLE_TOKENS, min(configured, fits))
 
     def wait_cap_ms(self) -> float | None:
-        """The debounce waits no longer than a request costs the server: on a fast server its time to first
-        token, on a slow one that of a prompt its cache holds (the usual case while typing: a request that a key
-        then makes useless costs little, a wait costs the user every time). None: no cap (not measured yet)."""
-        if self.prefill_tps is None:
+        """On a fast server, the debounce waits no longer than the server takes to answer: a request that a key
+        then makes useless costs it little, a wait costs the user every time. None: no cap (slow or unknown).
+        Not on a slow server, even for a prompt its cache holds: measured there (replay, real typing speed), a
+        request fired at every keystroke was replaced at the next one, 918 requests instead of 108, and ghost
+        text came within 16 % of the pauses instead of 83 %."""
+        if self.prefill_tps is None or self.slow or self.ttft_ms is None:
             return None
-        return self.warm_ttft_ms if self.slow else self.ttft_ms
+        return self.ttft_ms
 
     def region_lines(self) -> int:
         return REGION_LINES if self.slow else 1

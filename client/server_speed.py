@@ -33,7 +33,8 @@ MIN_SINGLE_TOKENS = 8
 REGION_LINES = 16  # on a slow server the cross-file part is chosen once per this many lines
 ALPHA = 0.3  # weight of a new sample in the moving averages
 MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's overhead than the rate
-UNKNOWN_BUDGET = 512  # the first prompt, before the server's speed is known: ~1.5 s on a 2-core CPU, no timeout
+UNKNOWN_BUDGET = 256  # the first prompt, before the server's speed is known: ~1 s on a 2-core CPU (a GPU then
+# gets its configured budget from the second request on; a CPU keeps its cache: the same budget and layout)
 RECENT_PROMPTS = 4  # llama-server's default slot count
 BAND = (0.6, 2.0)  # the budget stays while what fits is within these multiples of it (rates are noisy)
 
@@ -125,7 +126,8 @@ class ServerSpeed:
         return self.ttft_ms
 
     def region_lines(self) -> int:
-        return REGION_LINES if self.slow else 1
+        """The cacheable layout on a slow server, and before the speed is known (as the first budget)."""
+        return REGION_LINES if self.slow or self.prefill_tps is None else 1
 
     @property
     def cache_hit_share(self) -> float | None:

@@ -19,7 +19,7 @@ def llama(prompt_n: int, prompt_ms: float, cache_n: int = 0, predicted_n: int = 
 def test_unknown_server_gets_a_first_prompt_a_cpu_reads_within_the_first_token_timeout() -> None:
     speed = ServerSpeed()
     budget, why = speed.budget(2048)
-    assert budget == 512 and "not known" in why and not speed.slow and speed.region_lines() == 1
+    assert budget == 256 and "not known" in why and not speed.slow and speed.region_lines() > 1
 
 
 def test_expected_prefill_counts_only_what_no_recent_prompt_shares() -> None:

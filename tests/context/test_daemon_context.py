@@ -35,11 +35,14 @@ async def test_daemon_prompt_carries_cross_file_definition(
         prompts: list[str] = []
         n = 0
         while time.monotonic() < deadline:
-            n += 1  # a new first line each time: no completion cache can answer instead of the server
-            body = f"# {n}\n{text}"
+            # A new line just above the cursor each time: no completion cache can answer instead of the server
+            # (the first request of a session, before the server's speed is known, has a small budget)
+            n += 1
+            line = f"        step = {n}\n"
+            body = text[:offset] + line + text[offset:]
             await conn.request("doc/open", {"uri": uri, "text": body, "language": "python"})
             result: dict[str, Any] = await asyncio.wait_for(
-                conn.request("complete", {"uri": uri, "offset": offset + len(f"# {n}\n")}), 30
+                conn.request("complete", {"uri": uri, "offset": offset + len(line)}), 30
             )
             assert "text" in result
             prompts = [str(r.get("prompt", "")) for r in standin.stats.requests]

@@ -137,6 +137,7 @@ class Pipeline:
             temperature=cfg.temperature,
             stop=linemode.stops_for(mode, template.stop),
             priority=priority,
+            extra=speed.request_fields(mode.multiline),
         )
         ctx = postprocess.FilterContext(
             prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],

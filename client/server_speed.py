@@ -36,6 +36,7 @@ MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's ov
 UNKNOWN_BUDGET = 256  # the first prompt, before the server's speed is known: ~1 s on a 2-core CPU (a GPU then
 # gets its configured budget from the second request on; a CPU keeps its cache: the same budget and layout)
 RECENT_PROMPTS = 4  # llama-server's default slot count
+MULTI_LINE_MS = 1000
 BAND = (0.6, 2.0)  # the budget stays while what fits is within these multiples of it (rates are noisy)
 
 
@@ -45,6 +46,7 @@ class ServerSpeed:
     decode_ms: float | None = None  # per generated token
     ttft_ms: float | None = None  # request sent -> first token
     token_ratio: float = 1.0  # the server's prompt tokens per token of our counter (tokenizers differ)
+    llama: bool = False  # the server answers as llama.cpp's llama-server does (``timings``)
     prompt_tokens: int = 0  # all prompt tokens the server reported...
     cached_tokens: int = 0  # ...and those its prompt cache served
     samples: int = 0
@@ -56,6 +58,7 @@ class ServerSpeed:
         self.samples += 1
         if (ttft := timings.get("ttft_ms")) is not None:
             self.ttft_ms = _avg(self.ttft_ms, ttft)
+        self.llama = self.llama or bool(timings.get("server_llama"))
         if "server_prompt_n" in timings:
             uncached = int(timings["server_prompt_n"])
             cached = int(timings.get("server_cache_n", 0))
@@ -124,6 +127,17 @@ class ServerSpeed:
         if self.prefill_tps is None or self.slow or self.ttft_ms is None:
             return None
         return self.ttft_ms
+
+    def request_fields(self, multiline: bool) -> dict[str, object]:
+        """llama-server's own request fields: keep the prompt cached (older builds default to not), and on a slow
+        server stop a multi-line answer ``MULTI_LINE_MS`` after its first token once a line is complete (its first
+        line is shown at once; the rest only saves a later request)."""
+        if not self.llama:
+            return {}
+        fields: dict[str, object] = {"cache_prompt": True}
+        if multiline and self.slow:
+            fields["t_max_predict_ms"] = MULTI_LINE_MS
+        return fields
 
     def region_lines(self) -> int:
         """The cacheable layout on a slow server, and before the speed is known (as the first budget)."""

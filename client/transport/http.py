@@ -202,6 +202,7 @@ def _server_timings(event: dict[str, object], timing: dict[str, float]) -> None:
     tokens where the server reports them, as vLLM does with ``--enable-prompt-tokens-details``)."""
     reported = event.get("timings")
     if isinstance(reported, dict):
+        timing["server_llama"] = 1.0  # llama.cpp's own answer format: its request fields apply
         for key, name in _SERVER_TIMINGS.items():
             value = reported.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):

@@ -128,3 +128,12 @@ def test_the_budget_counts_in_the_servers_tokens() -> None:
         more.observe(llama(600, 1000.0), 400)  # 600 tokens/s, but 1.5 server tokens per counted one
     assert more.token_ratio > 1.4
     assert same.budget(2048)[0] == 512 and more.budget(2048)[0] == 384
+
+
+def test_llama_servers_own_fields_only_for_llama_server() -> None:
+    other, llama_cpu = ServerSpeed(), ServerSpeed()
+    other.observe({"ttft_ms": 900.0}, 2000)  # a slow server that is not llama.cpp: no unknown fields sent
+    assert other.request_fields(multiline=True) == {}
+    llama_cpu.observe(llama(2000, 5000.0) | {"server_llama": 1.0}, 2000)
+    assert llama_cpu.request_fields(multiline=False) == {"cache_prompt": True}
+    assert llama_cpu.request_fields(multiline=True)["t_max_predict_ms"] == 1000

@@ -178,7 +178,8 @@ class Pipeline:
     ) -> str:
         t_send = time.perf_counter()
         # Until then the server is still reading the prompt (work a later prompt sharing its start reuses)
-        timings["prefill_until"] = t_send + speed.expect_prefill_ms(params.prompt, prompt_tokens) / 1000
+        uncached = speed.uncached(params.prompt, prompt_tokens)
+        timings["prefill_until"] = t_send + speed.expect_prefill_ms(uncached) / 1000
         if spec is not None:
             spec.sent = True  # its request really goes out (the prompt cache did not answer it)
         self._stats().bump("upstream_requests")
@@ -200,7 +201,7 @@ class Pipeline:
             raise
         timings["model_ms"] = _ms(t_send)
         timings.update({k: v for k, v in wire.items() if k.startswith("server_")})
-        speed.observe(timings, prompt_tokens)
+        speed.observe(timings, prompt_tokens, uncached)
         log.debug(
             "%s request: ~%d prompt tokens (server: %s new, %s cached), first token %.0f ms, all %.0f ms",
             params.priority,

@@ -24,11 +24,22 @@ def test_unknown_server_gets_a_first_prompt_a_cpu_reads_within_the_first_token_t
 
 def test_expected_prefill_counts_only_what_no_recent_prompt_shares() -> None:
     speed = ServerSpeed()
-    assert speed.expect_prefill_ms("a" * 4000, 1000) == 0.0  # rate unknown
+    assert speed.expect_prefill_ms(speed.uncached("a" * 4000, 1000)) == 0.0  # rate unknown
     speed.observe(llama(2000, 5000.0), 2000)  # 400 tokens/s
-    cold = speed.expect_prefill_ms("b" * 4000, 1000)
-    warm = speed.expect_prefill_ms("b" * 4000 + "c" * 40, 1010)
+    cold = speed.expect_prefill_ms(speed.uncached("b" * 4000, 1000))
+    warm = speed.expect_prefill_ms(speed.uncached("b" * 4000 + "c" * 40, 1010))
     assert cold == 2500.0 and warm < 40
+
+
+def test_timed_from_outside_a_cached_prompt_does_not_make_a_slow_server_look_fast() -> None:
+    """vLLM without cached-token counts: its cache answers a shared prompt at once (measured on its CPU build)."""
+    speed = ServerSpeed()
+    prompt = "x" * 8000
+    speed.observe({"ttft_ms": 5000.0}, 2000, speed.uncached(prompt, 2000))  # cold: 400 tokens/s
+    for _ in range(10):  # typing on: each prompt shares all but a few characters with the last
+        prompt += "y"
+        speed.observe({"ttft_ms": 60.0}, 2000, speed.uncached(prompt, 2000))
+    assert speed.slow and speed.prefill_tps == 400
 
 
 def test_cpu_server_gets_a_budget_its_prefill_rate_fits_in_a_pause() -> None:

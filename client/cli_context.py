@@ -151,22 +151,20 @@ def prompt_settings(root: Path, path: Path, family: str = "auto", budget: int | 
         ratio = (measured or {}).get("server_tokens_per_counted")
         if isinstance(ratio, int | float) and ratio > 0:
             speed.token_ratio = float(ratio)
+    source = cfg.sources.get("budget", "default")
+    configured = f"budget = {cfg.budget} from {'the default' if source == 'default' else source}"
     if budget is not None:
         would = cfg.budget if speed.prefill_tps is None else speed.budget(cfg.budget)[0]
         chosen, budget_why = budget, f"--budget (the daemon would use {would})"
     elif speed.prefill_tps is None:  # nothing measured yet: the configured budget (the first request caps it)
         chosen = cfg.budget
-        source = cfg.sources.get("budget", "default")
         budget_why = (
-            f"budget = {cfg.budget} from {'the default' if source == 'default' else source}; the server's speed "
-            f"is not measured yet (a daemon's first request uses at most {speed.budget(cfg.budget)[0]})"
+            f"{configured}; the server's speed is not measured yet "
+            f"(a daemon's first request uses at most {speed.budget(cfg.budget)[0]})"
         )
     else:
         chosen, speed_why = speed.budget(cfg.budget)  # the pipeline's own rule
-        source = cfg.sources.get("budget", "default")
-        budget_why = f"budget = {cfg.budget} from {'the default' if source == 'default' else source}; {speed_why}"
-        if speed.prefill_tps is not None:
-            budget_why += " (as the running daemon measured it)"
+        budget_why = f"{configured}; {speed_why} (as the running daemon measured it)"
     return PromptSettings(
         config=cfg,
         user=user,

@@ -21,6 +21,7 @@ from typing import Any
 
 from codeassist.client import auth
 from codeassist.client.config import Config
+from codeassist.client.tasks import cancel_and_wait
 from codeassist.client.transport.base import CompletionParams, StreamChunk, TransportError
 from codeassist.client.transport.http import HttpTransport
 
@@ -279,11 +280,8 @@ class FallbackTransport:
                 log.exception("background probe failed")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for t in self._clients.values():
             with contextlib.suppress(Exception):
                 await t.aclose()

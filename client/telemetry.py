@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import httpx
 from codeassist.client import auth, paths
+from codeassist.client.tasks import cancel_and_wait
 
 __all__ = ["INTERVAL_ENV", "REPORTED", "Telemetry"]
 
@@ -214,11 +215,8 @@ class Telemetry:
             log.exception("telemetry stopped")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.enabled() and self.told and self.collecting is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.report(), 2.0)  # the last counts before the daemon exits

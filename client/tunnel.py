@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from codeassist.client.tasks import cancel_and_wait
+
 __all__ = ["SSH_OPTION_ALLOWLIST", "TunnelSpec", "TunnelSupervisor", "check_ssh_option", "ssh_command"]
 
 log = logging.getLogger(__name__)
@@ -284,10 +286,7 @@ class TunnelSupervisor:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)
         await self._kill()
         self._st.pid = None
         self._set("stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +24,31 @@ def user_env(daemon_env_factory: Any) -> Any:
         return env
 
     return make
+
+
+@pytest.fixture
+async def make_engine(standin: Any) -> AsyncIterator[Callable[..., Any]]:
+    """Engines over real HTTP to the scripted stand-in, closed after the test: ``make_engine(debounce_ms,
+    clock=None, **config)`` (a fixed debounce of ``debounce_ms``; other ``Config`` fields as given)."""
+    from codeassist.client.config import Config
+    from codeassist.client.engine import CompletionEngine
+    from codeassist.client.transport.http import HttpTransport
+
+    made: list[CompletionEngine] = []
+
+    def make(debounce_ms: float = 0.0, clock: Any = None, **config: Any) -> CompletionEngine:
+        cfg = Config(
+            server_url=standin.base_url,
+            debounce_min_ms=debounce_ms,
+            debounce_max_ms=debounce_ms,
+            family="plain",
+            **config,
+        )
+        engine = CompletionEngine(cfg, HttpTransport(standin.base_url), clock=clock)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        await engine.aclose()
+        await engine.transport.aclose()

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from codeassist.client.clock import FakeClock
-from codeassist.client.config import Config
 from codeassist.client.documents import Document
 from codeassist.client.engine import CompletionEngine
-from codeassist.client.transport.http import HttpTransport
 
 
 async def until(cond: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -24,23 +22,15 @@ async def until(cond: Callable[[], bool], timeout: float = 3.0) -> None:
 
 
 @pytest.fixture
-async def engine(standin) -> AsyncIterator[CompletionEngine]:
-    cfg = Config(server_url=standin.base_url, debounce_min_ms=0, debounce_max_ms=0, family="plain")
-    eng = CompletionEngine(cfg, HttpTransport(standin.base_url))
-    yield eng
-    await eng.aclose()
-    await eng.transport.aclose()
+def engine(make_engine) -> CompletionEngine:
+    return make_engine()
 
 
 @pytest.fixture
-async def timed(standin) -> AsyncIterator[tuple[CompletionEngine, FakeClock]]:
+def timed(make_engine) -> tuple[CompletionEngine, FakeClock]:
     """An engine whose waits (debounce, pauses, timers) run on a clock the test advances."""
     clock = FakeClock()
-    cfg = Config(server_url=standin.base_url, debounce_min_ms=0, debounce_max_ms=0, family="plain")
-    eng = CompletionEngine(cfg, HttpTransport(standin.base_url), clock=clock)
-    yield eng, clock
-    await eng.aclose()
-    await eng.transport.aclose()
+    return make_engine(clock=clock), clock
 
 
 def sent(engine: CompletionEngine) -> int:
@@ -69,72 +59,55 @@ async def test_divergent_keystroke_cancels_in_flight_and_closes_upstream(engine,
     assert engine.stats.counts["cancelled"] == 1 and engine.stats.counts["upstream_cancelled"] == 1
 
 
-def slow_debounce_engine(standin, ms: float) -> CompletionEngine:
-    cfg = Config(server_url=standin.base_url, debounce_min_ms=ms, debounce_max_ms=ms, family="plain")
-    return CompletionEngine(cfg, HttpTransport(standin.base_url))
+async def test_typing_forward_joins_the_request_on_the_wire(make_engine, standin) -> None:
+    engine = make_engine(600)  # the user is typing: no pause for 600 ms after a key
+    standin.behaviour.ttft_s = 0.4
+    doc = Document(uri="file:///a.py", text="greeting = \nprint(greeting)\n")
+    off = len("greeting = ")
+    first = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 1)
+    off = type_text(engine, doc, off, "h")  # consistent with the request: it stays on the wire
+    assert (await first).source == "cancelled"  # the stale position's answer is dropped, not the request
+    second = asyncio.create_task(engine.complete(doc, off))
+    await asyncio.sleep(0.05)
+    off = type_text(engine, doc, off, "e")
+    assert (await second).source == "cancelled"
+    result = await engine.complete(doc, off)
+    assert (result.text, result.source) == ("llo world", "cache")  # re-keyed by position: typed-through
+    interactive = [r for r in standin.stats.requests if r["priority"] == standin.stats.requests[0]["priority"]]
+    assert len(interactive) == 1 and standin.stats.disconnected == 0
+    assert engine.stats.counts["joined"] == 2
 
 
-async def test_typing_forward_joins_the_request_on_the_wire(standin) -> None:
-    engine = slow_debounce_engine(standin, 600)  # the user is typing: no pause for 600 ms after a key
-    try:
-        standin.behaviour.ttft_s = 0.4
-        doc = Document(uri="file:///a.py", text="greeting = \nprint(greeting)\n")
-        off = len("greeting = ")
-        first = asyncio.create_task(engine.complete(doc, off))
-        await until(lambda: len(standin.stats.requests) == 1)
-        off = type_text(engine, doc, off, "h")  # consistent with the request: it stays on the wire
-        assert (await first).source == "cancelled"  # the stale position's answer is dropped, not the request
-        second = asyncio.create_task(engine.complete(doc, off))
-        await asyncio.sleep(0.05)
-        off = type_text(engine, doc, off, "e")
-        assert (await second).source == "cancelled"
-        result = await engine.complete(doc, off)
-        assert (result.text, result.source) == ("llo world", "cache")  # re-keyed by position: typed-through
-        interactive = [r for r in standin.stats.requests if r["priority"] == standin.stats.requests[0]["priority"]]
-        assert len(interactive) == 1 and standin.stats.disconnected == 0
-        assert engine.stats.counts["joined"] == 2
-    finally:
-        await engine.aclose()
-        await engine.transport.aclose()
+async def test_at_a_pause_a_silent_joined_request_is_replaced(make_engine, standin) -> None:
+    engine = make_engine(200)
+    standin.behaviour.ttft_s = 5  # says nothing for a long time
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    first = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 1)
+    off = type_text(engine, doc, off, "h")
+    await first
+    second = asyncio.create_task(engine.complete(doc, off))  # joins, then the pause comes (200 ms)
+    await until(lambda: len(standin.stats.requests) == 2)
+    assert standin.stats.requests[1]["prompt"].endswith("greeting = h")
+    await until(lambda: standin.stats.disconnected == 1)
+    assert engine.stats.counts["replaced"] == 1
+    second.cancel()
 
 
-async def test_at_a_pause_a_silent_joined_request_is_replaced(standin) -> None:
-    engine = slow_debounce_engine(standin, 200)
-    try:
-        standin.behaviour.ttft_s = 5  # says nothing for a long time
-        doc = Document(uri="file:///a.py", text="greeting = ")
-        off = len(doc.text)
-        first = asyncio.create_task(engine.complete(doc, off))
-        await until(lambda: len(standin.stats.requests) == 1)
-        off = type_text(engine, doc, off, "h")
-        await first
-        second = asyncio.create_task(engine.complete(doc, off))  # joins, then the pause comes (200 ms)
-        await until(lambda: len(standin.stats.requests) == 2)
-        assert standin.stats.requests[1]["prompt"].endswith("greeting = h")
-        await until(lambda: standin.stats.disconnected == 1)
-        assert engine.stats.counts["replaced"] == 1
-        second.cancel()
-    finally:
-        await engine.aclose()
-        await engine.transport.aclose()
-
-
-async def test_at_a_pause_a_joined_request_that_agrees_so_far_is_kept(standin) -> None:
-    engine = slow_debounce_engine(standin, 200)
-    try:
-        standin.behaviour.gap_s = 0.6  # "hello" at once, " world" 600 ms later
-        doc = Document(uri="file:///a.py", text="greeting = ")
-        off = len(doc.text)
-        first = asyncio.create_task(engine.complete(doc, off))
-        await until(lambda: len(standin.stats.requests) == 1)
-        off = type_text(engine, doc, off, "he")
-        await first
-        result = await engine.complete(doc, off)  # the pause comes, but the stream agrees with "he"
-        assert (result.text, result.source) == ("llo world", "cache")
-        assert len(standin.stats.requests) == 1 and engine.stats.counts["replaced"] == 0
-    finally:
-        await engine.aclose()
-        await engine.transport.aclose()
+async def test_at_a_pause_a_joined_request_that_agrees_so_far_is_kept(make_engine, standin) -> None:
+    engine = make_engine(200)
+    standin.behaviour.gap_s = 0.6  # "hello" at once, " world" 600 ms later
+    doc = Document(uri="file:///a.py", text="greeting = ")
+    off = len(doc.text)
+    first = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 1)
+    off = type_text(engine, doc, off, "he")
+    await first
+    result = await engine.complete(doc, off)  # the pause comes, but the stream agrees with "he"
+    assert (result.text, result.source) == ("llo world", "cache")
+    assert len(standin.stats.requests) == 1 and engine.stats.counts["replaced"] == 0
 
 
 async def test_joined_request_that_diverges_sends_a_new_one(engine, standin) -> None:
@@ -151,20 +124,15 @@ async def test_joined_request_that_diverges_sends_a_new_one(engine, standin) -> 
     assert standin.stats.requests[-1]["prompt"].endswith("greeting = x")
 
 
-async def test_fixed_mode_cancels_on_every_keystroke(standin) -> None:
-    cfg = Config(server_url=standin.base_url, debounce_fixed_ms=0, engine_mode="fixed", family="plain")
-    eng = CompletionEngine(cfg, HttpTransport(standin.base_url))
-    try:
-        standin.behaviour.ttft_s = 5
-        doc = Document(uri="file:///a.py", text="x = ")
-        task = asyncio.create_task(eng.complete(doc, 4))
-        await until(lambda: len(standin.stats.requests) == 1)
-        type_text(eng, doc, 4, "1")
-        assert (await task).source == "cancelled"
-        await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
-    finally:
-        await eng.aclose()
-        await eng.transport.aclose()
+async def test_fixed_mode_cancels_on_every_keystroke(make_engine, standin) -> None:
+    eng = make_engine(debounce_fixed_ms=0, engine_mode="fixed")
+    standin.behaviour.ttft_s = 5
+    doc = Document(uri="file:///a.py", text="x = ")
+    task = asyncio.create_task(eng.complete(doc, 4))
+    await until(lambda: len(standin.stats.requests) == 1)
+    type_text(eng, doc, 4, "1")
+    assert (await task).source == "cancelled"
+    await until(lambda: standin.stats.disconnected == 1, timeout=0.3)
 
 
 async def test_editor_cancel_without_a_new_request_closes_upstream_after_grace(engine, standin) -> None:
@@ -190,23 +158,18 @@ async def test_editor_cancel_closes_upstream(engine, standin) -> None:
     await until(lambda: standin.stats.disconnected == 1)
 
 
-async def test_keystroke_during_debounce_sends_nothing(standin) -> None:
-    cfg = Config(server_url=standin.base_url, debounce_min_ms=300, debounce_max_ms=300, family="plain")
-    eng = CompletionEngine(cfg, HttpTransport(standin.base_url))
-    try:
-        doc = Document(uri="file:///a.py", text="x = ")
-        task = asyncio.create_task(eng.complete(doc, 4))
-        await asyncio.sleep(0.1)
-        type_text(eng, doc, 4, "1")
-        assert (await task).source == "cancelled"
-        t0 = time.perf_counter()
-        result = await eng.complete(doc, 5)
-        assert result.text == "hello world"
-        assert (time.perf_counter() - t0) * 1000 >= 300 and result.timings["debounce_ms"] >= 300
-        assert len(standin.stats.requests) == 1  # the debounced-away request never went out
-    finally:
-        await eng.aclose()
-        await eng.transport.aclose()
+async def test_keystroke_during_debounce_sends_nothing(make_engine, standin) -> None:
+    eng = make_engine(300)
+    doc = Document(uri="file:///a.py", text="x = ")
+    task = asyncio.create_task(eng.complete(doc, 4))
+    await asyncio.sleep(0.1)
+    type_text(eng, doc, 4, "1")
+    assert (await task).source == "cancelled"
+    t0 = time.perf_counter()
+    result = await eng.complete(doc, 5)
+    assert result.text == "hello world"
+    assert (time.perf_counter() - t0) * 1000 >= 300 and result.timings["debounce_ms"] >= 300
+    assert len(standin.stats.requests) == 1  # the debounced-away request never went out
 
 
 def trust(engine: CompletionEngine, uri: str) -> None:

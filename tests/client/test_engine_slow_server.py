@@ -5,23 +5,15 @@ cancels; one that diverged still is. Real HTTP to the scripted stand-in (exact t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from codeassist.client.clock import FakeClock
-from codeassist.client.config import Config
 from codeassist.client.documents import Document
 from codeassist.client.engine import CompletionEngine
-from codeassist.client.transport.http import HttpTransport
 
 from tests.client.test_engine import type_text, until
 
 CPU = {"server_prompt_n": 2000.0, "server_prompt_ms": 5000.0, "server_cache_n": 0.0}  # 400 tokens/s
-
-
-def engine_for(standin, debounce_ms: float, clock: FakeClock | None = None) -> CompletionEngine:
-    cfg = Config(server_url=standin.base_url, debounce_min_ms=debounce_ms, debounce_max_ms=debounce_ms, family="plain")
-    return CompletionEngine(cfg, HttpTransport(standin.base_url), clock=clock)
 
 
 def measured_slow(engine: CompletionEngine) -> None:
@@ -30,12 +22,10 @@ def measured_slow(engine: CompletionEngine) -> None:
 
 
 @pytest.fixture
-async def slow(standin) -> AsyncIterator[CompletionEngine]:
-    engine = engine_for(standin, 200)
+def slow(make_engine) -> CompletionEngine:
+    engine = make_engine(200)
     measured_slow(engine)
-    yield engine
-    await engine.aclose()
-    await engine.transport.aclose()
+    return engine
 
 
 CODE = "".join(f"value_{n} = compute(value_{n - 1}, step={n})\n" for n in range(1, 60))  # ~500 tokens
@@ -87,25 +77,21 @@ async def test_a_diverging_keystroke_still_cancels_on_a_slow_server(slow, standi
     await until(lambda: standin.stats.disconnected == 1, timeout=0.5)
 
 
-async def test_editor_cancel_keeps_a_slow_servers_request_for_the_next_keystroke(standin) -> None:
+async def test_editor_cancel_keeps_a_slow_servers_request_for_the_next_keystroke(make_engine, standin) -> None:
     clock = FakeClock()
-    engine = engine_for(standin, 0, clock)
+    engine = make_engine(0, clock)
     measured_slow(engine)
-    try:
-        standin.behaviour.ttft_s = 30
-        doc = Document(uri="file:///a.py", text="x = ")
-        task = asyncio.create_task(engine.complete(doc, 4))
-        await until(lambda: len(standin.stats.requests) == 1)
-        type_text(engine, doc, 4, "1")  # consistent; the editor cancels its request and asks nothing more
-        await task
-        await clock.advance(2.0)  # a fast server's request would be gone after 0.5 s
-        await asyncio.sleep(0.05)
-        assert standin.stats.disconnected == 0
-        await clock.advance(4.0)  # nobody came back for it
-        await until(lambda: standin.stats.disconnected == 1)
-    finally:
-        await engine.aclose()
-        await engine.transport.aclose()
+    standin.behaviour.ttft_s = 30
+    doc = Document(uri="file:///a.py", text="x = ")
+    task = asyncio.create_task(engine.complete(doc, 4))
+    await until(lambda: len(standin.stats.requests) == 1)
+    type_text(engine, doc, 4, "1")  # consistent; the editor cancels its request and asks nothing more
+    await task
+    await clock.advance(2.0)  # a fast server's request would be gone after 0.5 s
+    await asyncio.sleep(0.05)
+    assert standin.stats.disconnected == 0
+    await clock.advance(4.0)  # nobody came back for it
+    await until(lambda: standin.stats.disconnected == 1)
 
 
 async def test_no_speculation_on_a_slow_server(slow, standin) -> None:

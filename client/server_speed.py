@@ -49,7 +49,6 @@ class ServerSpeed:
     llama: bool = False  # the server answers as llama.cpp's llama-server does (``timings``)
     prompt_tokens: int = 0  # all prompt tokens the server reported...
     cached_tokens: int = 0  # ...and those its prompt cache served
-    samples: int = 0
     _budget: int | None = field(default=None, repr=False)
     _recent: list[str] = field(default_factory=list, repr=False)  # the last prompts sent (what its slots hold)
 
@@ -58,7 +57,6 @@ class ServerSpeed:
         first token's wait is set against ``est_uncached`` (the prompt's part no recent prompt shared: a server
         whose cache served the rest answers fast without reading fast; measured on vLLM's CPU build, taking the
         whole prompt made it look 15,000 tokens/s fast)."""
-        self.samples += 1
         if (ttft := timings.get("ttft_ms")) is not None:
             self.ttft_ms = _avg(self.ttft_ms, ttft)
         self.llama = self.llama or bool(timings.get("server_llama"))

@@ -3,7 +3,9 @@
 * text after the cursor on the same line (other than closing brackets/quotes) → single-line;
 * the cursor right after a block header (tree-sitter: a ``:``/``{`` whose block is still empty) →
   multi-line, with a larger ``max_tokens``;
-* an empty line → multi-line; otherwise (end of a statement) → single-line.
+* an empty line → multi-line; otherwise (end of a statement) → single-line. At the end of a line the one line may
+  be the next one (``next_line``): a line that looks finished gets what follows it, as Copilot does, instead of
+  nothing (the model's answer starts with a newline); the client reads the stream up to the first complete line.
 
 Only a window of text before the cursor is parsed, so the cost stays flat in the file size. A
 ``codeassist.context.parse`` module, when present, supplies the parser; otherwise a small local
@@ -28,6 +30,7 @@ CLOSERS = frozenset(")]}\"'`;:,")
 class LineMode:
     multiline: bool
     reason: str
+    next_line: bool = False  # single-line, nothing after the cursor: the line may be the next one
 
 
 @functools.cache
@@ -77,12 +80,14 @@ def decide(text: str, offset: int, language: str = "") -> LineMode:
         return LineMode(True, "blank-line")
     if _after_block_header(window, language):
         return LineMode(True, "block-header")
-    return LineMode(False, "end-of-statement")
+    return LineMode(False, "end-of-statement", next_line=not after.strip())
 
 
 def stops_for(mode: LineMode, template_stops: tuple[str, ...]) -> tuple[str, ...]:
     if mode.multiline:
         return (*template_stops, "\n\n\n")
+    if mode.next_line:
+        return (*template_stops, "\n\n\n")  # the client stops reading after the first complete line
     return (*template_stops, "\n")
 
 

@@ -7,6 +7,7 @@ What comes before (debounce, joining the request on the wire, the typing-through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -158,7 +159,9 @@ class Pipeline:
                     self._cache.put_position(text, offset, line, source)
                     callback(line)
 
-        raw = await self._fetch(params, timings, streamed, route.transport, spec, speed, parts.tokens, early)
+        raw = await self._fetch(
+            params, timings, streamed, route.transport, spec, speed, parts.tokens, early, one_line=mode.next_line
+        )
         completion = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
         if completion:
             self._cache.put(key, completion, source)
@@ -175,6 +178,7 @@ class Pipeline:
         speed: ServerSpeed,
         prompt_tokens: int,
         early: Callable[[str], None] | None = None,
+        one_line: bool = False,
     ) -> str:
         t_send = time.perf_counter()
         # Until then the server is still reading the prompt (work a later prompt sharing its start reuses)
@@ -188,13 +192,18 @@ class Pipeline:
         pieces: list[str] = [] if streamed is None else streamed  # what has arrived so far, for on_change
         wire: dict[str, float] = {}  # the transport's own timings, and what the server says of its work
         try:
-            async for chunk in transport.stream(params, wire):
-                if "ttft_ms" not in timings:
-                    timings["ttft_ms"] = _ms(t_send)
-                pieces.append(chunk.text)
-                if early is not None and "\n" in chunk.text and (line := _first_line("".join(pieces))) is not None:
-                    early(line)
-                    early = None
+            async with contextlib.aclosing(transport.stream(params, wire)) as chunks:  # a break closes it at once
+                async for chunk in chunks:
+                    if "ttft_ms" not in timings:
+                        timings["ttft_ms"] = _ms(t_send)
+                    pieces.append(chunk.text)
+                    if "\n" not in chunk.text or (line := _first_line("".join(pieces))) is None:
+                        continue
+                    if one_line:
+                        break  # the one line is complete: closing the stream ends the server's work on it
+                    if early is not None:
+                        early(line)
+                        early = None
         except TransportError as exc:
             if exc.kind == "first_token_timeout":
                 speed.timed_out(prompt_tokens, _ms(t_send) / 1000)

@@ -6,6 +6,9 @@ or after a top-level ``;``. When the completion closes everything the rest of th
 that rest is only closers (``console.log(|)`` + ``"hi");``) — it is kept whole: the answer replaces the
 editor's closers (:mod:`replace_range`) instead of losing the model's own tail.
 
+At the end of a line whose answer starts with a newline, the one line kept is the next one (with at most one blank
+line before it, and no trailing blanks on the cursor's line).
+
 Never: cut inside a string or a token (only at a closer or after a ``;``), or change what is kept.
 """
 
@@ -20,7 +23,7 @@ __all__ = ["apply"]
 def apply(text: str, ctx: FilterContext) -> str:
     if ctx.multiline:
         return text
-    out = text.split("\n", 1)[0] if text.strip() else text
+    out = _next_line(text, ctx) if text.strip() else text
     rest = line_after(ctx).lstrip()
     over_closed = bool(rest) and bool(scan_brackets(line_before(ctx) + out + rest)[1])
     depth = 0
@@ -44,3 +47,17 @@ def apply(text: str, ctx: FilterContext) -> str:
         elif ch == ";" and depth == 0 and ctx.language not in ("python", "py"):
             return out[: i + 1]
     return out.rstrip() if out != text else text
+
+
+def _next_line(text: str, ctx: FilterContext) -> str:
+    """The completion's one line: the rest of the cursor's line, or at its end the next line when the answer
+    starts there."""
+    lead = len(text) - len(text.lstrip())
+    head = text[:lead]
+    if "\n" not in head or line_after(ctx).strip():
+        return text.split("\n", 1)[0]
+    if head.count("\n") > 2:  # past a blank line or more: another block, not the next line
+        return ""
+    end = text.find("\n", lead)
+    line = text[lead:] if end < 0 else text[lead:end]
+    return "\n" * head.count("\n") + head.rsplit("\n", 1)[1] + line

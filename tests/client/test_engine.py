@@ -254,6 +254,18 @@ async def test_line_mode_sets_stops_and_max_tokens(engine, standin) -> None:
     assert "\n" not in multi["stop"] and multi["max_tokens"] == engine.config.max_tokens
 
 
+async def test_at_a_finished_line_the_next_line_comes_and_the_stream_closes_after_it(engine, standin) -> None:
+    # nothing after the cursor: no newline stop, the answer may start on the next line (Copilot shows it there)
+    standin.behaviour.tokens = ["\n", "    return x", "\n", "    print(x)\n", "    print(y)\n"]
+    standin.behaviour.gap_s = 0.3
+    doc = Document(uri="file:///n.py", text="def f(x):\n    x = x * 2", language="python")
+    t0 = time.perf_counter()
+    result = await engine.complete(doc, len(doc.text))
+    assert result.text == "\n    return x" and time.perf_counter() - t0 < 1.2  # not after the whole answer
+    assert "\n" not in standin.stats.requests[0]["stop"]
+    await until(lambda: standin.stats.disconnected == 1)  # the rest of the answer is not waited for
+
+
 async def test_closing_the_document_cancels_its_request(engine, standin) -> None:
     from types import SimpleNamespace
 

@@ -159,7 +159,9 @@ def test_linemode(marked: str, lang: str, multi: bool, reason: str) -> None:
     i = marked.index(cursor)
     mode = decide(marked[:i] + marked[i + 1 :], i, lang)
     assert (mode.multiline, mode.reason) == (multi, reason)
-    assert ("\n" in stops_for(mode, ())) is (not multi)
+    # a newline ends a single line unless the line may be the next one (nothing after the cursor)
+    assert mode.next_line is (not multi and not marked[i + 1 :].strip())
+    assert ("\n" in stops_for(mode, ())) is (not multi and not mode.next_line)
 
 
 def test_stats_accept_partial_and_no_code_text() -> None:

@@ -133,12 +133,14 @@ class ServerSpeed:
         return self.ttft_ms
 
     def request_fields(self, multiline: bool) -> dict[str, object]:
-        """llama-server's own request fields: keep the prompt cached (older builds default to not), and on a slow
+        """llama-server's own request fields: keep the prompt cached (older builds default to not), its timings in
+        every event, and on a slow
         server stop a multi-line answer ``MULTI_LINE_MS`` after its first token once a line is complete (its first
         line is shown at once; the rest only saves a later request)."""
         if not self.llama:
             return {}
-        fields: dict[str, object] = {"cache_prompt": True}
+        # timings in every streamed event: a stream closed early (one line read, a cancel) still says its cost
+        fields: dict[str, object] = {"cache_prompt": True, "timings_per_token": True}
         if multiline and self.slow:
             fields["t_max_predict_ms"] = MULTI_LINE_MS
         return fields

@@ -146,5 +146,5 @@ def test_llama_servers_own_fields_only_for_llama_server() -> None:
     other.observe({"ttft_ms": 900.0}, 2000)  # a slow server that is not llama.cpp: no unknown fields sent
     assert other.request_fields(multiline=True) == {}
     llama_cpu.observe(llama(2000, 5000.0) | {"server_llama": 1.0}, 2000)
-    assert llama_cpu.request_fields(multiline=False) == {"cache_prompt": True}
+    assert llama_cpu.request_fields(multiline=False) == {"cache_prompt": True, "timings_per_token": True}
     assert llama_cpu.request_fields(multiline=True)["t_max_predict_ms"] == 1000

@@ -289,6 +289,9 @@ def main() -> int:
         "ghost_p50_ms": round(percentile(with_text, 50), 1),
         "ghost_p99_ms": round(percentile(with_text, 99), 1),
         "each_ms": [round(v) for v in lsp],
+        # the LSP round's own split (the daemon's counters): the wait after a key, the model's answer time
+        "lsp_debounce_ms": lsp_stats["latency_ms"].get("debounce"),
+        "lsp_model_ms": lsp_stats["latency_ms"].get("model"),
         "server": lsp_stats.get("server"),
         "debounce_p50_ms": round(percentile(debounce, 50), 1),
         "daemon_p50_ms": round(percentile(daemon, 50), 2),

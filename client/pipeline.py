@@ -149,7 +149,7 @@ class Pipeline:
         )
         source = "prefetch" if priority == "prefetch" else "model"
         early: Callable[[str], None] | None = None
-        if first_line is not None and mode.multiline:
+        if first_line is not None and (mode.multiline or mode.next_line):
             callback = first_line
 
             def early(raw: str) -> None:
@@ -197,11 +197,12 @@ class Pipeline:
                     if "ttft_ms" not in timings:
                         timings["ttft_ms"] = _ms(t_send)
                     pieces.append(chunk.text)
-                    if "\n" not in chunk.text or (line := _first_line("".join(pieces))) is None:
+                    if "\n" not in chunk.text:
                         continue
-                    if one_line:
-                        break  # the one line is complete: closing the stream ends the server's work on it
-                    if early is not None:
+                    raw = "".join(pieces)
+                    if one_line and _next_line_done(raw):
+                        break  # the next line is complete: closing the stream ends the server's work on it
+                    if early is not None and (line := _first_line(raw)) is not None:
                         early(line)
                         early = None
         except TransportError as exc:
@@ -230,6 +231,17 @@ def _first_line(raw: str) -> str | None:
     start = len(raw) - len(raw.lstrip())
     end = raw.find("\n", start)
     return raw[:end] if start < len(raw) and end >= 0 else None
+
+
+def _next_line_done(raw: str) -> bool:
+    """An answer at a line end is complete with the line after its first newline: the rest of the cursor's line
+    (often nothing), then the next line. Typing through the rest then finds the next line in the cache."""
+    nl = raw.find("\n")
+    if nl < 0:
+        return False
+    body = raw[nl + 1 :]
+    start = len(body) - len(body.lstrip())
+    return start < len(body) and "\n" in body[start:]
 
 
 def _ms(t0: float) -> float:

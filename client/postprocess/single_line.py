@@ -6,8 +6,9 @@ or after a top-level ``;``. When the completion closes everything the rest of th
 that rest is only closers (``console.log(|)`` + ``"hi");``) — it is kept whole: the answer replaces the
 editor's closers (:mod:`replace_range`) instead of losing the model's own tail.
 
-At the end of a line whose answer starts with a newline, the one line kept is the next one (with at most one blank
-line before it, and no trailing blanks on the cursor's line).
+At the end of a line, the next line is kept after the rest of the cursor's line (at most one blank line between;
+no trailing blanks on the cursor's line): often the rest is empty (the line was finished), and when it is not,
+typing through it finds the next line in the cache.
 
 Never: cut inside a string or a token (only at a closer or after a ``;``), or change what is kept.
 """
@@ -50,14 +51,19 @@ def apply(text: str, ctx: FilterContext) -> str:
 
 
 def _next_line(text: str, ctx: FilterContext) -> str:
-    """The completion's one line: the rest of the cursor's line, or at its end the next line when the answer
-    starts there."""
-    lead = len(text) - len(text.lstrip())
-    head = text[:lead]
-    if "\n" not in head or line_after(ctx).strip():
-        return text.split("\n", 1)[0]
-    if head.count("\n") > 2:  # past a blank line or more: another block, not the next line
-        return ""
-    end = text.find("\n", lead)
-    line = text[lead:] if end < 0 else text[lead:end]
-    return "\n" * head.count("\n") + head.rsplit("\n", 1)[1] + line
+    """The completion's line: the rest of the cursor's line; at a line end followed by the next line (the answer
+    may start there)."""
+    first, nl, rest = text.partition("\n")
+    if not nl or line_after(ctx).strip():
+        return first
+    lead = len(rest) - len(rest.lstrip())
+    head = rest[:lead]
+    if head.count("\n") > 1 or lead == len(rest):  # past a blank line or more: another block
+        return first
+    end = rest.find("\n", lead)
+    return (
+        first.rstrip()
+        + "\n" * (head.count("\n") + 1)
+        + head.rsplit("\n", 1)[-1]
+        + rest[lead : end if end >= 0 else None]
+    )

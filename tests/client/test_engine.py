@@ -266,6 +266,22 @@ async def test_at_a_finished_line_the_next_line_comes_and_the_stream_closes_afte
     await until(lambda: standin.stats.disconnected == 1)  # the rest of the answer is not waited for
 
 
+async def test_at_a_line_end_the_rest_of_the_line_shows_first_and_the_next_line_waits_in_the_cache(
+    engine, standin
+) -> None:
+    standin.behaviour.tokens = ["(x)", "\n", "    return y", "\n", "    print(x)\n"]
+    standin.behaviour.gap_s = 0.3
+    doc = Document(uri="file:///n.py", text="def f(x):\n    y = g", language="python")
+    t0 = time.perf_counter()
+    first = await engine.complete(doc, len(doc.text))
+    assert first.text == "(x)" and first.partial and time.perf_counter() - t0 < 0.6  # shown when its line is done
+    off = type_text(engine, doc, len(doc.text), "(x)")  # the user types through it: the next line is cached
+    rest = await engine.complete(doc, off)
+    assert rest.text == "\n    return y" and rest.source == "cache"
+    assert len(standin.stats.requests) == 1
+    await until(lambda: standin.stats.disconnected == 1)  # closed after the next line, not at the answer's end
+
+
 async def test_closing_the_document_cancels_its_request(engine, standin) -> None:
     from types import SimpleNamespace
 

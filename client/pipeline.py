@@ -73,7 +73,7 @@ class Pipeline:
                 first_line.set_result(
                     CompletionResult(
                         text=line,
-                        multiline=True,
+                        multiline=True,  # the first line of a longer answer
                         partial=True,
                         timings=dict(timings),
                         replace_suffix_chars=replace_range.for_document(line, doc.text, offset),
@@ -203,6 +203,7 @@ class Pipeline:
                     if one_line and _next_line_done(raw):
                         break  # the next line is complete: closing the stream ends the server's work on it
                     if early is not None and (line := _first_line(raw)) is not None:
+                        timings["model_ms"] = _ms(t_send)  # what the shown line took (the whole answer's, below)
                         early(line)
                         early = None
         except TransportError as exc:

@@ -261,6 +261,15 @@ def replace_end(
     return types.Position(line=line, character=char)
 
 
+def completion_label(word: str, suggestion: str) -> str:
+    """The popup's one line: the word and the suggestion's first line; one that starts on the next line (at a
+    line end) says so, rather than gluing that line to the word."""
+    head, nl, rest = suggestion.partition("\n")
+    if head.strip() or not nl:
+        return (word + (head.strip() or suggestion.strip()))[:60]
+    return f"{word} ⏎ {rest.strip().split(chr(10), 1)[0]}"[:60]
+
+
 def completion_item(
     text: str, offset: int, position: types.Position, result: dict[str, Any], encoding: str, markdown: bool = True
 ) -> types.CompletionItem:
@@ -272,8 +281,7 @@ def completion_item(
     word = text[start:offset]
     line, char = offset_to_position(text, start, encoding)
     suggestion = result["text"]
-    first_line = suggestion.split("\n", 1)[0].strip() or suggestion.strip()
-    label = (word + first_line)[:60]
+    label = completion_label(word, suggestion)
     return types.CompletionItem(
         label=label,
         kind=types.CompletionItemKind.Text,

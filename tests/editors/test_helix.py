@@ -109,8 +109,9 @@ async def test_completion_item_for_a_client_without_inline_completion(
         )
         assert edit.new_text.startswith("fib") and len(edit.new_text) > len("fib")
         suggestion = edit.new_text[len("fib") :]
-        first_line = suggestion.split("\n", 1)[0].strip() or suggestion.strip()
-        assert item.label == ("fib" + first_line)[:60]
+        head, nl, rest = suggestion.partition("\n")
+        next_line = rest.strip().split("\n", 1)[0]
+        assert item.label == (("fib" + head.strip()) if head.strip() or not nl else f"fib ⏎ {next_line}")[:60]
         assert item.filter_text == edit.new_text
         assert isinstance(item.documentation, types.MarkupContent)
         assert item.documentation.kind == types.MarkupKind.Markdown

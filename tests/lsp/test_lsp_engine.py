@@ -56,7 +56,8 @@ async def test_typing_through_across_two_editors_sharing_one_daemon(daemon_env, 
                 )
             )
         second = await inline_at(b, uri, 2, 11 + len(typed))
-        assert second.items and second.items[0].insert_text == shown[len(typed) :]
+        # the rest of what was shown (and, at a line end, the next line that streamed into the cache after it)
+        assert second.items and second.items[0].insert_text.startswith(shown[len(typed) :])
         after = stats(daemon_env)["counts"]
         assert after["typed_through"] == before["typed_through"] + 1
         assert (

@@ -30,6 +30,7 @@ class StandinBehaviour:
     model: str = "standin-model"
     slots: int = 0  # requests served at once (0: any number); the rest wait, as on a saturated server
     owned_by: str | None = None  # /v1/models "owned_by" ("llamacpp", "vllm"), as those servers say
+    server: str | None = None  # the streamed answer's Server header ("llama.cpp", as llama-server sends)
     # The tokens for one request, from its body (the oracle of benchmarks/replay.py: the hidden true text);
     # None: ``tokens``
     answer: Callable[[dict[str, Any]], list[str]] | None = None
@@ -156,9 +157,11 @@ class StandinServer:
                     return
                 await asyncio.sleep(min(remaining, 0.01))
 
+        server = f"server: {b.server}\r\n".encode() if b.server else b""
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-            b"transfer-encoding: chunked\r\n\r\n"
+            + server
+            + b"transfer-encoding: chunked\r\n\r\n"
         )
 
         def chunk(data: bytes) -> None:

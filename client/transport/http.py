@@ -113,6 +113,9 @@ class HttpTransport:
         try:
             async with self._client.stream("POST", "/completions", json=self._body(params), headers=headers) as resp:
                 timing["headers_ms"] = (time.perf_counter() - start) * 1000
+                if resp.headers.get("server", "").startswith("llama.cpp"):
+                    # its own request fields apply from the first answer, even one closed before its timings
+                    timing["server_llama"] = 1.0
                 if resp.status_code != 200:
                     detail = (await resp.aread())[:300].decode("utf-8", "replace")
                     kind = "auth" if resp.status_code in (401, 403) else "http"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from codeassist.client.transport import HttpTransport, TransportError
@@ -27,6 +28,21 @@ async def test_streams_text_and_sends_fim_fields(standin) -> None:
         assert standin.stats.headers[-1]["x-priority"] == "prefetch"
         assert 0 < timings["ttft_ms"] <= timings["total_ms"]
         assert await t.models() == ["standin-model"]
+    finally:
+        await t.aclose()
+
+
+async def test_llama_server_known_from_its_header_before_any_timings(standin) -> None:
+    # a stream closed after its first piece carries no `timings`; llama-server's Server header says who answers
+    t = HttpTransport(standin.base_url)
+    try:
+        for server, llama in ((None, False), ("llama.cpp", True)):
+            standin.behaviour = StandinBehaviour(tokens=["a", "b"], server=server)
+            timings: dict[str, float] = {}
+            async with contextlib.aclosing(t.stream(PARAMS, timings)) as chunks:
+                async for _ in chunks:
+                    break
+            assert ("server_llama" in timings) is llama
     finally:
         await t.aclose()
 

@@ -184,6 +184,12 @@ class Pipeline:
         # Until then the server is still reading the prompt (work a later prompt sharing its start reuses)
         uncached = speed.uncached(params.prompt, prompt_tokens)
         timings["prefill_until"] = t_send + speed.expect_prefill_ms(uncached) / 1000
+        log.debug(
+            "%s request sent: ~%d prompt tokens, ~%.0f not shared with the last ones sent",
+            params.priority,
+            prompt_tokens,
+            uncached,
+        )
         if spec is not None:
             spec.sent = True  # its request really goes out (the prompt cache did not answer it)
         self._stats().bump("upstream_requests")

@@ -28,13 +28,17 @@ __all__ = ["BUDGET_STEPS", "COLD_TARGET_S", "ServerSpeed", "SpeedBook"]
 COLD_TARGET_S = 1.0
 DECODE_TARGET_S = 0.4
 FAST_TPS = 8000.0  # prefill tokens/s above which a server is fast (a GPU); below: a CPU, or a loaded server
-BUDGET_STEPS = (256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+BUDGET_STEPS = (192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 MIN_SINGLE_TOKENS = 8
 REGION_LINES = 16  # on a slow server the cross-file part is chosen once per this many lines
 ALPHA = 0.3  # weight of a new sample in the moving averages
 MIN_PREFILL_SAMPLE = 32  # fewer uncached tokens say more about the request's overhead than the rate
-UNKNOWN_BUDGET = 256  # the first prompt, before the server's speed is known: ~1 s on a 2-core CPU (a GPU then
-# gets its configured budget from the second request on; a CPU keeps its cache: the same budget and layout)
+FIRST_PREFILL_SAMPLE = 4  # ...but before any estimate, a low one (overhead counted as reading) beats none
+UNKNOWN_BUDGET = 192  # the first prompt, before the server's speed is known: < 1 s on a 2-core CPU (a GPU then
+# gets its configured budget from the second request on; a 2-core CPU keeps this budget: the same layout, its cache
+# holds)
+UNKNOWN_TPS = 250.0  # until measured, a prompt's reading is expected at a 2-core CPU's pace: a keystroke keeps
+# the session's first request instead of making the server read the same prompt again alongside it
 RECENT_PROMPTS = 4  # llama-server's default slot count
 MULTI_LINE_MS = 1000
 BAND = (0.6, 2.0)  # the budget stays while what fits is within these multiples of it (rates are noisy)
@@ -67,7 +71,10 @@ class ServerSpeed:
             self.cached_tokens += cached
             if est_prompt_tokens >= MIN_PREFILL_SAMPLE:
                 self.token_ratio = _avg(self.token_ratio, (uncached + cached) / est_prompt_tokens)
-            if uncached >= MIN_PREFILL_SAMPLE and timings.get("server_prompt_ms", 0) > 0:
+            # A first estimate from any sample (what a server that already caches the prompt reads is a few
+            # tokens; waiting for a big one kept the rate unknown, and every cold prompt unprotected, for seconds)
+            least = MIN_PREFILL_SAMPLE if self.prefill_tps is not None else FIRST_PREFILL_SAMPLE
+            if uncached >= least and timings.get("server_prompt_ms", 0) > 0:
                 self._prefill(uncached / (timings["server_prompt_ms"] / 1000))
             n, ms = timings.get("server_predicted_n", 0), timings.get("server_predicted_ms", 0)
             if n >= 4 and ms > 0:
@@ -85,8 +92,8 @@ class ServerSpeed:
         return est_tokens * (1 - shared / len(prompt)) if prompt else 0.0
 
     def expect_prefill_ms(self, uncached: float) -> float:
-        """How long the server will read ``uncached`` tokens before its first one; 0 while the rate is unknown."""
-        return 0.0 if self.prefill_tps is None else uncached / self.prefill_tps * 1000
+        """How long the server will read ``uncached`` tokens before its first one (a CPU's pace while unknown)."""
+        return uncached / (self.prefill_tps or UNKNOWN_TPS) * 1000
 
     def timed_out(self, est_prompt_tokens: int, waited_s: float) -> None:
         """No first token within ``waited_s``: the rate is at most this, whatever the average says."""

@@ -12,7 +12,7 @@ __all__ = ["DEFAULT_BUDGET", "ENGINE_MIN_BUDGET", "MAX_BUDGET", "MIN_BUDGET", "S
 
 DEFAULT_BUDGET = 2048
 MIN_BUDGET, MAX_BUDGET = 1024, 4096  # what a user may set
-ENGINE_MIN_BUDGET = 256  # what the engine may use for a slow server (client/server_speed.py)
+ENGINE_MIN_BUDGET = 192  # what the engine may use for a slow server (client/server_speed.py)
 _TIER = {"recent": 0, "definition": 1, "open": 2, "similar": 3}
 
 

@@ -19,12 +19,12 @@ def llama(prompt_n: int, prompt_ms: float, cache_n: int = 0, predicted_n: int = 
 def test_unknown_server_gets_a_first_prompt_a_cpu_reads_within_the_first_token_timeout() -> None:
     speed = ServerSpeed()
     budget, why = speed.budget(2048)
-    assert budget == 256 and "not known" in why and not speed.slow and speed.region_lines() > 1
+    assert budget == 192 and "not known" in why and not speed.slow and speed.region_lines() > 1
 
 
 def test_expected_prefill_counts_only_what_no_recent_prompt_shares() -> None:
     speed = ServerSpeed()
-    assert speed.expect_prefill_ms(speed.uncached("a" * 4000, 1000)) == 0.0  # rate unknown
+    assert speed.expect_prefill_ms(speed.uncached("a" * 4000, 1000)) == 4000.0  # unknown: a 2-core CPU's pace
     speed.observe(llama(2000, 5000.0), 2000)  # 400 tokens/s
     cold = speed.expect_prefill_ms(speed.uncached("b" * 4000, 1000))
     warm = speed.expect_prefill_ms(speed.uncached("b" * 4000 + "c" * 40, 1010))
@@ -148,3 +148,16 @@ def test_llama_servers_own_fields_only_for_llama_server() -> None:
     llama_cpu.observe(llama(2000, 5000.0) | {"server_llama": 1.0}, 2000)
     assert llama_cpu.request_fields(multiline=False) == {"cache_prompt": True, "timings_per_token": True}
     assert llama_cpu.request_fields(multiline=True)["t_max_predict_ms"] == 1000
+
+
+def test_a_first_rate_comes_from_a_small_sample_later_ones_need_a_big_one() -> None:
+    # A session whose first prompts the server already caches (or whose first stream was closed before its
+    # timings): 6 tokens read in 25 ms is a rough rate, but without one every cold prompt is unprotected.
+    speed = ServerSpeed()
+    speed.observe(llama(6, 25.0, cache_n=245), 220)
+    assert speed.prefill_tps is not None and 200 < speed.prefill_tps < 300 and speed.slow
+    first = speed.prefill_tps
+    speed.observe(llama(6, 5.0, cache_n=250), 220)  # a tiny sample once a rate is known: overhead, not rate
+    assert speed.prefill_tps == first
+    speed.observe(llama(200, 500.0), 220)  # a real one moves it
+    assert speed.prefill_tps != first

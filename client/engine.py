@@ -281,13 +281,25 @@ class CompletionEngine:
         if up is not None and self.adaptive and up.joinable(text, offset):
             self.stats.bump("joined")
             ahead = up.base != text[:offset]
-            result = await self._wait_upstream(ds, up, delay / 1000 if ahead and not up.has_output else None)
+
+            served: list[CompletionResult] = []
+
+            def lines_so_far() -> CompletionResult | None:
+                # its complete lines are cached as they stream: typed through to here, is a line left?
+                if (hit := self._from_cache(text, offset)) is not None:
+                    hit.partial = not up.task.done()  # no speculation on an answer still being written
+                    served.append(hit)
+                return hit
+
+            result = await self._wait_upstream(
+                ds, up, delay / 1000 if ahead and not up.has_output else None, serve=lines_so_far
+            )
             if result is None and up.consistent(text) and (up.has_output or up.prefilling()):
                 # It started agreeing, or the server is still reading its prompt, which is the start of this
                 # position's too: worth the wait (a new request now would read it again from the start).
-                result = await self._wait_upstream(ds, up, None)
+                result = await self._wait_upstream(ds, up, None, serve=lines_so_far)
             if result is not None:
-                if not ahead:
+                if not ahead or (served and result is served[-1]):  # its answer here, or its lines so far
                     return result
                 hit = self._from_cache(text, offset)  # re-keyed through the walk-back, or diverged
                 if hit is not None:
@@ -307,13 +319,17 @@ class CompletionEngine:
         ds.drop_upstream()  # not joinable: at most one interactive request per document
         streamed: list[str] = []
         first_line: asyncio.Future[CompletionResult] = asyncio.get_running_loop().create_future()
+        progress = asyncio.Event()
         up = Upstream(
-            asyncio.create_task(self.pipeline.request(doc, offset, first_line, timings, streamed, priority)),
+            asyncio.create_task(
+                self.pipeline.request(doc, offset, first_line, timings, streamed, priority, progress=progress)
+            ),
             text[:offset],
             text[offset:],
             streamed,
             first_line=first_line,
             timings=timings,
+            progress=progress,
         )
         ds.upstream = up
         result = await self._wait_upstream(ds, up, None, first_line=True)
@@ -321,11 +337,17 @@ class CompletionEngine:
         return result
 
     async def _wait_upstream(
-        self, ds: DocSession, up: Upstream, timeout: float | None, first_line: bool = False
+        self,
+        ds: DocSession,
+        up: Upstream,
+        timeout: float | None,
+        first_line: bool = False,
+        serve: Callable[[], CompletionResult | None] | None = None,
     ) -> CompletionResult | None:
         """Its result, or None after ``timeout`` seconds (the request stays on the wire). ``first_line``: the
         requester's own wait, answered by a multi-line answer's first line as soon as that is complete (the
-        rest lands in the cache; a later request joins the request for it)."""
+        rest lands in the cache; a later request joins the request for it). ``serve``: a joiner's answer from
+        the lines streamed so far, tried each time more are complete."""
         if up.grace is not None:
             up.grace.cancel()
             up.grace = None
@@ -333,6 +355,8 @@ class CompletionEngine:
         try:
             if first_line and up.first_line is not None:
                 return await self.clock.wait_for(self._first_of(up.task, up.first_line), timeout)
+            if serve is not None:
+                return await self.clock.wait_for(up.served_or_done(serve, FIRST_LINE_SETTLE_S), timeout)
             return await self.clock.wait_for(asyncio.shield(up.task), timeout)
         except TimeoutError:
             return None

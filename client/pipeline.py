@@ -63,12 +63,16 @@ class Pipeline:
         timings: dict[str, float],
         streamed: list[str],
         priority: str = "interactive",
+        progress: asyncio.Event | None = None,
     ) -> CompletionResult:
         """An interactive request's result (a failure is an empty result with its error); ``first_line`` gets a
-        multi-line answer's first line as soon as it is complete."""
+        multi-line answer's first line as soon as it is complete; ``progress`` is set each time more complete
+        lines of it are in the cache (a keystroke that joined the request can be served from there)."""
         doc = Document(uri=doc.uri, text=doc.text, language=doc.language, version=doc.version)  # a snapshot
 
         def early(line: str) -> None:
+            if progress is not None:
+                progress.set()
             if not first_line.done():
                 first_line.set_result(
                     CompletionResult(
@@ -110,8 +114,8 @@ class Pipeline:
     ) -> tuple[str, bool, str]:
         """Prompt -> (prompt cache | model) -> filters -> cache. Shared by requests and speculations.
 
-        ``first_line``: called once with a multi-line answer's first line (filtered, and cached at this position)
-        as soon as it is complete, while the rest streams on: whoever waits can show it at once."""
+        ``first_line``: called with a multi-line answer's complete lines (filtered, and cached at this position) each
+        time a line is complete, while the rest streams on: whoever waits can show them at once."""
         t0 = time.perf_counter()
         text = doc.text
         route = self._route(doc.uri)
@@ -153,11 +157,11 @@ class Pipeline:
             callback = first_line
 
             def early(raw: str) -> None:
-                line = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
-                if line:
-                    timings["first_line_ms"] = _ms(t0)
-                    self._cache.put_position(text, offset, line, source)
-                    callback(line)
+                lines = postprocess.run(linemode.cut_at_stops(raw, params.stop), ctx)
+                if lines:
+                    timings.setdefault("first_line_ms", _ms(t0))
+                    self._cache.put_position(text, offset, lines, source)
+                    callback(lines)
 
         raw = await self._fetch(
             params, timings, streamed, route.transport, spec, speed, parts.tokens, early, one_line=mode.next_line
@@ -208,10 +212,9 @@ class Pipeline:
                     raw = "".join(pieces)
                     if one_line and _next_line_done(raw):
                         break  # the next line is complete: closing the stream ends the server's work on it
-                    if early is not None and (line := _first_line(raw)) is not None:
-                        timings["model_ms"] = _ms(t_send)  # what the shown line took (the whole answer's, below)
-                        early(line)
-                        early = None
+                    if early is not None and (lines := _complete_lines(raw)) is not None:
+                        timings["model_ms"] = _ms(t_send)  # what the shown lines took (the whole answer's, below)
+                        early(lines)
         except TransportError as exc:
             if exc.kind == "first_token_timeout":
                 speed.timed_out(prompt_tokens, _ms(t_send) / 1000)
@@ -233,11 +236,11 @@ class Pipeline:
         return "".join(pieces)
 
 
-def _first_line(raw: str) -> str | None:
-    """The answer's first line once it is complete (code, then a newline after it), else None."""
+def _complete_lines(raw: str) -> str | None:
+    """The answer's complete lines once its first is (code, then a newline after it), else None."""
     start = len(raw) - len(raw.lstrip())
-    end = raw.find("\n", start)
-    return raw[:end] if start < len(raw) and end >= 0 else None
+    end = raw.rfind("\n")
+    return raw[:end] if start < end else None
 
 
 def _next_line_done(raw: str) -> bool:

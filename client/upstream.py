@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class Upstream:
     # A multi-line answer's first line, as soon as it is complete (the requester shows it; the rest streams on)
     first_line: asyncio.Future[Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)  # the request's own (the pipeline fills them)
+    # set each time more complete lines of the answer are in the cache (cleared by whoever waits on it)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     def prefilling(self) -> bool:
         """The server is expected to be still reading its prompt (measured rate, uncached part): that work is
@@ -54,3 +57,19 @@ class Upstream:
 
     def joinable(self, text: str, offset: int) -> bool:
         return not self.task.done() and offset == len(text) - len(self.suffix) and self.consistent(text)
+
+    async def served_or_done(self, serve: Callable[[], Any], settle_s: float) -> Any:
+        """The request's result, or what ``serve`` makes of its lines so far once that has text (tried each time
+        more lines are complete; when the answer ends within ``settle_s`` of them, what it makes of the whole);
+        neither wait cancels the request."""
+        while not self.task.done():
+            self.progress.clear()
+            if (hit := serve()) is not None and hit.text:
+                await asyncio.wait({self.task}, timeout=settle_s)
+                return serve() if self.task.done() else hit
+            progressed = asyncio.ensure_future(self.progress.wait())
+            try:
+                await asyncio.wait({self.task, progressed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                progressed.cancel()
+        return self.task.result()

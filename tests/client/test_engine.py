@@ -486,6 +486,20 @@ async def test_first_line_is_shown_before_the_rest_arrives(engine, standin) -> N
     assert len(standin.stats.requests) == 1 and standin.stats.disconnected == 0
 
 
+async def test_a_keystroke_that_joined_the_request_gets_each_line_as_it_completes(engine, standin) -> None:
+    standin.behaviour.tokens = ["    a = 1\n", "    b = 2\n", "    c = 3\n"]
+    standin.behaviour.gap_s = 0.5  # a line every 0.5 s
+    doc = Document(uri="file:///a.py", text="def f():\n", language="python")
+    first = await engine.complete(doc, len(doc.text))
+    assert first.partial and first.text.strip() == "a = 1"
+    off = type_text(engine, doc, len(doc.text), first.text + "\n")  # typed past what was shown
+    t0 = time.perf_counter()
+    second = await engine.complete(doc, off)  # joins the request on the wire
+    # served as soon as the next line is complete, not when the whole answer is
+    assert second.text.strip() == "b = 2" and time.perf_counter() - t0 < 0.8
+    assert second.partial and len(standin.stats.requests) == 1
+
+
 async def test_a_one_line_answer_is_not_split(engine, standin) -> None:
     standin.behaviour.tokens = ["    return 1"]
     doc = Document(uri="file:///a.py", text="def f():\n", language="python")

@@ -4,7 +4,9 @@ next to a plain fixed-350 ms-debounce engine, in the same run, with the same sim
 **Workload.** Several regions of real files of this repository (``REGIONS``, read from ``git HEAD`` so the
 workload does not move with uncommitted edits) are removed and typed back character by character. The
 workspace the daemon indexes is a temporary copy of ``client/``, ``context/`` and ``lsp/`` with the regions
-removed too (the file on disk must not leak the answer through retrieval).
+removed too (the file on disk must not leak the answer through retrieval). A region is removed up to its last
+newline, which stays: while it is typed back the cursor's line has nothing after it, as in an editor after Enter
+(figures before this stop's change had the next line's code after the cursor on the same line).
 
 **Typist.** Seeded log-normal gaps between keys (median ~110 ms), a pause at each line start
 (0.6-1.4 s), after ``( : , = .`` half of the time (0.4-1.0 s) and after 15 % of spaces (0.3-0.8 s): real
@@ -182,7 +184,9 @@ def load_regions() -> list[Region]:
         ).stdout
         lines = full.split("\n")
         start = len("\n".join(lines[:first])) + 1
-        out.append(Region(rel, full, start, "\n".join(lines[first : first + count]) + "\n"))
+        # The region's lines without their last newline: the file keeps it, so the cursor's line has nothing after
+        # it while the region is typed back (as after Enter in an editor), not the next line's code
+        out.append(Region(rel, full, start, "\n".join(lines[first : first + count])))
     return out
 
 

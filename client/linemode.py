@@ -84,10 +84,8 @@ def decide(text: str, offset: int, language: str = "") -> LineMode:
 
 
 def stops_for(mode: LineMode, template_stops: tuple[str, ...]) -> tuple[str, ...]:
-    if mode.multiline:
+    if mode.multiline or mode.next_line:  # next line: the client stops reading after the line that follows
         return (*template_stops, "\n\n\n")
-    if mode.next_line:
-        return (*template_stops, "\n\n\n")  # the client stops reading after the first complete line
     return (*template_stops, "\n")
 
 

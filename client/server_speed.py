@@ -141,9 +141,8 @@ class ServerSpeed:
 
     def request_fields(self, multiline: bool) -> dict[str, object]:
         """llama-server's own request fields: keep the prompt cached (older builds default to not), its timings in
-        every event, and on a slow
-        server stop a multi-line answer ``MULTI_LINE_MS`` after its first token once a line is complete (its first
-        line is shown at once; the rest only saves a later request)."""
+        every event, and on a slow server stop a multi-line answer ``MULTI_LINE_MS`` after its first token once a
+        line is complete (its first line is shown at once; the rest only saves a later request)."""
         if not self.llama:
             return {}
         # timings in every streamed event: a stream closed early (one line read, a cancel) still says its cost

@@ -267,7 +267,8 @@ def completion_label(word: str, suggestion: str) -> str:
     head, nl, rest = suggestion.partition("\n")
     if head.strip() or not nl:
         return (word + (head.strip() or suggestion.strip()))[:60]
-    return f"{word} ⏎ {rest.strip().split(chr(10), 1)[0]}"[:60]
+    next_line = rest.strip().split("\n", 1)[0]
+    return f"{word} ⏎ {next_line}"[:60]
 
 
 def completion_item(

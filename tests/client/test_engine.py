@@ -11,6 +11,7 @@ import pytest
 from codeassist.client.clock import FakeClock
 from codeassist.client.documents import Document
 from codeassist.client.engine import CompletionEngine
+from codeassist.client.result import CompletionResult
 
 
 async def until(cond: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -36,6 +37,14 @@ def timed(make_engine) -> tuple[CompletionEngine, FakeClock]:
 def sent(engine: CompletionEngine) -> int:
     """Requests the engine handed to the transport (counted before any byte goes out)."""
     return engine.stats.counts["upstream_requests"]
+
+
+async def on_the_wire(engine: CompletionEngine, standin, doc: Document) -> asyncio.Task[CompletionResult]:
+    """A request at the end of ``doc``, once the stand-in has received it."""
+    sent = len(standin.stats.requests)
+    task = asyncio.create_task(engine.complete(doc, len(doc.text)))
+    await until(lambda: len(standin.stats.requests) == sent + 1)
+    return task
 
 
 def type_text(engine: CompletionEngine, doc: Document, offset: int, s: str) -> int:
@@ -83,10 +92,8 @@ async def test_at_a_pause_a_silent_joined_request_is_replaced(make_engine, stand
     engine = make_engine(200)
     standin.behaviour.ttft_s = 5  # says nothing for a long time
     doc = Document(uri="file:///a.py", text="greeting = ")
-    off = len(doc.text)
-    first = asyncio.create_task(engine.complete(doc, off))
-    await until(lambda: len(standin.stats.requests) == 1)
-    off = type_text(engine, doc, off, "h")
+    first = await on_the_wire(engine, standin, doc)
+    off = type_text(engine, doc, len(doc.text), "h")
     await first
     second = asyncio.create_task(engine.complete(doc, off))  # joins, then the pause comes (200 ms)
     await until(lambda: len(standin.stats.requests) == 2)
@@ -100,10 +107,8 @@ async def test_at_a_pause_a_joined_request_that_agrees_so_far_is_kept(make_engin
     engine = make_engine(200)
     standin.behaviour.gap_s = 0.6  # "hello" at once, " world" 600 ms later
     doc = Document(uri="file:///a.py", text="greeting = ")
-    off = len(doc.text)
-    first = asyncio.create_task(engine.complete(doc, off))
-    await until(lambda: len(standin.stats.requests) == 1)
-    off = type_text(engine, doc, off, "he")
+    first = await on_the_wire(engine, standin, doc)
+    off = type_text(engine, doc, len(doc.text), "he")
     await first
     result = await engine.complete(doc, off)  # the pause comes, but the stream agrees with "he"
     assert (result.text, result.source) == ("llo world", "cache")
@@ -113,10 +118,8 @@ async def test_at_a_pause_a_joined_request_that_agrees_so_far_is_kept(make_engin
 async def test_joined_request_that_diverges_sends_a_new_one(engine, standin) -> None:
     standin.behaviour.ttft_s = 0.3
     doc = Document(uri="file:///a.py", text="greeting = ")
-    off = len(doc.text)
-    first = asyncio.create_task(engine.complete(doc, off))
-    await until(lambda: len(standin.stats.requests) == 1)
-    off = type_text(engine, doc, off, "x")  # the model will say "hello world": not what the user typed
+    first = await on_the_wire(engine, standin, doc)
+    off = type_text(engine, doc, len(doc.text), "x")  # the model will say "hello world": not what the user typed
     await first
     standin.behaviour.tokens = ["yz"]
     result = await engine.complete(doc, off)

@@ -13,7 +13,8 @@ The delay follows the user's rhythm and the server's latency (Tabby's idea, simp
   p50, capped at ``latency_cap_ms``;
 * time already passed since the last keystroke counts towards the wait;
 * a fast, uncongested server caps the wait at its own time to answer (the engine passes ``cap_ms``): there a
-  request that the next key makes useless costs less than making the user wait at every pause;
+  request that the next key makes useless costs less than making the user wait at every pause; an eager one
+  (a slow llama-server, whose request on the wire survives the keys that agree with it) passes 0;
 * where this user rarely pauses (learned per character class: after a space, mid-word...), a gap of 1.4-1.5
   rhythms is much more often just a slow keystroke than a pause, and a request fired then is cancelled by the
   next key: there the wait grows to ``patient_factor`` gaps. The odds come from the session's own keystrokes

@@ -12,7 +12,8 @@ keystrokes that only type forward at its cursor (its prompt's prefix is still th
 the suffix is unchanged): the next ``complete`` joins it, and its result — cached at its own position —
 is served through the cache's walk-back when it begins with what was typed meanwhile. An upstream
 request nobody waits for any more is cancelled after ``JOIN_GRACE_S`` (an editor's ``$/cancelRequest``
-followed by no new request). The speculation (the next completion as if this one were accepted) is sent only
+followed by no new request). On an eager server (a slow llama-server: ``ServerSpeed.eager``) there is no debounce:
+a request goes at each key that does not join the one on the wire. The speculation (the next completion as if this one were accepted) is sent only
 on evidence: the accept itself, or the user typing through the completion. The fixed mode cancels everything on
 every keystroke, as a plain fixed-debounce client does.
 """
@@ -272,7 +273,7 @@ class CompletionEngine:
         Runs as the document's waiting task: a keystroke cancels it (and nothing else). A joined request
         that was sent for an earlier position is waited for while the user types; once the user pauses (this
         position's debounce elapses) it is kept only if what it has streamed agrees with what was typed —
-        otherwise a request for this position replaces it."""
+        otherwise a request for this position replaces it (on an eager server, once its first token is in)."""
         text = doc.text
         t0 = time.perf_counter()
         speed = self.speeds.of(self.route(doc.uri).transport)
@@ -291,9 +292,9 @@ class CompletionEngine:
                     served.append(hit)
                 return hit
 
-            result = await self._wait_upstream(
-                ds, up, delay / 1000 if ahead and not up.has_output else None, serve=lines_so_far
-            )
+            # Judged at the pause by what it streamed; on an eager server it went one key ago: its first token says
+            silent = ahead and not up.has_output and not speed.eager
+            result = await self._wait_upstream(ds, up, delay / 1000 if silent else None, serve=lines_so_far)
             if result is None and up.consistent(text) and (up.has_output or up.prefilling()):
                 # It started agreeing, or the server is still reading its prompt, which is the start of this
                 # position's too: worth the wait (a new request now would read it again from the start).

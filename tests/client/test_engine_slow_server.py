@@ -104,3 +104,51 @@ async def test_no_speculation_on_a_slow_server(slow, standin) -> None:
     through = await slow.complete(doc, off)
     assert (through.text, through.source, through.typed) == ("lo world", "cache", 3)
     assert slow.prefetcher.get(doc.uri) is None and len(standin.stats.requests) == 1
+
+
+def measured_eager(engine: CompletionEngine) -> None:
+    """Slow, and llama-server (its ``Server`` header, as the transport marks it)."""
+    engine.speeds.of(engine.transport).observe(CPU | {"server_llama": 1.0}, 2000)
+    assert engine.speeds.of(engine.transport).eager
+
+
+async def test_an_eager_server_gets_the_request_after_the_last_key_without_a_debounce(make_engine, standin) -> None:
+    clock = FakeClock()
+    engine = make_engine(0, clock)
+    engine.debouncer.max_ms = 400  # adaptive between 0 and 400 ms
+    measured_slow(engine)
+    doc = Document(uri="file:///a.py", text="x = ")
+    off = 4
+    for ch in "abcdef":  # a rhythm of 120 ms
+        await clock.advance(0.12)
+        off = type_text(engine, doc, off, ch)
+    waiting = asyncio.create_task(engine.complete(doc, off))
+    await asyncio.sleep(0.1)
+    assert standin.stats.requests == []  # a slow server that is not llama-server: ~1.5 gaps for the next key
+    off = type_text(engine, doc, off, "g")
+    assert (await waiting).source == "cancelled"
+    measured_eager(engine)
+    task = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 1)  # the clock has not moved: no wait at all
+    assert (await task).text == "hello world"
+
+
+async def test_on_an_eager_server_a_joined_request_is_judged_by_its_first_token(make_engine, standin) -> None:
+    """The counterpart of test_at_a_pause_a_request_past_its_prefill_is_replaced: sent one key ago, it is not
+    replaced at the pause for having said nothing yet (that replaced every request at every key)."""
+    eager = make_engine(200)
+    measured_eager(eager)
+    standin.behaviour.ttft_s = 0.6
+    doc = Document(uri="file:///a.py", text=CODE + "greeting = ")
+    off = len(doc.text)
+    await eager.complete(doc, off)  # the server has read this prompt once
+    standin.behaviour.tokens = ["bye"]
+    off = type_text(eager, doc, off, "x")  # diverges from "hello world": a new request for this position...
+    second = asyncio.create_task(eager.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 2)
+    off = type_text(eager, doc, off, "b")
+    await second
+    third = await eager.complete(doc, off)  # ...joined; past the pause it is still silent, and waited for
+    assert (third.text, third.source) == ("ye", "cache")  # its answer, walked back past the "b"
+    assert len(standin.stats.requests) == 2 and standin.stats.disconnected == 0
+    assert eager.stats.counts["replaced"] == 0

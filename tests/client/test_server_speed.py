@@ -125,7 +125,11 @@ def test_fast_server_caps_the_debounce_at_its_time_to_answer() -> None:
     slow.observe(llama(2000, 5000.0) | {"ttft_ms": 5200.0}, 2000)
     assert fast.wait_cap_ms() == 40.0 and slow.wait_cap_ms() is None and ServerSpeed().wait_cap_ms() is None
     slow.observe(llama(6, 45.0, cache_n=250) | {"ttft_ms": 80.0}, 256)  # a prompt its cache held: cheap, but
-    assert slow.wait_cap_ms() is None  # firing at every key there made each request replace the last
+    assert slow.wait_cap_ms() is None and not slow.eager  # not llama-server: a shared server may be loaded
+    slow.observe({"server_llama": 1.0}, 0)  # the answer's Server header said llama.cpp
+    assert slow.eager and slow.wait_cap_ms() == 0.0 and slow.summary(2048)["eager"] is True
+    fast.observe({"server_llama": 1.0}, 0)
+    assert not fast.eager and fast.wait_cap_ms() == 40.0  # a GPU llama-server: its time to answer
     uncapped = deb.delay_ms("u", "a", None)
     assert uncapped > 100  # mid-word: ~1.5 gaps
     assert deb.delay_ms("u", "a", fast.wait_cap_ms()) == 40.0

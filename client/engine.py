@@ -12,10 +12,10 @@ keystrokes that only type forward at its cursor (its prompt's prefix is still th
 the suffix is unchanged): the next ``complete`` joins it, and its result — cached at its own position —
 is served through the cache's walk-back when it begins with what was typed meanwhile. An upstream
 request nobody waits for any more is cancelled after ``JOIN_GRACE_S`` (an editor's ``$/cancelRequest``
-followed by no new request). On an eager server (a slow llama-server: ``ServerSpeed.eager``) there is no debounce:
-a request goes at each key that does not join the one on the wire. The speculation (the next completion as if this one were accepted) is sent only
-on evidence: the accept itself, or the user typing through the completion. The fixed mode cancels everything on
-every keystroke, as a plain fixed-debounce client does.
+followed by no new request). On an eager server (a slow llama-server: ``ServerSpeed.eager``) there is no
+debounce: a request goes at each key that does not join the one on the wire. The speculation (the next completion
+as if this one were accepted) is sent only on evidence: the accept itself, or the user typing through the
+completion. The fixed mode cancels everything on every keystroke, as a plain fixed-debounce client does.
 """
 
 from __future__ import annotations

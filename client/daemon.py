@@ -188,7 +188,7 @@ class Daemon(RpcServer):
     def _server_speed(self) -> dict[str, Any]:
         """The server's measured cost and what the engine makes of it (the effective prompt budget, and why)."""
         speed = self.engine.speeds.last or self.engine.speeds.of(self.transport)
-        return speed.summary(self.config.budget)
+        return speed.summary(self.config.budget, self.config.eager)
 
     async def _roots(self, conn: Connection, params: dict[str, Any]) -> None:
         roots = params.get("roots", [])

@@ -277,7 +277,8 @@ class CompletionEngine:
         text = doc.text
         t0 = time.perf_counter()
         speed = self.speeds.of(self.route(doc.uri).transport)
-        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset], speed.wait_cap_ms())
+        eager = speed.eager and self.config.eager
+        delay = self.debouncer.delay_ms(doc.uri, text[offset - 1 : offset], speed.wait_cap_ms(eager))
         up = ds.upstream
         if up is not None and self.adaptive and up.joinable(text, offset):
             self.stats.bump("joined")
@@ -293,7 +294,7 @@ class CompletionEngine:
                 return hit
 
             # Judged at the pause by what it streamed; on an eager server it went one key ago: its first token says
-            silent = ahead and not up.has_output and not speed.eager
+            silent = ahead and not up.has_output and not eager
             result = await self._wait_upstream(ds, up, delay / 1000 if silent else None, serve=lines_so_far)
             if result is None and up.consistent(text) and (up.has_output or up.prefilling()):
                 # It started agreeing, or the server is still reading its prompt, which is the start of this

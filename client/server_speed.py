@@ -140,14 +140,15 @@ class ServerSpeed:
         there."""
         return self.llama and self.slow
 
-    def wait_cap_ms(self) -> float | None:
+    def wait_cap_ms(self, eager: bool = True) -> float | None:
         """The debounce waits no longer than this; None: no cap (a slow server that is not llama-server, or the
         speed is not known). On a fast server: its time to answer (a request that a key then makes useless costs
-        it little, a wait costs the user every time); on an ``eager`` one: no wait. Measured on the eager one
+        it little, a wait costs the user every time); on an ``eager`` one, unless the user said no (``eager``): no
+        wait. Measured on the eager one
         (replay, real typing speed): with no wait but a request without output replaced at the next key (the rule
         before the first token was waited for), 1,036 requests and ghost text at 22 % of pauses; waiting for the
         first token, 350 requests, 85 % of pauses, 334 characters accepted (195 with the debounce)."""
-        if self.eager:
+        if self.eager and eager:
             return 0.0
         if self.prefill_tps is None or self.slow or self.ttft_ms is None:
             return None
@@ -173,7 +174,7 @@ class ServerSpeed:
     def cache_hit_share(self) -> float | None:
         return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
 
-    def summary(self, configured_budget: int) -> dict[str, Any]:
+    def summary(self, configured_budget: int, eager: bool = True) -> dict[str, Any]:
         budget, why = self.budget(configured_budget)
         share = self.cache_hit_share
         return {
@@ -185,7 +186,7 @@ class ServerSpeed:
             "server_cache_hit_share": None if share is None else round(share, 3),
             "server_prompt_tokens": self.prompt_tokens,
             "slow": self.slow,
-            "eager": self.eager,
+            "eager": self.eager and eager,  # a request at each keystroke, no debounce
         }
 
 

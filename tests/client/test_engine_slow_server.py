@@ -152,3 +152,21 @@ async def test_on_an_eager_server_a_joined_request_is_judged_by_its_first_token(
     assert (third.text, third.source) == ("ye", "cache")  # its answer, walked back past the "b"
     assert len(standin.stats.requests) == 2 and standin.stats.disconnected == 0
     assert eager.stats.counts["replaced"] == 0
+
+
+async def test_eager_false_keeps_the_debounce_on_a_slow_llama_server(make_engine, standin) -> None:
+    clock = FakeClock()
+    engine = make_engine(0, clock, eager=False)
+    engine.debouncer.max_ms = 400
+    measured_eager(engine)
+    doc = Document(uri="file:///a.py", text="x = ")
+    off = 4
+    for ch in "abcdef":
+        await clock.advance(0.12)
+        off = type_text(engine, doc, off, ch)
+    task = asyncio.create_task(engine.complete(doc, off))
+    await asyncio.sleep(0.1)
+    assert standin.stats.requests == []  # the user's config said no: ~1.5 gaps for the next key
+    await clock.advance(0.4)
+    await until(lambda: len(standin.stats.requests) == 1)
+    assert (await task).text == "hello world"

@@ -34,6 +34,7 @@ __all__ = [
     "credentials_file",
     "delete_token",
     "get_token",
+    "is_loopback",
     "login",
     "may_send_key",
     "probe_models",
@@ -74,7 +75,7 @@ def server_key(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     import ipaddress
 
     if host.lower() in ("localhost", "localhost.localdomain"):
@@ -90,7 +91,7 @@ def may_send_key(url: str, allow_insecure_http: bool = False) -> bool:
     parts = urlsplit(url.strip())
     if parts.scheme.lower() == "https":
         return True
-    return _is_loopback(parts.hostname or "") or allow_insecure_http
+    return is_loopback(parts.hostname or "") or allow_insecure_http
 
 
 def _own_config() -> Config | None:

@@ -233,6 +233,15 @@ class FallbackTransport:
                 self._failed(ep, exc)
                 tried.add(ep.name)
 
+    async def slots(self) -> int | None:
+        try:
+            ep = await self._select(set())
+        except TransportError:
+            return None
+        if ep.kind == "tunnel":  # this machine's port, another machine's (maybe shared) server
+            return None
+        return await self.client(ep).slots()
+
     async def stream(
         self, params: CompletionParams, timings: dict[str, Any] | None = None
     ) -> AsyncIterator[StreamChunk]:

@@ -122,6 +122,9 @@ class Pipeline:
         cfg = route.config
         model, family = await self._models.resolve(route)
         speed = self._speeds.of(route.transport)
+        if speed.slots is None:  # asked once per server: llama-server on this machine, whose slots can be pinned?
+            speed.slots = await route.transport.slots() or 0
+            speed.llama = speed.llama or speed.slots > 0
         mode = linemode.decide(text, offset, doc.language)
         budget, _ = speed.budget(cfg.budget)
         parts = self._build_prompt(doc, offset, family, budget, speed.region_lines())
@@ -142,7 +145,7 @@ class Pipeline:
             temperature=cfg.temperature,
             stop=linemode.stops_for(mode, template.stop),
             priority=priority,
-            extra=speed.request_fields(mode.multiline),
+            extra=speed.request_fields(mode.multiline, doc.uri),
         )
         ctx = postprocess.FilterContext(
             prefix=text[max(0, offset - FILTER_PREFIX_CHARS) : offset],

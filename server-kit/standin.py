@@ -111,6 +111,8 @@ class StandinServer:
 
         if path.endswith("/health"):
             send("200 OK", b'{"status":"ok"}')
+        elif path.endswith("/props") and b.server == "llama.cpp":  # llama-server's, at the server's root
+            send("200 OK", json.dumps({"total_slots": b.slots or 1}).encode())
         elif path.endswith("/models"):
             entry: dict[str, Any] = {"id": b.model, "object": "model"}
             if b.owned_by:

@@ -43,4 +43,9 @@ class Transport(Protocol):
 
     async def models(self) -> list[str]: ...
 
+    async def slots(self) -> int | None:
+        """llama-server's slot count on this machine (its ``/props``); None: unknown, another server, or a shared
+        one (its slots are everyone's)."""
+        ...
+
     async def aclose(self) -> None: ...

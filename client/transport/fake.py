@@ -30,6 +30,9 @@ class FakeTransport:
     async def models(self) -> list[str]:
         return list(self._models)
 
+    async def slots(self) -> int | None:
+        return None
+
     async def stream(
         self, params: CompletionParams, timings: dict[str, float] | None = None
     ) -> AsyncIterator[StreamChunk]:

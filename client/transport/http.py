@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import httpx
 from codeassist.client.priority import VALUE as PRIORITY_VALUE
@@ -68,6 +69,20 @@ class HttpTransport:
             return [m["id"] for m in resp.json().get("data", [])]
         except (ValueError, KeyError, TypeError) as exc:
             raise TransportError("protocol", f"unexpected /models body: {exc}") from None
+
+    async def slots(self) -> int | None:
+        """llama-server's slot count (``/props`` at the server's root), only for a server on this machine: the
+        developer's own, whose slots the engine may pin documents to; a shared server's slots are everyone's."""
+        from codeassist.client.auth import is_loopback  # auth imports this module's package: not at import time
+
+        if not is_loopback(urlsplit(self.base_url).hostname or ""):
+            return None
+        try:
+            resp = await self._client.get(self.base_url.removesuffix("/v1") + "/props")
+            n = resp.json().get("total_slots") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
     def _body(self, params: CompletionParams) -> dict[str, object]:
         body: dict[str, object] = {

@@ -170,3 +170,22 @@ async def test_eager_false_keeps_the_debounce_on_a_slow_llama_server(make_engine
     await clock.advance(0.4)
     await until(lambda: len(standin.stats.requests) == 1)
     assert (await task).text == "hello world"
+
+
+async def test_on_llama_server_each_document_keeps_its_slot_from_the_first_request(make_engine, standin) -> None:
+    """Its prompt is cached in one slot; a request that went elsewhere read it all again (see request_fields)."""
+    standin.behaviour.server, standin.behaviour.slots = "llama.cpp", 4
+    engine = make_engine(0)
+    a, b = Document(uri="file:///a.py", text="x = "), Document(uri="file:///b.py", text="y = ")
+    for doc in (a, b, a, b):
+        await engine.complete(doc, len(doc.text))
+        doc.apply(len(doc.text), len(doc.text), "q")  # a new position: a new request
+        engine.on_change(doc)
+    assert [r.get("id_slot") for r in standin.stats.requests] == [0, 1, 0, 1]
+
+
+async def test_no_slot_pinning_where_the_server_is_not_llama_server(make_engine, standin) -> None:
+    engine = make_engine(0)
+    doc = Document(uri="file:///a.py", text="x = ")
+    await engine.complete(doc, 4)
+    assert "id_slot" not in standin.stats.requests[0] and engine.speeds.of(engine.transport).slots == 0

@@ -165,3 +165,16 @@ def test_a_first_rate_comes_from_a_small_sample_later_ones_need_a_big_one() -> N
     assert speed.prefill_tps == first
     speed.observe(llama(200, 500.0), 220)  # a real one moves it
     assert speed.prefill_tps != first
+
+
+def test_documents_keep_their_slot_least_recent_gives_way() -> None:
+    speed = ServerSpeed(slots=2)
+    assert [speed.slot_for(u) for u in ("a", "b", "a")] == [0, 1, 0]
+    assert speed.slot_for("c") == 1  # b is the least recent
+    assert speed.slot_for("b") == 0  # now a is
+    assert speed.request_fields(False, "b") == {}  # not known as llama-server: no fields at all
+    speed.llama = True
+    assert speed.request_fields(False, "b")["id_slot"] == 0
+    speed.observe({"server_prompt_n": 2000.0, "server_prompt_ms": 100.0}, 2000)  # 20,000 tokens/s: a GPU
+    assert speed.slot_for("b") is None and "id_slot" not in speed.request_fields(False, "b")
+    assert ServerSpeed(slots=0).slot_for("a") is None

@@ -47,6 +47,19 @@ async def test_llama_server_known_from_its_header_before_any_timings(standin) ->
         await t.aclose()
 
 
+async def test_slots_only_from_llama_server_on_this_machine(standin) -> None:
+    t = HttpTransport(standin.base_url)
+    far = HttpTransport("http://192.0.2.1:9/v1", connect_timeout=5)  # TEST-NET: a connect would hang, not fail
+    try:
+        assert await t.slots() is None  # not llama-server: no /props
+        standin.behaviour = StandinBehaviour(server="llama.cpp", slots=3)
+        assert await t.slots() == 3
+        assert await asyncio.wait_for(far.slots(), 0.5) is None  # another machine's: not even asked
+    finally:
+        await t.aclose()
+        await far.aclose()
+
+
 @pytest.mark.parametrize(("fault", "kind"), [("500", "http"), ("401", "auth"), ("hang", "first_token_timeout")])
 async def test_faults_become_typed_errors(standin, fault: str, kind: str) -> None:
     standin.behaviour = StandinBehaviour(fault=fault)

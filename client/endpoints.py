@@ -239,7 +239,7 @@ class FallbackTransport:
         except TransportError:
             return None
         if ep.kind == "tunnel":  # this machine's port, another machine's (maybe shared) server
-            return None
+            return 0
         return await self.client(ep).slots()
 
     async def stream(

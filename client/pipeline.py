@@ -123,8 +123,8 @@ class Pipeline:
         model, family = await self._models.resolve(route)
         speed = self._speeds.of(route.transport)
         if speed.slots is None:  # asked once per server: llama-server on this machine, whose slots can be pinned?
-            speed.slots = await route.transport.slots() or 0
-            speed.llama = speed.llama or speed.slots > 0
+            speed.slots = await route.transport.slots()
+            speed.llama = speed.llama or bool(speed.slots)
         mode = linemode.decide(text, offset, doc.language)
         budget, _ = speed.budget(cfg.budget)
         parts = self._build_prompt(doc, offset, family, budget, speed.region_lines())
@@ -222,8 +222,14 @@ class Pipeline:
             if exc.kind == "first_token_timeout":
                 speed.timed_out(prompt_tokens, _ms(t_send) / 1000)
             raise
+        except asyncio.CancelledError:
+            # What the server showed of its speed before a key (or the document's close) cancelled it still counts:
+            # an answer shown at its first line is often cancelled before its end
+            if "ttft_ms" in timings:
+                speed.observe(timings | _server_said(wire), prompt_tokens, uncached)
+            raise
         timings["model_ms"] = _ms(t_send)
-        timings.update({k: v for k, v in wire.items() if k.startswith("server_")})
+        timings.update(_server_said(wire))
         speed.observe(timings, prompt_tokens, uncached)
         log.debug(
             "%s request: ~%d prompt tokens (server: %s new, %s cached), first token %.0f ms, all %.0f ms",
@@ -237,6 +243,10 @@ class Pipeline:
         self._latency.add(timings["model_ms"])
         self._stats().latency["model"].add(timings["model_ms"])
         return "".join(pieces)
+
+
+def _server_said(wire: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in wire.items() if k.startswith("server_")}
 
 
 def _complete_lines(raw: str) -> str | None:

@@ -44,8 +44,8 @@ class Transport(Protocol):
     async def models(self) -> list[str]: ...
 
     async def slots(self) -> int | None:
-        """llama-server's slot count on this machine (its ``/props``); None: unknown, another server, or a shared
-        one (its slots are everyone's)."""
+        """llama-server's slot count on this machine (its ``/props``); 0: none to pin to (another server, or a
+        shared one: its slots are everyone's); None: not known now (unreachable: ask again later)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -31,7 +31,7 @@ class FakeTransport:
         return list(self._models)
 
     async def slots(self) -> int | None:
-        return None
+        return 0
 
     async def stream(
         self, params: CompletionParams, timings: dict[str, float] | None = None

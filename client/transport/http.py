@@ -72,17 +72,21 @@ class HttpTransport:
 
     async def slots(self) -> int | None:
         """llama-server's slot count (``/props`` at the server's root), only for a server on this machine: the
-        developer's own, whose slots the engine may pin documents to; a shared server's slots are everyone's."""
+        developer's own, whose slots the engine may pin documents to; a shared server's slots are everyone's.
+        0: none to pin (another machine's server, or not llama-server); None: not reachable now (ask again)."""
         from codeassist.client.auth import is_loopback  # auth imports this module's package: not at import time
 
         if not is_loopback(urlsplit(self.base_url).hostname or ""):
-            return None
+            return 0
         try:
             resp = await self._client.get(self.base_url.removesuffix("/v1") + "/props")
-            n = resp.json().get("total_slots") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+        except httpx.HTTPError:
             return None
-        return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+        try:
+            n = resp.json().get("total_slots") if resp.status_code == 200 else 0
+        except (ValueError, AttributeError):
+            return 0
+        return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
 
     def _body(self, params: CompletionParams) -> dict[str, object]:
         body: dict[str, object] = {

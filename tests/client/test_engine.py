@@ -489,6 +489,19 @@ async def test_first_line_is_shown_before_the_rest_arrives(engine, standin) -> N
     assert len(standin.stats.requests) == 1 and standin.stats.disconnected == 0
 
 
+async def test_an_answer_cancelled_after_its_first_line_still_teaches_the_servers_speed(engine, standin) -> None:
+    # `codeassist doctor` closes its probe's document once the first line is shown: that cancels the stream
+    standin.behaviour.tokens = ["    total = 0\n", "    return total\n"]
+    standin.behaviour.gap_s = 0.8
+    doc = Document(uri="file:///a.py", text="def f():\n" * 40, language="python")  # ~100 tokens: a sample
+    first = await engine.complete(doc, len(doc.text))
+    assert first.partial
+    engine.on_close(doc.uri)
+    await until(lambda: standin.stats.disconnected == 1)
+    speed = engine.speeds.of(engine.transport)
+    assert speed.ttft_ms is not None and speed.prefill_tps is not None  # what the first token said
+
+
 async def test_a_keystroke_that_joined_the_request_gets_each_line_as_it_completes(engine, standin) -> None:
     standin.behaviour.tokens = ["    a = 1\n", "    b = 2\n", "    c = 3\n"]
     standin.behaviour.gap_s = 0.5  # a line every 0.5 s

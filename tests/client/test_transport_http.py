@@ -51,10 +51,13 @@ async def test_slots_only_from_llama_server_on_this_machine(standin) -> None:
     t = HttpTransport(standin.base_url)
     far = HttpTransport("http://192.0.2.1:9/v1", connect_timeout=5)  # TEST-NET: a connect would hang, not fail
     try:
-        assert await t.slots() is None  # not llama-server: no /props
+        assert await t.slots() == 0  # not llama-server: no /props
         standin.behaviour = StandinBehaviour(server="llama.cpp", slots=3)
         assert await t.slots() == 3
-        assert await asyncio.wait_for(far.slots(), 0.5) is None  # another machine's: not even asked
+        assert await asyncio.wait_for(far.slots(), 0.5) == 0  # another machine's: not even asked
+        down = HttpTransport("http://127.0.0.1:1/v1")  # nothing listens there: refused
+        assert await down.slots() is None  # not known now (asked again at the next request)
+        await down.aclose()
     finally:
         await t.aclose()
         await far.aclose()

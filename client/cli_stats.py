@@ -45,10 +45,12 @@ def server_line(server: dict[str, Any]) -> str:
     """The effective budget and why, and how much of the prompts the server's cache served."""
     share = server.get("server_cache_hit_share")
     rate = server.get("prefill_tokens_per_s")
+    eager = "; a request at each keystroke, no debounce (a slow llama-server; config `eager`)"
     return (
         f"server: prompt budget {server.get('effective_budget')} tokens ({server.get('budget_why')}); "
         f"prefill {'-' if rate is None else f'{rate} tokens/s'}; "
         f"prompt tokens from the server's cache {'-' if share is None else f'{share:.0%}'}"
+        f"{eager if server.get('eager') else ''}"
     )
 
 

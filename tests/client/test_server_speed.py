@@ -178,3 +178,12 @@ def test_documents_keep_their_slot_least_recent_gives_way() -> None:
     speed.observe({"server_prompt_n": 2000.0, "server_prompt_ms": 100.0}, 2000)  # 20,000 tokens/s: a GPU
     assert speed.slot_for("b") is None and "id_slot" not in speed.request_fields(False, "b")
     assert ServerSpeed(slots=0).slot_for("a") is None
+
+
+def test_stats_say_when_requests_go_at_each_keystroke() -> None:
+    from codeassist.client.cli_stats import server_line
+
+    speed = ServerSpeed()
+    speed.observe(llama(2000, 5000.0) | {"server_llama": 1.0}, 2000)  # 400 tokens/s, llama-server
+    assert "a request at each keystroke" in server_line(speed.summary(2048))
+    assert "a request at each keystroke" not in server_line(speed.summary(2048, eager=False))  # config said no

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from codeassist.client import auth
@@ -73,6 +73,7 @@ class FallbackTransport:
         tunnel_pending: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
+        self._slots_of: str | None = None  # the endpoint whose slot count the engine pins documents to
         self._tunnel_url = tunnel_url
         self._tunnel_up = tunnel_up
         # True while the tunnel's first connection attempt is still running: not an outage yet.
@@ -238,6 +239,7 @@ class FallbackTransport:
             ep = await self._select(set())
         except TransportError:
             return None
+        self._slots_of = ep.name
         if ep.kind == "tunnel":  # this machine's port, another machine's (maybe shared) server
             return 0
         return await self.client(ep).slots()
@@ -250,6 +252,9 @@ class FallbackTransport:
             ep = await self._select(tried)
             t = self.client(ep)
             started = False
+            stale = "id_slot" in params.extra and ep.name != self._slots_of  # counted on another endpoint's slots
+            if stale:
+                params = replace(params, extra={k: v for k, v in params.extra.items() if k != "id_slot"})
             try:
                 async with contextlib.aclosing(t.stream(params, timings)) as chunks:
                     async for chunk in chunks:
@@ -264,6 +269,8 @@ class FallbackTransport:
             finally:
                 if timings is not None:
                     timings["endpoint"] = ep.name
+                    if stale:
+                        timings["slots_stale"] = 1.0  # the engine asks again (the transport clears timings)
 
     # -- background ------------------------------------------------------------------------------
     def start(self) -> None:

@@ -122,7 +122,7 @@ class Pipeline:
         cfg = route.config
         model, family = await self._models.resolve(route)
         speed = self._speeds.of(route.transport)
-        if speed.slots is None:  # asked once per server: llama-server on this machine, whose slots can be pinned?
+        if speed.slots is None:  # asked once per server (again if stale): llama-server on this machine?
             speed.slots = await route.transport.slots()
             speed.llama = speed.llama or bool(speed.slots)
         mode = linemode.decide(text, offset, doc.language)
@@ -221,6 +221,8 @@ class Pipeline:
         except TransportError as exc:
             if exc.kind == "first_token_timeout":
                 speed.timed_out(prompt_tokens, _ms(t_send) / 1000)
+            if exc.kind in ("first_token_timeout", "connect"):
+                speed.reset_slots()  # a server restarted (maybe with fewer slots), or another one answers next
             raise
         except asyncio.CancelledError:
             # What the server showed of its speed before a key (or the document's close) cancelled it still counts:
@@ -228,6 +230,9 @@ class Pipeline:
             if "ttft_ms" in timings:
                 speed.observe(timings | _server_said(wire), prompt_tokens, uncached)
             raise
+        finally:
+            if wire.get("slots_stale"):
+                speed.reset_slots()
         timings["model_ms"] = _ms(t_send)
         timings.update(_server_said(wire))
         speed.observe(timings, prompt_tokens, uncached)

@@ -140,19 +140,19 @@ class ServerSpeed:
         keystroke and stays on the wire while the keys typed agree with its answer (the engine waits for its first
         token before judging). Its idle cores cost nothing; a wait after the last key costs every line. A key that
         contradicts the answer closes the stream and llama-server stops at its next token (measured here: the next
-        request's first token ~25 ms later). Not a shared server under load (vLLM, the gateway): slots matter
-        there."""
-        return self.llama and self.slow
+        request's first token ~25 ms later). Only llama-server on this machine (``slots`` from its ``/props``): a
+        shared one (behind the gateway, the tunnel, another host) keeps the debounce, its slots are everyone's."""
+        return self.llama and self.slow and bool(self.slots)
 
-    def wait_cap_ms(self, eager: bool = True) -> float | None:
+    def wait_cap_ms(self, allow_eager: bool = True) -> float | None:
         """The debounce waits no longer than this; None: no cap (a slow server that is not llama-server, or the
         speed is not known). On a fast server: its time to answer (a request that a key then makes useless costs
-        it little, a wait costs the user every time); on an ``eager`` one, unless the user said no (``eager``): no
-        wait. Measured on the eager one
+        it little, a wait costs the user every time); on an ``eager`` one, unless the user said no (config
+        ``eager``): none (``debounce_min_ms``). Measured on the eager one
         (replay, real typing speed): with no wait but a request without output replaced at the next key (the rule
         before the first token was waited for), 1,036 requests and ghost text at 22 % of pauses; waiting for the
         first token, 350 requests, 85 % of pauses, 334 characters accepted (195 with the debounce)."""
-        if self.eager and eager:
+        if self.eager and allow_eager:
             return 0.0
         if self.prefill_tps is None or self.slow or self.ttft_ms is None:
             return None
@@ -170,6 +170,11 @@ class ServerSpeed:
             slot = free[0] if free else self._pins.pop(next(iter(self._pins)))
         self._pins[uri] = slot
         return slot
+
+    def reset_slots(self) -> None:
+        """The slot count may be stale (another endpoint answered, a first token never came): ask again."""
+        self.slots = None
+        self._pins.clear()
 
     def request_fields(self, multiline: bool, uri: str = "") -> dict[str, object]:
         """llama-server's own request fields: keep the prompt cached (older builds default to not), its timings in

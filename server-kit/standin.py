@@ -26,7 +26,7 @@ class StandinBehaviour:
     ttft_s: float = 0.0
     gap_s: float = 0.0
     tokens: list[str] = field(default_factory=lambda: ["hello", " world", "\n"])
-    fault: str | None = None  # None | "500" | "drop" | "hang" | "401"
+    fault: str | None = None  # None | "500" | "drop" | "hang" | "401" | "loading" (/props 503)
     model: str = "standin-model"
     slots: int = 0  # requests served at once (0: any number); the rest wait, as on a saturated server
     owned_by: str | None = None  # /v1/models "owned_by" ("llamacpp", "vllm"), as those servers say
@@ -112,7 +112,10 @@ class StandinServer:
         if path.endswith("/health"):
             send("200 OK", b'{"status":"ok"}')
         elif path.endswith("/props") and b.server == "llama.cpp":  # llama-server's, at the server's root
-            send("200 OK", json.dumps({"total_slots": b.slots or 1}).encode())
+            if b.fault == "loading":  # as llama-server answers while its model loads
+                send("503 Service Unavailable", b'{"error":{"message":"Loading model"}}')
+            else:
+                send("200 OK", json.dumps({"total_slots": b.slots or 1}).encode())
         elif path.endswith("/models"):
             entry: dict[str, Any] = {"id": b.model, "object": "model"}
             if b.owned_by:

@@ -73,14 +73,17 @@ class HttpTransport:
     async def slots(self) -> int | None:
         """llama-server's slot count (``/props`` at the server's root), only for a server on this machine: the
         developer's own, whose slots the engine may pin documents to; a shared server's slots are everyone's.
-        0: none to pin (another machine's server, or not llama-server); None: not reachable now (ask again)."""
+        0: none to pin (another machine's server, or not llama-server); None: not known now (unreachable, or
+        loading: ask again)."""
         from codeassist.client.auth import is_loopback  # auth imports this module's package: not at import time
 
         if not is_loopback(urlsplit(self.base_url).hostname or ""):
             return 0
         try:
-            resp = await self._client.get(self.base_url.removesuffix("/v1") + "/props")
+            resp = await self._client.get(self.base_url.removesuffix("/v1") + "/props", timeout=1.0)
         except httpx.HTTPError:
+            return None
+        if resp.status_code >= 500:  # llama-server answers 503 while its model loads
             return None
         try:
             n = resp.json().get("total_slots") if resp.status_code == 200 else 0

@@ -99,3 +99,25 @@ async def test_fallback_order_uses_the_next_endpoint_and_returns_to_the_preferre
             break
         await asyncio.sleep(0.2)
     assert status["endpoint"] == "default", status
+
+
+async def test_a_pinned_slot_goes_only_to_the_endpoint_whose_slots_were_counted(standin) -> None:
+    """Its slot count was asked of the preferred server, which then went down: no ``id_slot`` for the backup."""
+    from codeassist.client.config import Config
+    from codeassist.client.endpoints import FallbackTransport
+    from codeassist.client.transport.base import CompletionParams
+    from codeassist.serverkit.standin import StandinBehaviour, StandinServer
+
+    preferred = StandinServer(behaviour=StandinBehaviour(server="llama.cpp", slots=4)).start()
+    standin.behaviour = StandinBehaviour(server="llama.cpp", slots=2)  # the backup
+    cfg = Config(server_url=preferred.base_url, fallback=["default", "backup"], endpoints={"backup": standin.base_url})
+    ft = FallbackTransport(cfg)
+    try:
+        assert await ft.slots() == 4
+        preferred.stop()
+        timings: dict[str, Any] = {}
+        params = CompletionParams(prompt="x = ", model="standin-model", extra={"id_slot": 3})
+        assert "".join([c.text async for c in ft.stream(params, timings)]) == "hello world\n"
+        assert "id_slot" not in standin.stats.requests[-1] and timings["slots_stale"] == 1.0
+    finally:
+        await ft.aclose()

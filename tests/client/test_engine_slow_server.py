@@ -107,9 +107,12 @@ async def test_no_speculation_on_a_slow_server(slow, standin) -> None:
 
 
 def measured_eager(engine: CompletionEngine) -> None:
-    """Slow, and llama-server (its ``Server`` header, as the transport marks it)."""
-    engine.speeds.of(engine.transport).observe(CPU | {"server_llama": 1.0}, 2000)
-    assert engine.speeds.of(engine.transport).eager
+    """Slow, llama-server (its answers' ``timings``), on this machine (its ``/props`` gave a slot count)."""
+    speed = engine.speeds.of(engine.transport)
+    speed.observe(CPU | {"server_llama": 1.0}, 2000)
+    assert not speed.eager  # llama-server somewhere (behind a gateway, a tunnel): its slots are everyone's
+    speed.slots = 4
+    assert speed.eager
 
 
 async def test_an_eager_server_gets_the_request_after_the_last_key_without_a_debounce(make_engine, standin) -> None:

@@ -127,7 +127,10 @@ def test_fast_server_caps_the_debounce_at_its_time_to_answer() -> None:
     slow.observe(llama(6, 45.0, cache_n=250) | {"ttft_ms": 80.0}, 256)  # a prompt its cache held: cheap, but
     assert slow.wait_cap_ms() is None and not slow.eager  # not llama-server: a shared server may be loaded
     slow.observe({"server_llama": 1.0}, 0)  # the answer's Server header said llama.cpp
+    assert not slow.eager and slow.wait_cap_ms() is None  # but not known to be on this machine
+    slow.slots = 4  # its /props, asked on loopback
     assert slow.eager and slow.wait_cap_ms() == 0.0 and slow.summary(2048)["eager"] is True
+    assert slow.wait_cap_ms(allow_eager=False) is None  # config eager = false
     fast.observe({"server_llama": 1.0}, 0)
     assert not fast.eager and fast.wait_cap_ms() == 40.0  # a GPU llama-server: its time to answer
     uncapped = deb.delay_ms("u", "a", None)
@@ -183,7 +186,7 @@ def test_documents_keep_their_slot_least_recent_gives_way() -> None:
 def test_stats_say_when_requests_go_at_each_keystroke() -> None:
     from codeassist.client.cli_stats import server_line
 
-    speed = ServerSpeed()
-    speed.observe(llama(2000, 5000.0) | {"server_llama": 1.0}, 2000)  # 400 tokens/s, llama-server
+    speed = ServerSpeed(slots=4)  # llama-server on this machine
+    speed.observe(llama(2000, 5000.0) | {"server_llama": 1.0}, 2000)  # 400 tokens/s
     assert "a request at each keystroke" in server_line(speed.summary(2048))
     assert "a request at each keystroke" not in server_line(speed.summary(2048, eager=False))  # config said no

@@ -54,6 +54,8 @@ async def test_slots_only_from_llama_server_on_this_machine(standin) -> None:
         assert await t.slots() == 0  # not llama-server: no /props
         standin.behaviour = StandinBehaviour(server="llama.cpp", slots=3)
         assert await t.slots() == 3
+        standin.behaviour.fault = "loading"
+        assert await t.slots() is None  # 503 while its model loads: asked again later, not "none"
         assert await asyncio.wait_for(far.slots(), 0.5) == 0  # another machine's: not even asked
         down = HttpTransport("http://127.0.0.1:1/v1")  # nothing listens there: refused
         assert await down.slots() is None  # not known now (asked again at the next request)

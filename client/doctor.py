@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import socket
 import ssl
 import time
@@ -128,7 +127,7 @@ async def _check_network(report: Report, cfg: Config, url: str) -> bool:
     report.checks.append(Check("tcp", True, f"connected to {host}:{port} in {connect_ms:.1f} ms"))
     if parts.scheme != "https":
         sock.close()
-        loopback = (is_ip(host) and ipaddress.ip_address(host).is_loopback) or host == "localhost"
+        loopback = auth.is_loopback(host)  # the same rule that decides whether the key may go over plain http
         report.checks.append(
             Check(
                 "tls",

@@ -31,6 +31,34 @@ def slow(make_engine) -> CompletionEngine:
 CODE = "".join(f"value_{n} = compute(value_{n - 1}, step={n})\n" for n in range(1, 60))  # ~500 tokens
 
 
+async def silent_request_then(engine: CompletionEngine, standin, key: str) -> tuple[Document, int]:
+    """The server has read the prompt once (every answer as slow as a CPU); a diverging key sends a second
+    request (it will answer "bye"), and ``key`` is typed while that one has said nothing yet."""
+    standin.behaviour.ttft_s = 0.6
+    doc = Document(uri="file:///a.py", text=CODE + "greeting = ")
+    off = len(doc.text)
+    await engine.complete(doc, off)
+    assert engine.speeds.of(engine.transport).slow
+    standin.behaviour.tokens = ["bye"]
+    off = type_text(engine, doc, off, "x")  # diverges from "hello world": a new request for this position
+    second = asyncio.create_task(engine.complete(doc, off))
+    await until(lambda: len(standin.stats.requests) == 2)
+    off = type_text(engine, doc, off, key)
+    await second
+    return doc, off
+
+
+async def typed_at_a_rhythm(engine: CompletionEngine, clock: FakeClock) -> tuple[Document, int]:
+    """Six keys 120 ms apart on the engine's clock, with an adaptive debounce between 0 and 400 ms."""
+    engine.debouncer.max_ms = 400
+    doc = Document(uri="file:///a.py", text="x = ")
+    off = 4
+    for ch in "abcdef":
+        await clock.advance(0.12)
+        off = type_text(engine, doc, off, ch)
+    return doc, off
+
+
 async def test_at_a_pause_a_silent_request_still_prefilling_is_kept(slow, standin) -> None:
     """The counterpart of test_at_a_pause_a_silent_joined_request_is_replaced (a fast server)."""
     standin.behaviour.ttft_s = 0.6  # prefilling ~500 new tokens at 400/s: says nothing during the pause
@@ -48,17 +76,7 @@ async def test_at_a_pause_a_silent_request_still_prefilling_is_kept(slow, standi
 
 async def test_at_a_pause_a_request_past_its_prefill_is_replaced(slow, standin) -> None:
     """Its prompt was in the server's cache: what it does now is decode an answer for a stale position."""
-    standin.behaviour.ttft_s = 0.6  # every answer: as slow as a CPU (the engine keeps measuring it so)
-    doc = Document(uri="file:///a.py", text=CODE + "greeting = ")
-    off = len(doc.text)
-    await slow.complete(doc, off)  # the server has read this prompt once
-    assert slow.speeds.of(slow.transport).slow
-    standin.behaviour.tokens = ["bye"]
-    off = type_text(slow, doc, off, "x")  # diverges from "hello world": a new request for this position...
-    second = asyncio.create_task(slow.complete(doc, off))
-    await until(lambda: len(standin.stats.requests) == 2)
-    off = type_text(slow, doc, off, "y")
-    await second
+    doc, off = await silent_request_then(slow, standin, "y")
     third = asyncio.create_task(slow.complete(doc, off))  # ...joined, then the pause: it is past its prefill
     await until(lambda: len(standin.stats.requests) == 3)
     await until(lambda: standin.stats.disconnected == 1)
@@ -118,13 +136,8 @@ def measured_eager(engine: CompletionEngine) -> None:
 async def test_an_eager_server_gets_the_request_after_the_last_key_without_a_debounce(make_engine, standin) -> None:
     clock = FakeClock()
     engine = make_engine(0, clock)
-    engine.debouncer.max_ms = 400  # adaptive between 0 and 400 ms
     measured_slow(engine)
-    doc = Document(uri="file:///a.py", text="x = ")
-    off = 4
-    for ch in "abcdef":  # a rhythm of 120 ms
-        await clock.advance(0.12)
-        off = type_text(engine, doc, off, ch)
+    doc, off = await typed_at_a_rhythm(engine, clock)
     waiting = asyncio.create_task(engine.complete(doc, off))
     await asyncio.sleep(0.1)
     assert standin.stats.requests == []  # a slow server that is not llama-server: ~1.5 gaps for the next key
@@ -141,16 +154,7 @@ async def test_on_an_eager_server_a_joined_request_is_judged_by_its_first_token(
     replaced at the pause for having said nothing yet (that replaced every request at every key)."""
     eager = make_engine(200)
     measured_eager(eager)
-    standin.behaviour.ttft_s = 0.6
-    doc = Document(uri="file:///a.py", text=CODE + "greeting = ")
-    off = len(doc.text)
-    await eager.complete(doc, off)  # the server has read this prompt once
-    standin.behaviour.tokens = ["bye"]
-    off = type_text(eager, doc, off, "x")  # diverges from "hello world": a new request for this position...
-    second = asyncio.create_task(eager.complete(doc, off))
-    await until(lambda: len(standin.stats.requests) == 2)
-    off = type_text(eager, doc, off, "b")
-    await second
+    doc, off = await silent_request_then(eager, standin, "b")
     third = await eager.complete(doc, off)  # ...joined; past the pause it is still silent, and waited for
     assert (third.text, third.source) == ("ye", "cache")  # its answer, walked back past the "b"
     assert len(standin.stats.requests) == 2 and standin.stats.disconnected == 0
@@ -160,13 +164,8 @@ async def test_on_an_eager_server_a_joined_request_is_judged_by_its_first_token(
 async def test_eager_false_keeps_the_debounce_on_a_slow_llama_server(make_engine, standin) -> None:
     clock = FakeClock()
     engine = make_engine(0, clock, eager=False)
-    engine.debouncer.max_ms = 400
     measured_eager(engine)
-    doc = Document(uri="file:///a.py", text="x = ")
-    off = 4
-    for ch in "abcdef":
-        await clock.advance(0.12)
-        off = type_text(engine, doc, off, ch)
+    doc, off = await typed_at_a_rhythm(engine, clock)
     task = asyncio.create_task(engine.complete(doc, off))
     await asyncio.sleep(0.1)
     assert standin.stats.requests == []  # the user's config said no: ~1.5 gaps for the next key
